@@ -1,0 +1,7 @@
+"""``python -m audits``."""
+
+import sys
+
+from audits.cli import main
+
+sys.exit(main())

@@ -1,0 +1,249 @@
+"""Image sets: an ImageFolder or a CSV/Parquet manifest, fingerprints, and freezing.
+
+A held-out set is frozen by fingerprint: sha256 over the sorted (path, file sha256, label)
+rows. ``freeze`` records the fingerprint and every file's hash beside the data; a later audit
+re-checks them and refuses a set that moved, naming the changed, added and missing files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from audits.errors import AuditError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
+ROI_COLUMNS = ["roi_x0", "roi_y0", "roi_x1", "roi_y1"]
+#: Columns of the predictions table; manifest columns with these names are kept as meta_<name>.
+RESERVED = {
+    "row", "path", "label", "label_idx", "pred", "pred_idx", "confidence", "loss", "correct",
+    "topk_idx", "topk_prob", "width", "height", "file_sha256",
+}  # fmt: skip
+
+
+@dataclass
+class ImageSet:
+    """A data set: its root folder and one row per image (``path`` relative to ``root``)."""
+
+    source: Path  # the manifest file or the ImageFolder folder
+    root: Path
+    kind: str  # "manifest" | "imagefolder"
+    items: pd.DataFrame  # path, label (None when unlabelled), group?, roi_*?, metadata...
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.items["label"].notna().any())
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        return [c for c in self.items.columns if c not in {"path", "label"}]
+
+    @property
+    def has_roi(self) -> bool:
+        return all(c in self.items.columns for c in ROI_COLUMNS)
+
+    @property
+    def freeze_file(self) -> Path:
+        if self.kind == "manifest":
+            return self.source.with_name(self.source.stem + ".freeze.json")
+        return self.root / "freeze.json"
+
+    def abspath(self, rel: str) -> Path:
+        return self.root / rel
+
+
+def load_dataset(path: str | Path) -> ImageSet:
+    """Open an ImageFolder, a flat folder of images (unlabelled), or a manifest file.
+
+    A folder that holds ``manifest.csv`` or ``manifest.parquet`` is read as that manifest.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise AuditError(f"{path}: data set not found (expected an ImageFolder or a .csv/.parquet manifest)")
+    path = path.resolve()
+    if path.is_dir():
+        for name in MANIFEST_NAMES:
+            if (path / name).is_file():
+                return _load_manifest(path / name)
+        return _load_imagefolder(path)
+    if path.suffix.lower() in {".csv", ".parquet"}:
+        return _load_manifest(path)
+    raise AuditError(f"{path}: not a data set; give an ImageFolder folder or a .csv/.parquet manifest")
+
+
+def _load_imagefolder(root: Path) -> ImageSet:
+    rows: list[tuple[str, str | None]] = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir() and not entry.name.startswith("."):
+            for file in sorted(entry.rglob("*")):
+                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+                    rows.append((file.relative_to(root).as_posix(), entry.name))
+        elif entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
+            rows.append((entry.name, None))
+    labelled = {label for _, label in rows if label is not None}
+    if labelled and any(label is None for _, label in rows):
+        # A labelled ImageFolder with stray top-level files: those files have no class.
+        rows = [r for r in rows if r[1] is not None]
+    if not rows:
+        raise AuditError(f"{root}: no images found (ImageFolder: one sub-folder per class holding image files)")
+    items = pd.DataFrame(rows, columns=["path", "label"])
+    return ImageSet(source=root, root=root, kind="imagefolder", items=items)
+
+
+def _load_manifest(file: Path) -> ImageSet:
+    try:
+        if file.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(file)
+        else:
+            frame = pd.read_csv(file, dtype={"path": str, "label": str, "group": str}, keep_default_na=True)
+    except Exception as exc:  # pandas raises many types for a bad file
+        raise AuditError(f"{file}: cannot read the manifest ({type(exc).__name__}: {exc})") from None
+    if "path" not in frame.columns:
+        raise AuditError(f"{file}: the manifest has no 'path' column (columns: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise AuditError(f"{file}: the manifest lists no images")
+    if frame["path"].isna().any():
+        raise AuditError(f"{file}: row {int(frame['path'].isna().idxmax()) + 2} has an empty 'path'")
+    root = file.parent
+    frame["path"] = frame["path"].astype(str).str.replace("\\", "/", regex=False)
+    escaping = [p for p in frame["path"] if not _inside(root, p)]
+    if escaping:
+        raise AuditError(
+            f"{file}: {len(escaping)} path(s) leave the manifest's folder, e.g. '{escaping[0]}'; "
+            "paths must be relative and stay inside it"
+        )
+    dupes = frame["path"][frame["path"].duplicated()]
+    if not dupes.empty:
+        raise AuditError(f"{file}: path '{dupes.iloc[0]}' is listed more than once")
+    if "label" not in frame.columns:
+        frame["label"] = None
+    frame["label"] = frame["label"].astype(object).where(frame["label"].notna(), None)
+    frame["label"] = frame["label"].map(lambda v: None if v is None else str(v).strip())
+    missing_roi = [c for c in ROI_COLUMNS if c in frame.columns]
+    if missing_roi and len(missing_roi) != 4:
+        raise AuditError(f"{file}: region box needs all of {', '.join(ROI_COLUMNS)}; found only {', '.join(missing_roi)}")
+    rename = {c: f"meta_{c}" for c in frame.columns if c in RESERVED and c not in {"path", "label"}}
+    frame = frame.rename(columns=rename)
+    frame = frame[["path", "label"] + [c for c in frame.columns if c not in {"path", "label"}]]
+    return ImageSet(source=file, root=root, kind="manifest", items=frame.reset_index(drop=True))
+
+
+def _inside(root: Path, rel: str) -> bool:
+    if not rel or os.path.isabs(rel) or rel.startswith("/"):
+        return False
+    return (root / rel).resolve().is_relative_to(root.resolve())
+
+
+def check_labels(image_set: ImageSet, classes: list[str]) -> None:
+    """Refuse labels that are not classes of the model, listing them."""
+    known = set(classes)
+    labels = image_set.items["label"].dropna()
+    unknown = sorted(set(labels) - known)
+    if unknown:
+        count = int(labels.isin(unknown).sum())
+        shown = ", ".join(repr(u) for u in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise AuditError(
+            f"{image_set.source}: {count} image(s) have labels that are not classes of the model: {shown}; "
+            "rename them to the model's classes or remove those rows"
+        )
+
+
+def file_sha256(path: Path) -> str | None:
+    """sha256 of a file's bytes, or None when it cannot be read."""
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return None
+
+
+def hash_files(image_set: ImageSet, threads: int = 8) -> list[str | None]:
+    """sha256 of every listed file (None for unreadable ones), in item order; hashlib frees the GIL."""
+    paths = [image_set.abspath(p) for p in image_set.items["path"]]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(file_sha256, paths, chunksize=64))
+
+
+def fingerprint_rows(rows: Iterable[tuple[str, str | None, str | None]]) -> str:
+    """sha256 over the sorted (path, file sha256, label) rows."""
+    digest = hashlib.sha256()
+    for path, sha, label in sorted(rows, key=lambda r: r[0]):
+        digest.update(f"{path}\t{sha or ''}\t{'' if label is None else label}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(image_set: ImageSet, hashes: list[str | None] | None = None) -> str:
+    """The data set's fingerprint (hashes every file unless given)."""
+    hashes = hash_files(image_set) if hashes is None else hashes
+    return fingerprint_rows(zip(image_set.items["path"], hashes, image_set.items["label"], strict=True))
+
+
+def freeze(image_set: ImageSet) -> dict:
+    """Record the fingerprint and every file's hash beside the data; returns the record."""
+    hashes = hash_files(image_set)
+    unreadable = [p for p, h in zip(image_set.items["path"], hashes, strict=True) if h is None]
+    if unreadable:
+        raise AuditError(f"{image_set.abspath(unreadable[0])}: missing or unreadable; cannot freeze a set with missing files ({len(unreadable)} in all)")
+    record = {
+        "fingerprint": fingerprint(image_set, hashes),
+        "frozen_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": image_set.source.name,
+        "n_images": len(hashes),
+        "files": {
+            p: {"sha256": h, "label": lab}
+            for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
+        },
+    }
+    tmp = image_set.freeze_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(image_set.freeze_file)
+    return record
+
+
+def read_freeze(image_set: ImageSet) -> dict | None:
+    """The freeze record of a set, or None when it was never frozen."""
+    file = image_set.freeze_file
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AuditError(f"{file}: the freeze record is damaged; restore it from version control") from None
+
+
+def check_frozen(image_set: ImageSet, hashes: list[str | None]) -> bool:
+    """Compare the set with its freeze record; refuse one that moved. Returns whether it is frozen."""
+    record = read_freeze(image_set)
+    if record is None:
+        return False
+    now = {
+        p: (h, lab) for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
+    }
+    then = {p: (v["sha256"], v.get("label")) for p, v in record["files"].items()}
+    added = sorted(set(now) - set(then))
+    missing = sorted(p for p in set(then) if p not in now or now[p][0] is None)
+    changed = sorted(p for p in set(now) & set(then) if now[p][0] is not None and now[p][0] != then[p][0])
+    relabelled = sorted(p for p in set(now) & set(then) if now[p][0] == then[p][0] and now[p][1] != then[p][1])
+    if added or missing or changed or relabelled:
+        parts = []
+        for name, paths in (("changed", changed), ("relabelled", relabelled), ("added", added), ("missing", missing)):
+            if paths:
+                parts.append(f"{len(paths)} {name} ({', '.join(paths[:5])}{' …' if len(paths) > 5 else ''})")
+        raise AuditError(
+            f"{image_set.source}: the held-out set moved since it was frozen ({image_set.freeze_file.name}): "
+            f"{'; '.join(parts)}. Once an image is test it stays test: restore the files, or freeze a new "
+            "set under a new name"
+        )
+    return True

@@ -1,0 +1,353 @@
+"""Model directories: parse and validate ``model.toml``, build the module, load its weights.
+
+A version is identified by (name, version, sha256 of the weights, code_commit). Weights load
+without unpickling arbitrary objects: safetensors, or a state_dict read with
+``torch.load(weights_only=True)``. A pickled whole module is refused unless the caller passes
+``allow_pickle=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import pickle
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from audits.errors import AuditError
+
+CARD_NAME = "model.toml"
+_TOP_FIELDS = {
+    "name",
+    "version",
+    "architecture",
+    "weights",
+    "classes",
+    "target_layer",
+    "code_commit",
+    "training_manifest",
+    "kwargs",
+    "input",
+    "description",
+}
+_REQUIRED = ("name", "version", "architecture", "weights", "classes")
+_INPUT_FIELDS = {"size", "channels", "mean", "std"}
+_IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A parsed, validated ``model.toml``; paths are absolute."""
+
+    dir: Path
+    name: str
+    version: str
+    architecture: str
+    weights: Path
+    classes: list[str]
+    size: tuple[int, int]
+    channels: int
+    mean: list[float]
+    std: list[float]
+    target_layer: str | None = None
+    code_commit: str = "unknown"
+    training_manifest: Path | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def card_path(self) -> Path:
+        return self.dir / CARD_NAME
+
+    def identity(self) -> dict[str, Any]:
+        """The version block stored in every run (DESIGN.md ``model`` fields and more)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "weights_sha256": weights_sha256(self.weights),
+            "code_commit": self.code_commit,
+            "dir": str(self.dir),
+            "architecture": self.architecture,
+            "classes": list(self.classes),
+            "target_layer": self.target_layer,
+            "input": {"size": list(self.size), "channels": self.channels},
+            "training_manifest": str(self.training_manifest) if self.training_manifest else None,
+        }
+
+
+def _fail(card: Path, what: str) -> AuditError:
+    return AuditError(f"{card}: {what}")
+
+
+def load_card(model_dir: str | Path) -> ModelCard:
+    """Read and validate ``<model_dir>/model.toml`` (no code is run)."""
+    model_dir = Path(model_dir).expanduser().resolve()
+    card = model_dir / CARD_NAME
+    if model_dir.is_file() and model_dir.name == CARD_NAME:
+        model_dir, card = model_dir.parent, model_dir
+    if not card.is_file():
+        raise AuditError(f"{card}: not found; --model must be a folder holding a model.toml")
+    try:
+        raw = tomllib.loads(card.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(card, f"is not valid TOML ({exc})") from None
+
+    unknown = sorted(set(raw) - _TOP_FIELDS)
+    if unknown:
+        raise _fail(
+            card,
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TOP_FIELDS))}",
+        )
+    for key in _REQUIRED:
+        if key not in raw:
+            raise _fail(card, f"missing required field '{key}'")
+    for key in ("name", "version", "architecture", "weights"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise _fail(card, f"field '{key}' must be a non-empty string")
+
+    weights = (model_dir / raw["weights"]).resolve()
+    if not weights.is_file():
+        raise _fail(card, f"weights file '{raw['weights']}' not found in {model_dir}")
+    if weights.suffix not in {".safetensors", ".pt", ".pth"}:
+        raise _fail(card, f"field 'weights': expected a .safetensors, .pt or .pth file, got '{weights.name}'")
+
+    classes = _read_classes(raw["classes"], model_dir, card)
+    size, channels, mean, std = _read_input(raw.get("input", {}), card)
+
+    kwargs = raw.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise _fail(card, "[kwargs] must be a table of keyword arguments")
+
+    training = raw.get("training_manifest")
+    training_path = None
+    if training is not None:
+        training_path = (model_dir / str(training)).resolve()
+        if not training_path.exists():
+            raise _fail(card, f"training_manifest '{training}' not found (relative to {model_dir})")
+
+    target = raw.get("target_layer")
+    if target is not None and (not isinstance(target, str) or not target):
+        raise _fail(card, "field 'target_layer' must be a dotted module name such as 'features.6'")
+
+    return ModelCard(
+        dir=model_dir,
+        name=raw["name"].strip(),
+        version=raw["version"].strip(),
+        architecture=raw["architecture"].strip(),
+        weights=weights,
+        classes=classes,
+        size=size,
+        channels=channels,
+        mean=mean,
+        std=std,
+        target_layer=target,
+        code_commit=str(raw.get("code_commit", "unknown")),
+        training_manifest=training_path,
+        kwargs=kwargs,
+    )
+
+
+def _read_classes(value: Any, model_dir: Path, card: Path) -> list[str]:
+    if isinstance(value, str):
+        path = (model_dir / value).resolve()
+        if not path.is_file():
+            raise _fail(card, f"field 'classes': class list file '{value}' not found")
+        classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        classes = [c for c in classes if c]
+    elif isinstance(value, list) and all(isinstance(c, str) for c in value):
+        classes = [c.strip() for c in value]
+    else:
+        raise _fail(card, "field 'classes' must be a list of names or a path to a text file")
+    if len(classes) < 2:
+        raise _fail(card, "field 'classes' must name at least two classes")
+    dupes = sorted({c for c in classes if classes.count(c) > 1})
+    if dupes:
+        raise _fail(card, f"field 'classes' repeats {', '.join(dupes)}")
+    return classes
+
+
+def _read_input(section: Any, card: Path) -> tuple[tuple[int, int], int, list[float], list[float]]:
+    if not isinstance(section, dict):
+        raise _fail(card, "[input] must be a table with size, channels, mean, std")
+    unknown = sorted(set(section) - _INPUT_FIELDS)
+    if unknown:
+        raise _fail(card, f"unknown field(s) in [input]: {', '.join(unknown)}")
+    size = section.get("size")
+    if size is None:
+        raise _fail(card, "missing [input] size = [height, width]")
+    if isinstance(size, int):
+        size = [size, size]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+        raise _fail(card, "[input] size must be [height, width] in pixels")
+    channels = section.get("channels", 3)
+    if channels not in (1, 3):
+        raise _fail(card, "[input] channels must be 1 (greyscale) or 3 (RGB)")
+    default_mean, default_std = _IMAGENET if channels == 3 else ([0.5], [0.5])
+    mean = section.get("mean", default_mean)
+    std = section.get("std", default_std)
+    for key, val in (("mean", mean), ("std", std)):
+        if not (isinstance(val, list) and len(val) == channels and all(isinstance(v, int | float) for v in val)):
+            raise _fail(card, f"[input] {key} must list {channels} number(s), one per channel")
+    if any(s <= 0 for s in std):
+        raise _fail(card, "[input] std values must be positive")
+    return (size[0], size[1]), channels, [float(m) for m in mean], [float(s) for s in std]
+
+
+def weights_sha256(path: Path) -> str:
+    """sha256 of the weights file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_architecture(card: ModelCard) -> Any:
+    """Find the callable that builds the module: ``file.py:attr`` or ``package.module:attr``."""
+    spec = card.architecture
+    if ":" not in spec:
+        raise _fail(card.card_path, f"field 'architecture' = '{spec}' must look like 'net.py:SmallCNN' or 'package.module:attr'")
+    module_part, attr_path = spec.rsplit(":", 1)
+    if module_part.endswith(".py"):
+        file = (card.dir / module_part).resolve()
+        if not file.is_file():
+            raise _fail(card.card_path, f"field 'architecture': file '{module_part}' not found in {card.dir}")
+        mod_name = f"_audit_model_{hashlib.sha1(str(file).encode()).hexdigest()[:12]}"
+        module = sys.modules.get(mod_name)
+        if module is None:
+            import_spec = importlib.util.spec_from_file_location(mod_name, file)
+            assert import_spec is not None and import_spec.loader is not None
+            module = importlib.util.module_from_spec(import_spec)
+            sys.modules[mod_name] = module
+            try:
+                import_spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[mod_name]
+                raise _fail(card.card_path, f"importing '{module_part}' failed: {type(exc).__name__}: {exc}") from None
+    else:
+        if module_part.split(".")[0] == "torchvision":
+            from audits.tv import torchvision  # noqa: F401 - CPU-torch import workaround first
+        try:
+            module = importlib.import_module(module_part)
+        except ImportError as exc:
+            raise _fail(card.card_path, f"field 'architecture': cannot import '{module_part}' ({exc}); is the package installed?") from None
+    obj: Any = module
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise _fail(card.card_path, f"field 'architecture': '{module_part}' has no attribute '{attr_path}'")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise _fail(card.card_path, f"field 'architecture': '{spec}' is not callable")
+    return obj
+
+
+def read_state_dict(card: ModelCard, allow_pickle: bool = False) -> dict[str, torch.Tensor] | nn.Module:
+    """Read the weights without unpickling code (unless ``allow_pickle``)."""
+    path = card.weights
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise AuditError(f"{path}: not a readable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError:
+        raise AuditError(
+            f"{path}: holds pickled Python objects (likely a whole model saved with torch.save(model)); "
+            "refused because unpickling can run arbitrary code. Save the weights instead: "
+            "torch.save(model.state_dict(), 'weights.pt') or "
+            "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors'); "
+            "or pass --allow-pickle if you trust this file"
+        ) from None
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise AuditError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
+    if isinstance(obj, nn.Module):
+        return obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return {k.removeprefix("module."): v for k, v in obj.items()}
+    raise AuditError(f"{path}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
+
+
+def build_model(card: ModelCard, allow_pickle: bool = False) -> nn.Module:
+    """Instantiate the architecture and load the weights strictly (on the CPU)."""
+    state = read_state_dict(card, allow_pickle=allow_pickle)
+    if isinstance(state, nn.Module):
+        model = state
+    else:
+        factory = resolve_architecture(card)
+        try:
+            model = factory(**card.kwargs)
+        except Exception as exc:
+            raise _fail(card.card_path, f"building '{card.architecture}' with [kwargs] {card.kwargs} failed: {type(exc).__name__}: {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise _fail(card.card_path, f"'{card.architecture}' returned {type(model).__name__}, not a torch.nn.Module")
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            parts = []
+            if result.missing_keys:
+                parts.append(f"missing keys {_few(result.missing_keys)}")
+            if result.unexpected_keys:
+                parts.append(f"unexpected keys {_few(result.unexpected_keys)}")
+            raise AuditError(
+                f"{card.weights}: weights do not match '{card.architecture}' ({'; '.join(parts)}); "
+                "check the architecture, its [kwargs], or strip a wrapper prefix when saving"
+            )
+    return model.eval()
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    shown = ", ".join(keys[:n])
+    return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def load_model(card: ModelCard, device: str | torch.device = "cpu", allow_pickle: bool = False) -> nn.Module:
+    """Build, load and validate the model with one dummy forward pass; returns it in eval mode."""
+    model = build_model(card, allow_pickle=allow_pickle)
+    if card.target_layer is not None:
+        find_layer(model, card.target_layer, card.card_path)
+    dummy = torch.zeros(1, card.channels, *card.size)
+    try:
+        with torch.inference_mode():
+            out = model(dummy)
+    except Exception as exc:
+        raise AuditError(
+            f"{card.card_path}: a {card.channels}x{card.size[0]}x{card.size[1]} input fails in the model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check [input] size and channels"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != len(card.classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise AuditError(
+            f"{card.card_path}: the model outputs {shape} per batch but 'classes' lists "
+            f"{len(card.classes)}; the output width must equal the number of classes"
+        )
+    return model.to(device)
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the convolution modules, in definition order."""
+    return [name for name, mod in model.named_modules() if isinstance(mod, nn.Conv1d | nn.Conv2d | nn.Conv3d)]
+
+
+def find_layer(model: nn.Module, name: str, card_path: Path | None = None) -> nn.Module:
+    """The module at a dotted name; a wrong name lists the convolution layers to choose from."""
+    modules = dict(model.named_modules())
+    if name in modules:
+        return modules[name]
+    candidates = conv_layers(model)[-6:]
+    where = f"{card_path}: " if card_path else ""
+    hint = f"; convolution layers: {', '.join(candidates)}" if candidates else "; the model has no convolution layer"
+    raise AuditError(f"{where}target_layer '{name}' is not a module of the model{hint}")

@@ -1,0 +1,164 @@
+"""``python -m audits run``: inference, metrics and the optional analyses, into one run folder."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from audits.datasets import ImageSet, check_frozen, check_labels, fingerprint, hash_files, load_dataset
+from audits.errors import AuditError
+from audits.inference import Predictions, predict, resolve_device
+from audits.model_card import ModelCard, load_card, load_model
+from audits.store import DEFAULT_STORE, auditor_identity, create_run, new_run_id, utc_now, write_json
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class AuditContext:
+    """Everything an analysis stage may read; stages write only inside ``run_dir``."""
+
+    card: ModelCard
+    model: nn.Module
+    device: torch.device
+    image_set: ImageSet
+    predictions: Predictions
+    metrics: dict[str, Any]
+    run_dir: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = False
+
+
+#: Optional analyses run before the run folder is sealed: (key in audit.json, loader of the
+#: stage function). Loaders import lazily so a missing optional dependency only skips a stage.
+Stage = Callable[[AuditContext], dict[str, Any] | None]
+
+
+def _stages() -> list[tuple[str, Callable[[], Stage]]]:
+    def explain() -> Stage:
+        from explain.stage import explain_stage
+
+        return explain_stage
+
+    def integrity() -> Stage:
+        from audits.integrity import integrity_stage
+
+        return integrity_stage
+
+    return [("explain", explain), ("integrity", integrity)]
+
+
+def training_counts(card: ModelCard) -> dict[str, int] | None:
+    """Images per class in the training manifest the card names, if any."""
+    if card.training_manifest is None:
+        return None
+    train = load_dataset(card.training_manifest)
+    counts = train.items["label"].dropna().value_counts()
+    return {c: int(counts.get(c, 0)) for c in card.classes}
+
+
+def run_audit(
+    model_dir: str | Path,
+    data: str | Path,
+    store: str | Path = DEFAULT_STORE,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int | None = None,
+    allow_pickle: bool = False,
+    progress: bool = False,
+    skip: tuple[str, ...] = (),
+    options: dict[str, Any] | None = None,
+) -> Path:
+    """Audit a model on a labelled held-out set; returns the new run folder."""
+    started = time.perf_counter()
+    card = load_card(model_dir)
+    image_set = load_dataset(data)
+    if not image_set.labelled:
+        raise AuditError(
+            f"{image_set.source}: no labels; an audit needs a labelled held-out set "
+            "(for an unlabelled production batch use: python -m audits drift)"
+        )
+    check_labels(image_set, card.classes)
+    dev = resolve_device(device)
+    model = load_model(card, dev, allow_pickle=allow_pickle)
+    hashes = hash_files(image_set)
+    frozen = check_frozen(image_set, hashes)
+    if not frozen:
+        print(
+            f"warning: {image_set.source} is not frozen; freeze it so later runs can prove it did not move: "
+            f"python -m audits freeze {image_set.source}",
+            file=sys.stderr,
+        )
+    dataset_fp = fingerprint(image_set, hashes)
+    train_counts = training_counts(card)
+
+    from audits.metrics import audit_metrics
+
+    run_id = new_run_id("audit", card.name, card.version)
+    with create_run(store, run_id) as tmp:
+        preds = predict(model, card, image_set, dev, batch_size, workers, hashes=hashes, out_dir=tmp, progress=progress)
+        labelled = int((preds.table["label_idx"] >= 0).sum())
+        if labelled == 0:
+            raise AuditError(f"{image_set.source}: none of the {len(image_set.items)} images could be read ({_reasons(preds)})")
+        metrics = audit_metrics(preds.table, card.classes, train_counts=train_counts)
+        preds.table.to_parquet(tmp / "predictions.parquet", index=False)
+        meta: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "audit",
+            "run_id": run_id,
+            "created": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model": card.identity(),
+            "dataset": {
+                "fingerprint": dataset_fp,
+                "n_images": int(len(preds.table)),
+                "n_skipped": len(preds.skipped),
+                "n_listed": int(len(image_set.items)),
+                "path": str(image_set.source),
+                "kind": image_set.kind,
+                "frozen": frozen,
+                "metadata_columns": image_set.metadata_columns,
+                "has_roi": image_set.has_roi,
+            },
+            "auditor": auditor_identity(),
+            "device": preds.device,
+            "embedding_source": preds.embedding_source,
+            "timings": dict(preds.timings),
+            "skipped": preds.skipped,
+            "metrics": metrics,
+        }
+        ctx = AuditContext(card, model, dev, image_set, preds, metrics, tmp, dict(options or {}), progress)
+        for key, load in _stages():
+            if key in skip:
+                continue
+            meta[key] = _run_stage(key, load, ctx)
+        meta["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+        write_json(tmp / "audit.json", meta)
+    return Path(store) / run_id
+
+
+def _run_stage(key: str, load: Callable[[], Stage], ctx: AuditContext) -> dict[str, Any] | None:
+    """Run one optional analysis; a failure is recorded in the run instead of losing the run."""
+    try:
+        stage = load()
+    except ImportError as exc:
+        return {"error": f"{key} unavailable ({exc})"}
+    try:
+        return stage(ctx)
+    except AuditError as exc:
+        print(f"warning: {key}: {exc}", file=sys.stderr)
+        return {"error": str(exc)}
+    except Exception as exc:  # keep the audit; say what broke
+        print(f"warning: {key} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _reasons(preds: Predictions) -> str:
+    reasons = sorted({s["reason"] for s in preds.skipped})
+    return "; ".join(reasons[:3]) or "no images"
