@@ -17,7 +17,18 @@ from audits.errors import AuditError
 
 #: Command modules, in the order ``--help`` lists them. Each has ``add_parser(subparsers)``
 #: and ``main(args) -> int``, and imports heavy libraries inside ``main``.
-COMMANDS = ("run", "freeze", "list", "explain", "drift", "compare", "claims", "export", "verify", "demo")
+COMMANDS = (
+    "run",
+    "freeze",
+    "list",
+    "explain",
+    "drift",
+    "compare",
+    "claims",
+    "export",
+    "verify",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

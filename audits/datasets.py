@@ -68,7 +68,9 @@ def load_dataset(path: str | Path) -> ImageSet:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise AuditError(f"{path}: data set not found (expected an ImageFolder or a .csv/.parquet manifest)")
+        raise AuditError(
+            f"{path}: data set not found (expected an ImageFolder or a .csv/.parquet manifest)"
+        )
     path = path.resolve()
     if path.is_dir():
         for name in MANIFEST_NAMES:
@@ -77,7 +79,9 @@ def load_dataset(path: str | Path) -> ImageSet:
         return _load_imagefolder(path)
     if path.suffix.lower() in {".csv", ".parquet"}:
         return _load_manifest(path)
-    raise AuditError(f"{path}: not a data set; give an ImageFolder folder or a .csv/.parquet manifest")
+    raise AuditError(
+        f"{path}: not a data set; give an ImageFolder folder or a .csv/.parquet manifest"
+    )
 
 
 def _load_imagefolder(root: Path) -> ImageSet:
@@ -94,7 +98,9 @@ def _load_imagefolder(root: Path) -> ImageSet:
         # A labelled ImageFolder with stray top-level files: those files have no class.
         rows = [r for r in rows if r[1] is not None]
     if not rows:
-        raise AuditError(f"{root}: no images found (ImageFolder: one sub-folder per class holding image files)")
+        raise AuditError(
+            f"{root}: no images found (ImageFolder: one sub-folder per class holding image files)"
+        )
     items = pd.DataFrame(rows, columns=["path", "label"])
     return ImageSet(source=root, root=root, kind="imagefolder", items=items)
 
@@ -104,15 +110,23 @@ def _load_manifest(file: Path) -> ImageSet:
         if file.suffix.lower() == ".parquet":
             frame = pd.read_parquet(file)
         else:
-            frame = pd.read_csv(file, dtype={"path": str, "label": str, "group": str}, keep_default_na=True)
+            frame = pd.read_csv(
+                file, dtype={"path": str, "label": str, "group": str}, keep_default_na=True
+            )
     except Exception as exc:  # pandas raises many types for a bad file
-        raise AuditError(f"{file}: cannot read the manifest ({type(exc).__name__}: {exc})") from None
+        raise AuditError(
+            f"{file}: cannot read the manifest ({type(exc).__name__}: {exc})"
+        ) from None
     if "path" not in frame.columns:
-        raise AuditError(f"{file}: the manifest has no 'path' column (columns: {', '.join(map(str, frame.columns))})")
+        raise AuditError(
+            f"{file}: the manifest has no 'path' column (columns: {', '.join(map(str, frame.columns))})"
+        )
     if frame.empty:
         raise AuditError(f"{file}: the manifest lists no images")
     if frame["path"].isna().any():
-        raise AuditError(f"{file}: row {int(frame['path'].isna().idxmax()) + 2} has an empty 'path'")
+        raise AuditError(
+            f"{file}: row {int(frame['path'].isna().idxmax()) + 2} has an empty 'path'"
+        )
     root = file.parent
     frame["path"] = frame["path"].astype(str).str.replace("\\", "/", regex=False)
     escaping = [p for p in frame["path"] if not _inside(root, p)]
@@ -130,7 +144,9 @@ def _load_manifest(file: Path) -> ImageSet:
     frame["label"] = frame["label"].map(lambda v: None if v is None else str(v).strip())
     missing_roi = [c for c in ROI_COLUMNS if c in frame.columns]
     if missing_roi and len(missing_roi) != 4:
-        raise AuditError(f"{file}: region box needs all of {', '.join(ROI_COLUMNS)}; found only {', '.join(missing_roi)}")
+        raise AuditError(
+            f"{file}: region box needs all of {', '.join(ROI_COLUMNS)}; found only {', '.join(missing_roi)}"
+        )
     rename = {c: f"meta_{c}" for c in frame.columns if c in RESERVED and c not in {"path", "label"}}
     frame = frame.rename(columns=rename)
     frame = frame[["path", "label"] + [c for c in frame.columns if c not in {"path", "label"}]]
@@ -187,7 +203,9 @@ def fingerprint_rows(rows: Iterable[tuple[str, str | None, str | None]]) -> str:
 def fingerprint(image_set: ImageSet, hashes: list[str | None] | None = None) -> str:
     """The data set's fingerprint (hashes every file unless given)."""
     hashes = hash_files(image_set) if hashes is None else hashes
-    return fingerprint_rows(zip(image_set.items["path"], hashes, image_set.items["label"], strict=True))
+    return fingerprint_rows(
+        zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
+    )
 
 
 def freeze(image_set: ImageSet) -> dict:
@@ -195,7 +213,9 @@ def freeze(image_set: ImageSet) -> dict:
     hashes = hash_files(image_set)
     unreadable = [p for p, h in zip(image_set.items["path"], hashes, strict=True) if h is None]
     if unreadable:
-        raise AuditError(f"{image_set.abspath(unreadable[0])}: missing or unreadable; cannot freeze a set with missing files ({len(unreadable)} in all)")
+        raise AuditError(
+            f"{image_set.abspath(unreadable[0])}: missing or unreadable; cannot freeze a set with missing files ({len(unreadable)} in all)"
+        )
     record = {
         "fingerprint": fingerprint(image_set, hashes),
         "frozen_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -203,7 +223,9 @@ def freeze(image_set: ImageSet) -> dict:
         "n_images": len(hashes),
         "files": {
             p: {"sha256": h, "label": lab}
-            for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
+            for p, h, lab in zip(
+                image_set.items["path"], hashes, image_set.items["label"], strict=True
+            )
         },
     }
     tmp = image_set.freeze_file.with_suffix(".tmp")
@@ -220,7 +242,9 @@ def read_freeze(image_set: ImageSet) -> dict | None:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise AuditError(f"{file}: the freeze record is damaged; restore it from version control") from None
+        raise AuditError(
+            f"{file}: the freeze record is damaged; restore it from version control"
+        ) from None
 
 
 def check_frozen(image_set: ImageSet, hashes: list[str | None]) -> bool:
@@ -229,18 +253,30 @@ def check_frozen(image_set: ImageSet, hashes: list[str | None]) -> bool:
     if record is None:
         return False
     now = {
-        p: (h, lab) for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
+        p: (h, lab)
+        for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
     }
     then = {p: (v["sha256"], v.get("label")) for p, v in record["files"].items()}
     added = sorted(set(now) - set(then))
     missing = sorted(p for p in set(then) if p not in now or now[p][0] is None)
-    changed = sorted(p for p in set(now) & set(then) if now[p][0] is not None and now[p][0] != then[p][0])
-    relabelled = sorted(p for p in set(now) & set(then) if now[p][0] == then[p][0] and now[p][1] != then[p][1])
+    changed = sorted(
+        p for p in set(now) & set(then) if now[p][0] is not None and now[p][0] != then[p][0]
+    )
+    relabelled = sorted(
+        p for p in set(now) & set(then) if now[p][0] == then[p][0] and now[p][1] != then[p][1]
+    )
     if added or missing or changed or relabelled:
         parts = []
-        for name, paths in (("changed", changed), ("relabelled", relabelled), ("added", added), ("missing", missing)):
+        for name, paths in (
+            ("changed", changed),
+            ("relabelled", relabelled),
+            ("added", added),
+            ("missing", missing),
+        ):
             if paths:
-                parts.append(f"{len(paths)} {name} ({', '.join(paths[:5])}{' …' if len(paths) > 5 else ''})")
+                parts.append(
+                    f"{len(paths)} {name} ({', '.join(paths[:5])}{' …' if len(paths) > 5 else ''})"
+                )
         raise AuditError(
             f"{image_set.source}: the held-out set moved since it was frozen ({image_set.freeze_file.name}): "
             f"{'; '.join(parts)}. Once an image is test it stays test: restore the files, or freeze a new "

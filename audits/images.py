@@ -66,7 +66,9 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
-def load_for_model(data: bytes, size: tuple[int, int], channels: int) -> tuple[np.ndarray, int, int]:
+def load_for_model(
+    data: bytes, size: tuple[int, int], channels: int
+) -> tuple[np.ndarray, int, int]:
     """Decode and resize to (height, width); returns uint8 HxWxC, original width and height."""
     img = decode(data)
     width, height = img.size

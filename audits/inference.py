@@ -33,7 +33,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AuditError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+        raise AuditError(
+            "--device cuda: no CUDA device is available here; use --device cpu or auto"
+        )
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise AuditError(f"--device {device}: expected auto, cpu or cuda")
     return torch.device(device)
@@ -151,7 +153,9 @@ class _RowWriter:
         elif self.n < self.capacity:
             full = self.mm
             tmp = self.path.with_suffix(".trim.npy")
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(self.n, full.shape[1]))
+            out = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.float16, shape=(self.n, full.shape[1])
+            )
             for start in range(0, self.n, 65536):
                 stop = min(start + 65536, self.n)
                 out[start:stop] = full[start:stop]
@@ -216,7 +220,10 @@ def predict(
         persistent_workers=False,
     )
     class_index = {c: i for i, c in enumerate(card.classes)}
-    label_idx_all = np.array([class_index.get(lab, -1) if lab is not None else -1 for lab in items["label"]], dtype=np.int64)
+    label_idx_all = np.array(
+        [class_index.get(lab, -1) if lab is not None else -1 for lab in items["label"]],
+        dtype=np.int64,
+    )
     k = min(TOP_K, len(card.classes))
 
     kept: list[np.ndarray] = []
@@ -233,7 +240,13 @@ def predict(
     emb_dim = 0
 
     started = time.perf_counter()
-    bar = tqdm(total=len(paths), unit="img", desc=f"{card.name} {card.version}", file=sys.stderr, disable=not progress)
+    bar = tqdm(
+        total=len(paths),
+        unit="img",
+        desc=f"{card.name} {card.version}",
+        file=sys.stderr,
+        disable=not progress,
+    )
     try:
         for batch, index, reasons, width, height in loader:
             index = index.numpy()
@@ -269,7 +282,20 @@ def predict(
     elapsed = time.perf_counter() - started
 
     rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    table = _table(items, rows, label_idx_all, card, pred_idx, conf, loss, top_idx, top_prob, widths, heights, hashes)
+    table = _table(
+        items,
+        rows,
+        label_idx_all,
+        card,
+        pred_idx,
+        conf,
+        loss,
+        top_idx,
+        top_prob,
+        widths,
+        heights,
+        hashes,
+    )
     probabilities = probs_out.finish(len(card.classes))
     embeddings = emb_out.finish(emb_dim)
     return Predictions(
@@ -278,7 +304,10 @@ def predict(
         embeddings=embeddings,
         skipped=skipped,
         device=describe_device(dev, predictor.amp),
-        timings={"inference_s": round(elapsed, 4), "images_per_s": round(len(paths) / elapsed, 2) if elapsed > 0 else 0.0},
+        timings={
+            "inference_s": round(elapsed, 4),
+            "images_per_s": round(len(paths) / elapsed, 2) if elapsed > 0 else 0.0,
+        },
         embedding_source=predictor.embedding_source,
     )
 
@@ -316,7 +345,9 @@ def _table(
             "loss": cat(loss, np.float32),
             "correct": (p_idx == l_idx) & (l_idx >= 0),
             "topk_idx": list(cat(top_idx, np.int64).reshape(len(rows), -1)) if len(rows) else [],
-            "topk_prob": list(cat(top_prob, np.float32).reshape(len(rows), -1)) if len(rows) else [],
+            "topk_prob": list(cat(top_prob, np.float32).reshape(len(rows), -1))
+            if len(rows)
+            else [],
             "width": widths[rows],
             "height": heights[rows],
             "file_sha256": [hashes[i] for i in rows] if hashes is not None else [None] * len(rows),

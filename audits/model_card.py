@@ -115,7 +115,10 @@ def load_card(model_dir: str | Path) -> ModelCard:
     if not weights.is_file():
         raise _fail(card, f"weights file '{raw['weights']}' not found in {model_dir}")
     if weights.suffix not in {".safetensors", ".pt", ".pth"}:
-        raise _fail(card, f"field 'weights': expected a .safetensors, .pt or .pth file, got '{weights.name}'")
+        raise _fail(
+            card,
+            f"field 'weights': expected a .safetensors, .pt or .pth file, got '{weights.name}'",
+        )
 
     classes = _read_classes(raw["classes"], model_dir, card)
     size, channels, mean, std = _read_input(raw.get("input", {}), card)
@@ -183,7 +186,11 @@ def _read_input(section: Any, card: Path) -> tuple[tuple[int, int], int, list[fl
         raise _fail(card, "missing [input] size = [height, width]")
     if isinstance(size, int):
         size = [size, size]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(s, int) and s > 0 for s in size)
+    ):
         raise _fail(card, "[input] size must be [height, width] in pixels")
     channels = section.get("channels", 3)
     if channels not in (1, 3):
@@ -192,7 +199,11 @@ def _read_input(section: Any, card: Path) -> tuple[tuple[int, int], int, list[fl
     mean = section.get("mean", default_mean)
     std = section.get("std", default_std)
     for key, val in (("mean", mean), ("std", std)):
-        if not (isinstance(val, list) and len(val) == channels and all(isinstance(v, int | float) for v in val)):
+        if not (
+            isinstance(val, list)
+            and len(val) == channels
+            and all(isinstance(v, int | float) for v in val)
+        ):
             raise _fail(card, f"[input] {key} must list {channels} number(s), one per channel")
     if any(s <= 0 for s in std):
         raise _fail(card, "[input] std values must be positive")
@@ -212,12 +223,18 @@ def resolve_architecture(card: ModelCard) -> Any:
     """Find the callable that builds the module: ``file.py:attr`` or ``package.module:attr``."""
     spec = card.architecture
     if ":" not in spec:
-        raise _fail(card.card_path, f"field 'architecture' = '{spec}' must look like 'net.py:SmallCNN' or 'package.module:attr'")
+        raise _fail(
+            card.card_path,
+            f"field 'architecture' = '{spec}' must look like 'net.py:SmallCNN' or 'package.module:attr'",
+        )
     module_part, attr_path = spec.rsplit(":", 1)
     if module_part.endswith(".py"):
         file = (card.dir / module_part).resolve()
         if not file.is_file():
-            raise _fail(card.card_path, f"field 'architecture': file '{module_part}' not found in {card.dir}")
+            raise _fail(
+                card.card_path,
+                f"field 'architecture': file '{module_part}' not found in {card.dir}",
+            )
         mod_name = f"_audit_model_{hashlib.sha1(str(file).encode()).hexdigest()[:12]}"
         module = sys.modules.get(mod_name)
         if module is None:
@@ -229,25 +246,35 @@ def resolve_architecture(card: ModelCard) -> Any:
                 import_spec.loader.exec_module(module)
             except Exception as exc:
                 del sys.modules[mod_name]
-                raise _fail(card.card_path, f"importing '{module_part}' failed: {type(exc).__name__}: {exc}") from None
+                raise _fail(
+                    card.card_path, f"importing '{module_part}' failed: {type(exc).__name__}: {exc}"
+                ) from None
     else:
         if module_part.split(".")[0] == "torchvision":
             from audits.tv import torchvision  # noqa: F401 - CPU-torch import workaround first
         try:
             module = importlib.import_module(module_part)
         except ImportError as exc:
-            raise _fail(card.card_path, f"field 'architecture': cannot import '{module_part}' ({exc}); is the package installed?") from None
+            raise _fail(
+                card.card_path,
+                f"field 'architecture': cannot import '{module_part}' ({exc}); is the package installed?",
+            ) from None
     obj: Any = module
     for part in attr_path.split("."):
         if not hasattr(obj, part):
-            raise _fail(card.card_path, f"field 'architecture': '{module_part}' has no attribute '{attr_path}'")
+            raise _fail(
+                card.card_path,
+                f"field 'architecture': '{module_part}' has no attribute '{attr_path}'",
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise _fail(card.card_path, f"field 'architecture': '{spec}' is not callable")
     return obj
 
 
-def read_state_dict(card: ModelCard, allow_pickle: bool = False) -> dict[str, torch.Tensor] | nn.Module:
+def read_state_dict(
+    card: ModelCard, allow_pickle: bool = False
+) -> dict[str, torch.Tensor] | nn.Module:
     """Read the weights without unpickling code (unless ``allow_pickle``)."""
     path = card.weights
     if path.suffix == ".safetensors":
@@ -292,9 +319,15 @@ def build_model(card: ModelCard, allow_pickle: bool = False) -> nn.Module:
         try:
             model = factory(**card.kwargs)
         except Exception as exc:
-            raise _fail(card.card_path, f"building '{card.architecture}' with [kwargs] {card.kwargs} failed: {type(exc).__name__}: {exc}") from None
+            raise _fail(
+                card.card_path,
+                f"building '{card.architecture}' with [kwargs] {card.kwargs} failed: {type(exc).__name__}: {exc}",
+            ) from None
         if not isinstance(model, nn.Module):
-            raise _fail(card.card_path, f"'{card.architecture}' returned {type(model).__name__}, not a torch.nn.Module")
+            raise _fail(
+                card.card_path,
+                f"'{card.architecture}' returned {type(model).__name__}, not a torch.nn.Module",
+            )
         result = model.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
             parts = []
@@ -314,7 +347,9 @@ def _few(keys: list[str], n: int = 4) -> str:
     return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
-def load_model(card: ModelCard, device: str | torch.device = "cpu", allow_pickle: bool = False) -> nn.Module:
+def load_model(
+    card: ModelCard, device: str | torch.device = "cpu", allow_pickle: bool = False
+) -> nn.Module:
     """Build, load and validate the model with one dummy forward pass; returns it in eval mode."""
     model = build_model(card, allow_pickle=allow_pickle)
     if card.target_layer is not None:
@@ -339,7 +374,11 @@ def load_model(card: ModelCard, device: str | torch.device = "cpu", allow_pickle
 
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of the convolution modules, in definition order."""
-    return [name for name, mod in model.named_modules() if isinstance(mod, nn.Conv1d | nn.Conv2d | nn.Conv3d)]
+    return [
+        name
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.Conv1d | nn.Conv2d | nn.Conv3d)
+    ]
 
 
 def find_layer(model: nn.Module, name: str, card_path: Path | None = None) -> nn.Module:
@@ -349,5 +388,9 @@ def find_layer(model: nn.Module, name: str, card_path: Path | None = None) -> nn
         return modules[name]
     candidates = conv_layers(model)[-6:]
     where = f"{card_path}: " if card_path else ""
-    hint = f"; convolution layers: {', '.join(candidates)}" if candidates else "; the model has no convolution layer"
+    hint = (
+        f"; convolution layers: {', '.join(candidates)}"
+        if candidates
+        else "; the model has no convolution layer"
+    )
     raise AuditError(f"{where}target_layer '{name}' is not a module of the model{hint}")

@@ -12,11 +12,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from audits.datasets import ImageSet, check_frozen, check_labels, fingerprint, hash_files, load_dataset
+from audits.datasets import (
+    ImageSet,
+    check_frozen,
+    check_labels,
+    fingerprint,
+    hash_files,
+    load_dataset,
+)
 from audits.errors import AuditError
 from audits.inference import Predictions, predict, resolve_device
 from audits.model_card import ModelCard, load_card, load_model
-from audits.store import DEFAULT_STORE, auditor_identity, create_run, new_run_id, utc_now, write_json
+from audits.store import (
+    DEFAULT_STORE,
+    auditor_identity,
+    create_run,
+    new_run_id,
+    utc_now,
+    write_json,
+)
 
 SCHEMA_VERSION = 1
 
@@ -103,10 +117,22 @@ def run_audit(
 
     run_id = new_run_id("audit", card.name, card.version)
     with create_run(store, run_id) as tmp:
-        preds = predict(model, card, image_set, dev, batch_size, workers, hashes=hashes, out_dir=tmp, progress=progress)
+        preds = predict(
+            model,
+            card,
+            image_set,
+            dev,
+            batch_size,
+            workers,
+            hashes=hashes,
+            out_dir=tmp,
+            progress=progress,
+        )
         labelled = int((preds.table["label_idx"] >= 0).sum())
         if labelled == 0:
-            raise AuditError(f"{image_set.source}: none of the {len(image_set.items)} images could be read ({_reasons(preds)})")
+            raise AuditError(
+                f"{image_set.source}: none of the {len(image_set.items)} images could be read ({_reasons(preds)})"
+            )
         metrics = audit_metrics(preds.table, card.classes, train_counts=train_counts)
         preds.table.to_parquet(tmp / "predictions.parquet", index=False)
         meta: dict[str, Any] = {
@@ -133,7 +159,9 @@ def run_audit(
             "skipped": preds.skipped,
             "metrics": metrics,
         }
-        ctx = AuditContext(card, model, dev, image_set, preds, metrics, tmp, dict(options or {}), progress)
+        ctx = AuditContext(
+            card, model, dev, image_set, preds, metrics, tmp, dict(options or {}), progress
+        )
         for key, load in _stages():
             if key in skip:
                 continue

@@ -171,7 +171,9 @@ class Run:
     def table(self) -> pd.DataFrame:
         file = self.path / "predictions.parquet"
         if not file.is_file():
-            raise AuditError(f"{self.path}: has no predictions.parquet (not an audit run, or damaged)")
+            raise AuditError(
+                f"{self.path}: has no predictions.parquet (not an audit run, or damaged)"
+            )
         return pd.read_parquet(file)
 
     @cached_property

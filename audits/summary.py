@@ -40,5 +40,7 @@ def print_summary(run: Run, console: Console | None = None, worst: int = 5) -> N
     if pairs:
         console.print(
             "most confused: "
-            + "; ".join(f"{p['true']}→{p['predicted']} {p['count']}× ({_pct(p['rate'])})" for p in pairs)
+            + "; ".join(
+                f"{p['true']}→{p['predicted']} {p['count']}× ({_pct(p['rate'])})" for p in pairs
+            )
         )

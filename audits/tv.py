@@ -8,6 +8,8 @@ and captum importable; ``torchvision.ops.nms`` and ``torchvision.io`` decoding s
 on such a machine, so images are decoded with Pillow everywhere.
 """
 
+import contextlib
+
 import torch
 
 _SCHEMAS = (
@@ -27,10 +29,8 @@ def _register_missing_schemas() -> None:
         pass
     lib = torch.library.Library("torchvision", "FRAGMENT")
     for schema in _SCHEMAS:
-        try:
+        with contextlib.suppress(RuntimeError):  # already defined by another importer
             lib.define(schema)
-        except RuntimeError:  # already defined by another importer
-            pass
     # Keep the library object alive for the life of the process.
     _register_missing_schemas.lib = lib  # type: ignore[attr-defined]
 

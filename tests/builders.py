@@ -90,7 +90,9 @@ def make_model_dir(
     return root
 
 
-def make_imagefolder(root: Path, classes: list[str], per_class: int = 4, size: int = 24, seed: int = 0) -> Path:
+def make_imagefolder(
+    root: Path, classes: list[str], per_class: int = 4, size: int = 24, seed: int = 0
+) -> Path:
     """An ImageFolder of random PNGs; each class has its own mean colour so models can differ."""
     rng = np.random.default_rng(seed)
     for k, cls in enumerate(classes):
@@ -102,7 +104,14 @@ def make_imagefolder(root: Path, classes: list[str], per_class: int = 4, size: i
     return root
 
 
-def make_manifest(root: Path, classes: list[str], per_class: int = 4, size: int = 24, seed: int = 0, extra: dict | None = None) -> Path:
+def make_manifest(
+    root: Path,
+    classes: list[str],
+    per_class: int = 4,
+    size: int = 24,
+    seed: int = 0,
+    extra: dict | None = None,
+) -> Path:
     """A manifest.csv over generated images, with group/roi/source metadata columns."""
     import pandas as pd
 
@@ -111,7 +120,9 @@ def make_manifest(root: Path, classes: list[str], per_class: int = 4, size: int 
     (root / "img").mkdir(parents=True, exist_ok=True)
     for k, cls in enumerate(classes):
         for i in range(per_class):
-            arr = np.clip(40 + 60 * k + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            arr = np.clip(40 + 60 * k + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(
+                np.uint8
+            )
             rel = f"img/{cls}_{i}.png"
             Image.fromarray(arr).save(root / rel)
             rows.append(

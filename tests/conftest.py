@@ -4,9 +4,10 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import audits.tv  # noqa: E402,F401 - must run before anything imports torchvision
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+import audits.tv  # noqa: E402,F401 - must run before anything imports torchvision
 
 torch.set_num_threads(2)
 

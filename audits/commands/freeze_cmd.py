@@ -6,9 +6,15 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("freeze", help="freeze a held-out set (fingerprint + per-file hashes)", description=__doc__)
+    p = sub.add_parser(
+        "freeze", help="freeze a held-out set (fingerprint + per-file hashes)", description=__doc__
+    )
     p.add_argument("data", help="ImageFolder or .csv/.parquet manifest")
-    p.add_argument("--force", action="store_true", help="freeze again even if the set moved (a new held-out set)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="freeze again even if the set moved (a new held-out set)",
+    )
     p.set_defaults(handler=main)
 
 

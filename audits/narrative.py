@@ -1,0 +1,106 @@
+"""Plain-language sentences about a stored run, for executives and clients.
+
+Shared by the dashboard's overview and the exports' cover page so the two always say the
+same thing. Every number comes from the stored run; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audits.related import RunBundle
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """0.8423 -> '84.2%'; None -> 'n/a'."""
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return ""
+    return f" (95% CI {pct(low)}–{pct(high)})"
+
+
+def headline(meta: dict[str, Any]) -> str:
+    """What was tested on what, and the overall accuracy with its interval."""
+    model, data, m = meta["model"], meta["dataset"], meta["metrics"]
+    acc_ci = _ci(m.get("accuracy_ci_low"), m.get("accuracy_ci_high"))
+    frozen = "a frozen held-out set" if data.get("frozen") else "a held-out set that is not frozen"
+    return (
+        f"{model['name']} {model['version']} was tested on {data['n_images']:,} images of "
+        f"{m.get('n_classes', len(m['per_class']))} classes from {frozen}. It labels "
+        f"{pct(m['accuracy'])}{acc_ci} of them correctly; averaged over classes, "
+        f"{pct(m['balanced_accuracy'])}."
+    )
+
+
+def worst_classes(meta: dict[str, Any], n: int = 3) -> list[str]:
+    """One sentence per weakest class: recall with its interval and its main confusion."""
+    m = meta["metrics"]
+    rows = sorted((c for c in m["per_class"] if c.get("recall") is not None), key=lambda c: c["recall"])
+    pairs = m.get("most_confused", [])
+    out = []
+    for c in rows[:n]:
+        main = next((p for p in pairs if p["true"] == c["class"]), None)
+        confusion = f"; most often read as {main['predicted']} ({main['count']} times)" if main else ""
+        out.append(
+            f"{c['class']}: {pct(c['recall'])} correct{_ci(c['ci_low'], c['ci_high'])} on "
+            f"{c['support']} images{confusion}."
+        )
+    return out
+
+
+def warnings(bundle: RunBundle) -> list[str]:
+    """Things a reader must know before trusting the numbers."""
+    meta = bundle.audit.meta
+    out = []
+    data = meta["dataset"]
+    if not data.get("frozen"):
+        out.append("The held-out set is not frozen, so nothing proves it stayed the same between runs.")
+    if data.get("n_skipped"):
+        out.append(f"{data['n_skipped']} image(s) could not be read and were left out.")
+    too_few = (meta["metrics"].get("imbalance") or {}).get("too_few") or []
+    if too_few:
+        shown = ", ".join(too_few[:5]) + (" …" if len(too_few) > 5 else "")
+        out.append(f"{len(too_few)} class(es) have too few test images to judge: {shown}.")
+    integrity = meta.get("integrity") or {}
+    leak = integrity.get("leakage") or {}
+    n_leaked = leak.get("n_leaked")
+    if n_leaked:
+        out.append(f"{n_leaked} test image(s) also appear in the training data (leakage); see Integrity.")
+    if bundle.drift is not None and bundle.drift.meta.get("drift"):
+        out.append("Production images have drifted away from the held-out set; see Drift.")
+    return out
+
+
+def comparison_sentence(bundle: RunBundle) -> str | None:
+    """The release verdict against the previous version, if a comparison exists."""
+    if bundle.comparison is None:
+        return None
+    c = bundle.comparison.meta
+    verdict = c.get("verdict", "?")
+    summary = c.get("summary") or "; ".join(c.get("reasons", []))
+    word = "promote" if verdict == "promote" else "hold for human investigation"
+    other = (c.get("run_a") or {}).get("model", {}).get("version", "the previous version")
+    return f"Against {other}: {word}. {summary}".strip()
+
+
+def executive_summary(bundle: RunBundle) -> list[str]:
+    """The overview paragraph, sentence by sentence."""
+    meta = bundle.audit.meta
+    out = [headline(meta)]
+    weakest = worst_classes(meta, 1)
+    if weakest:
+        out.append("Weakest class — " + weakest[0])
+    ece = meta["metrics"].get("ece")
+    if ece is not None:
+        out.append(
+            f"Its confidence is off by {pct(ece)} on average (expected calibration error)"
+            + (", so its stated confidence can be taken roughly at face value." if ece < 0.05 else ".")
+        )
+    verdict = comparison_sentence(bundle)
+    if verdict:
+        out.append(verdict)
+    out.extend(warnings(bundle))
+    return out
