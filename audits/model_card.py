@@ -328,7 +328,14 @@ def build_model(card: ModelCard, allow_pickle: bool = False) -> nn.Module:
                 card.card_path,
                 f"'{card.architecture}' returned {type(model).__name__}, not a torch.nn.Module",
             )
-        result = model.load_state_dict(state, strict=False)
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches raise even with strict=False
+            details = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+            raise AuditError(
+                f"{card.weights}: weights do not match '{card.architecture}' ({_few(details, 2)}); "
+                "check the architecture's [kwargs] (e.g. num_classes, channels)"
+            ) from None
         if result.missing_keys or result.unexpected_keys:
             parts = []
             if result.missing_keys:
