@@ -66,7 +66,8 @@ def warnings(bundle: RunBundle) -> list[str]:
         out.append(f"{len(too_few)} class(es) have too few test images to judge: {shown}.")
     integrity = meta.get("integrity") or {}
     leak = integrity.get("leakage") or {}
-    n_leaked = leak.get("n_leaked")
+    # audits.leakage stores the count under counts.leaked_images; n_leaked is the older name.
+    n_leaked = leak.get("n_leaked") or (leak.get("counts") or {}).get("leaked_images")
     if n_leaked:
         out.append(f"{n_leaked} test image(s) also appear in the training data (leakage); see Integrity.")
     if bundle.drift is not None and bundle.drift.meta.get("drift"):
@@ -103,4 +104,53 @@ def executive_summary(bundle: RunBundle) -> list[str]:
     if verdict:
         out.append(verdict)
     out.extend(warnings(bundle))
+    return out
+
+
+def data_summary(meta: dict[str, Any]) -> list[str]:
+    """The held-out set in two sentences: size, largest and smallest class, thin classes."""
+    m, data = meta["metrics"], meta["dataset"]
+    imb = m.get("imbalance") or {}
+    counts = imb.get("test_counts") or {}
+    n_classes = m.get("n_classes", len(m["per_class"]))
+    out = [f"The held-out set has {data['n_images']:,} images of {n_classes} classes."]
+    big, small = imb.get("largest"), imb.get("smallest")
+    if big is not None and small is not None and imb.get("ratio") is not None:
+        out.append(
+            f"The largest class, {big}, has {counts.get(big, 0):,} images and the smallest, "
+            f"{small}, has {counts.get(small, 0):,}: {imb['ratio']:.1f} times fewer."
+        )
+    too_few = imb.get("too_few") or []
+    if too_few:
+        out.append(
+            f"{len(too_few)} class(es) have fewer than {imb.get('min_support', 20)} images, so their "
+            "numbers carry wide intervals."
+        )
+    return out
+
+
+def drift_summary(drift: dict[str, Any]) -> list[str]:
+    """A drift run (drift.json) in plain words: the verdict first, then what moved."""
+    emb = drift.get("embedding") or {}
+    preds = drift.get("predictions") or {}
+    props = [p for p in drift.get("properties") or [] if isinstance(p, dict)]
+    moved = [str(p.get("name")) for p in props if p.get("drift")]
+    current = (drift.get("current") or {}).get("n_images")
+    where = f"the {current:,} production images" if isinstance(current, int) else "the production images"
+    if drift.get("drift"):
+        out = [f"{where[0].upper()}{where[1:]} differ from the held-out set: the audit's numbers may not hold in production."]
+    else:
+        out = [f"No drift detected: {where} look like the held-out set."]
+    if emb.get("p_value") is not None:
+        out.append(
+            f"Image embeddings: {'different' if emb.get('drift') else 'no significant difference'} "
+            f"(MMD permutation test, p = {emb['p_value']:.3g})."
+        )
+    if preds.get("p_value") is not None:
+        out.append(
+            f"Predicted classes: {'the mix changed' if preds.get('drift') else 'the mix is stable'} "
+            f"(p = {preds['p_value']:.3g})."
+        )
+    if moved:
+        out.append("Image properties that moved: " + ", ".join(moved[:8]) + (" …" if len(moved) > 8 else "") + ".")
     return out

@@ -20,7 +20,7 @@ if [ ! -f "$stamp" ]; then
   echo "installing $req into .venv (first time: a few minutes)…" >&2
   # This machine's pip config lists extra local indexes; their 'is ignored' notices are noise.
   if ! .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req" 2>&1 | grep -v "is ignored: it is neither" >&2; then :; fi
-  if ! .venv/bin/python -c 'import torch, torchvision, streamlit, pytorch_grad_cam, evidently' 2>/dev/null; then
+  if ! .venv/bin/python -c 'import audits.tv, streamlit, pytorch_grad_cam, evidently' 2>/dev/null; then
     echo "error: installing $req failed (see the pip messages above)" >&2
     return 2 2>/dev/null || exit 2
   fi
