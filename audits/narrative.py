@@ -66,8 +66,12 @@ def warnings(bundle: RunBundle) -> list[str]:
         out.append(f"{len(too_few)} class(es) have too few test images to judge: {shown}.")
     integrity = meta.get("integrity") or {}
     leak = integrity.get("leakage") or {}
-    # audits.leakage stores the count under counts.leaked_images; n_leaked is the older name.
-    n_leaked = leak.get("n_leaked") or (leak.get("counts") or {}).get("leaked_images")
+    # audit.json's compact block has leaked_images, integrity.json has counts.leaked_images.
+    n_leaked = (
+        leak.get("n_leaked")
+        or leak.get("leaked_images")
+        or (leak.get("counts") or {}).get("leaked_images")
+    )
     if n_leaked:
         out.append(f"{n_leaked} test image(s) also appear in the training data (leakage); see Integrity.")
     if bundle.drift is not None and bundle.drift.meta.get("drift"):

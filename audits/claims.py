@@ -1,0 +1,486 @@
+"""Claims: check what people say about a model against an audit run's stored predictions.
+
+A claim is a small table (TOML ``[[claim]]``, YAML ``claims:`` list, or a dict typed in the
+dashboard)::
+
+    [[claim]]
+    text = "At least half of the photos have a dog in them"   # the person's own words
+    kind = "share_at_least"
+    slice = { dog = true }
+    value = 0.5
+
+Kinds (``slice``, ``than`` and ``of`` are slice specs, see ``audits.slices.slice_mask``):
+
+==================== =========================================================================
+``lower``            ``metric`` on ``slice`` is lower than on ``than`` (default: the rest)
+``higher``           ... higher than on ``than``
+``at_least``         ``metric`` on ``slice`` (default: all images) is at least ``value``
+``at_most``          ... at most ``value``
+``share_at_least``   the share of ``of`` (default: all images) that is in ``slice`` >= ``value``
+``share_at_most``    ... <= ``value``
+``confused_more_than`` images of true ``class`` are predicted as ``with`` more than ``value``
+==================== =========================================================================
+
+``metric`` is ``accuracy`` (default), ``recall:<class>`` or ``precision:<class>``. A value is
+a fraction (0.5) or a percentage string ("50%").
+
+Verdicts: **supported**, **contradicted** or **not enough data**, decided by a 95% interval
+(``alpha`` = 0.05):
+
+* fewer than ``min_support`` images (default 30) on any side: not enough data, whatever
+  the numbers say (a handful of images cannot carry an executive's claim);
+* proportions: Wilson interval. Supported when it lies entirely on the claim's side of the
+  value, contradicted when entirely on the other side, else not enough data. The p-value is
+  the one-sided score test in the direction the data point; the Wilson interval is that
+  test inverted, so a decided claim is exactly one with p < alpha / 2;
+* comparisons: the difference A - B with Newcombe's hybrid score interval (built from the
+  two Wilson intervals; robust at 0% and 100%). ``lower`` is supported when the interval is
+  entirely below 0, contradicted when it rules out a drop larger than ``margin`` (default 2
+  points: a smaller gap is not what people mean by "worse"), else not enough data. The
+  p-value is Fisher's exact one-sided test of A < B (A > B for ``higher``).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import fisher_exact, norm
+from statsmodels.stats.proportion import confint_proportions_2indep
+
+from audits.errors import AuditError
+from audits.intervals import wilson_interval
+from audits.slices import describe, slice_mask
+
+SUPPORTED, CONTRADICTED, NOT_ENOUGH = "supported", "contradicted", "not enough data"
+KINDS = (
+    "lower", "higher", "at_least", "at_most", "share_at_least", "share_at_most", "confused_more_than",
+)  # fmt: skip
+MIN_SUPPORT = 30
+MARGIN = 0.02
+ALPHA = 0.05
+_KEYS = {
+    "text",
+    "kind",
+    "metric",
+    "slice",
+    "than",
+    "of",
+    "value",
+    "class",
+    "with",
+    "margin",
+    "min_support",
+    "id",
+}
+_NEEDS_VALUE = {"at_least", "at_most", "share_at_least", "share_at_most", "confused_more_than"}
+#: Claim direction against its value: "above" (>= or >) or "below" (<=).
+_DIRECTION = {
+    "at_least": "above", "share_at_least": "above", "confused_more_than": "above",
+    "at_most": "below", "share_at_most": "below",
+}  # fmt: skip
+
+
+# -- reading and validating ------------------------------------------------------------------
+
+
+def load_claims(path: str | Path) -> list[dict[str, Any]]:
+    """Claims from a TOML (``[[claim]]`` tables) or YAML (``claims:`` list) file, validated."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot read the claims file ({exc.strerror or exc})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise AuditError(f"{path}: not valid YAML ({exc})") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise AuditError(f"{path}: not valid TOML ({exc})") from None
+    items = data.get("claim", data.get("claims")) if isinstance(data, Mapping) else data
+    if not isinstance(items, list) or not items:
+        raise AuditError(
+            f"{path}: no claims; write one [[claim]] table per claim (TOML) or a 'claims:' list (YAML)"
+        )
+    return [validate_claim(c, i) for i, c in enumerate(items, start=1)]
+
+
+def _fraction(value: Any, where: str) -> float:
+    """0.5, or "50%" -> 0.5; must lie in [0, 1]."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            value = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise AuditError(f"{where}: value '{value}' is not a percentage") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AuditError(
+            f'{where}: value must be a fraction such as 0.5 or a percentage such as "50%"'
+        )
+    if not 0.0 <= float(value) <= 1.0:
+        hint = f' (for {value}% write "{value}%" or {value / 100:g})' if 1 < value <= 100 else ""
+        raise AuditError(f"{where}: value {value} is not between 0 and 1{hint}")
+    return float(value)
+
+
+def validate_claim(claim: Mapping[str, Any], index: int = 1) -> dict[str, Any]:
+    """A normalised copy of one claim; an ``AuditError`` names what is wrong with it."""
+    if not isinstance(claim, Mapping):
+        raise AuditError(f"claim {index}: expected a table of fields, got {type(claim).__name__}")
+    where = f"claim {index}" + (
+        f" ('{claim['text']}')" if isinstance(claim.get("text"), str) else ""
+    )
+    unknown = sorted(set(claim) - _KEYS)
+    if unknown:
+        raise AuditError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; fields: {', '.join(sorted(_KEYS))}"
+        )
+    kind = claim.get("kind")
+    if kind not in KINDS:
+        raise AuditError(f"{where}: kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    out: dict[str, Any] = {
+        "id": str(claim.get("id", index)),
+        "text": str(claim.get("text", "")),
+        "kind": kind,
+    }
+    for key in ("slice", "than", "of"):
+        spec = claim.get(key)
+        if spec is not None and not isinstance(spec, Mapping):
+            raise AuditError(f'{where}: {key} must be a table such as {{ source = "fan" }}')
+        out[key] = dict(spec) if spec else {}
+    out["metric"] = str(claim.get("metric", "accuracy"))
+    if kind in _NEEDS_VALUE:
+        if "value" not in claim:
+            raise AuditError(f"{where}: kind '{kind}' needs a value (a fraction such as 0.5)")
+        out["value"] = _fraction(claim["value"], where)
+    if kind in ("lower", "higher"):
+        if not out["slice"]:
+            raise AuditError(
+                f"{where}: kind '{kind}' needs a slice to compare, e.g. slice = {{ source = \"fan\" }}"
+            )
+        out["margin"] = _fraction(claim.get("margin", MARGIN), where)
+    if kind == "confused_more_than":
+        for key in ("class", "with"):
+            if not isinstance(claim.get(key), str):
+                raise AuditError(
+                    f'{where}: kind \'confused_more_than\' needs class = "<true class>" and with = "<predicted class>"'
+                )
+            out[key] = claim[key]
+    min_support = claim.get("min_support", MIN_SUPPORT)
+    if isinstance(min_support, bool) or not isinstance(min_support, int) or min_support < 1:
+        raise AuditError(f"{where}: min_support must be a whole number of images >= 1")
+    out["min_support"] = min_support
+    return out
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+def _metric_counts(
+    table: pd.DataFrame, classes: Sequence[str], metric: str, mask: np.ndarray
+) -> tuple[int, int]:
+    """(successes, trials) of a proportion metric over the masked rows."""
+    labelled = table["label_idx"].to_numpy() >= 0
+    rows = mask & labelled
+    if metric == "accuracy":
+        return int(table["correct"].to_numpy(dtype=bool)[rows].sum()), int(rows.sum())
+    name, _, cls = metric.partition(":")
+    if name in ("recall", "precision") and cls:
+        if cls not in classes:
+            raise AuditError(
+                f"metric '{metric}': '{cls}' is not a class of the model ({', '.join(classes)})"
+            )
+        label = table["label"].to_numpy()
+        pred = table["pred"].to_numpy()
+        base = rows & (label == cls) if name == "recall" else rows & (pred == cls)
+        return int((base & (label == pred)).sum()), int(base.sum())
+    raise AuditError(f"metric '{metric}': use accuracy, recall:<class> or precision:<class>")
+
+
+def metric_name(metric: str) -> str:
+    """``accuracy`` -> ``Accuracy``; ``recall:targa`` -> ``targa recall``."""
+    name, _, cls = metric.partition(":")
+    return f"{cls} {name}" if cls else name
+
+
+def _score_p(k: int, n: int, value: float) -> tuple[float, str]:
+    """One-sided score test of the proportion against ``value``, in the direction of the data."""
+    p_hat = k / n
+    side = ">" if p_hat >= value else "<"
+    if value in (0.0, 1.0):
+        return (1.0 if p_hat == value else 0.0), side
+    z = (p_hat - value) / math.sqrt(value * (1 - value) / n)
+    return float(norm.sf(z) if side == ">" else norm.cdf(z)), side
+
+
+def _pct(x: float | None, exact: bool = True) -> str:
+    """A percentage with one decimal (``exact``), or as short as possible for targets."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    text = f"{100 * x:.1f}"
+    if not exact:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def _range(lo: float, hi: float) -> str:
+    return f"{_pct(lo)[:-1]}–{_pct(hi)}"
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _proportion(
+    k: int, n: int, value: float, direction: str, alpha: float, min_support: int
+) -> dict[str, Any]:
+    """Verdict, interval and test for ``proportion >= / > value`` (above) or ``<= value`` (below)."""
+    lo, hi = wilson_interval(k, n, alpha=alpha) if n else (None, None)
+    out: dict[str, Any] = {
+        "measured": k / n if n else None, "ci_low": lo, "ci_high": hi, "target": value, "count": k, "n": n,
+        "test": None, "p_value": None, "reason": None, "too_few": False,
+    }  # fmt: skip
+    if n < min_support:
+        out["verdict"], out["too_few"] = NOT_ENOUGH, True
+        out["reason"] = (
+            f"only {n} image{'s' if n != 1 else ''} in scope; at least {min_support} needed"
+        )
+        return out
+    p, side = _score_p(k, n, value)
+    out["test"] = f"one-sided score test (Wilson), H1: proportion {side} {value:g}"
+    out["p_value"] = p
+    above, below = lo > value, hi < value
+    if direction == "above":
+        out["verdict"] = SUPPORTED if above else CONTRADICTED if below else NOT_ENOUGH
+    else:
+        out["verdict"] = SUPPORTED if below else CONTRADICTED if above else NOT_ENOUGH
+    if out["verdict"] == NOT_ENOUGH:
+        out["reason"] = f"the 95% interval {_range(lo, hi)} includes {_pct(value, False)}"
+    return out
+
+
+def _side(k: int, n: int, alpha: float) -> dict[str, Any]:
+    lo, hi = wilson_interval(k, n, alpha=alpha) if n else (None, None)
+    return {"count": k, "n": n, "value": k / n if n else None, "ci_low": lo, "ci_high": hi}
+
+
+def _comparison(
+    a: tuple[int, int],
+    b: tuple[int, int],
+    higher: bool,
+    margin: float,
+    alpha: float,
+    min_support: int,
+) -> dict[str, Any]:
+    """Verdict for ``A < B`` (or ``A > B`` when ``higher``) with a Newcombe interval of A - B."""
+    (ka, na), (kb, nb) = a, b
+    out: dict[str, Any] = {
+        "sides": {"slice": _side(ka, na, alpha), "than": _side(kb, nb, alpha)},
+        "measured": ka / na - kb / nb if na and nb else None, "ci_low": None, "ci_high": None,
+        "target": 0.0, "margin": margin, "count": None, "n": min(na, nb), "test": None, "p_value": None,
+        "reason": None, "too_few": False,
+    }  # fmt: skip
+    if min(na, nb) < min_support:
+        which = "the slice" if na < nb else "the comparison group"
+        out["verdict"], out["too_few"] = NOT_ENOUGH, True
+        out["reason"] = (
+            f"only {min(na, nb)} image{'s' if min(na, nb) != 1 else ''} in {which}; at least {min_support} needed"
+        )
+        return out
+    lo, hi = confint_proportions_2indep(
+        ka, na, kb, nb, method="newcomb", compare="diff", alpha=alpha
+    )
+    lo, hi = float(lo), float(hi)
+    out["ci_low"], out["ci_high"] = lo, hi
+    alternative = "greater" if higher else "less"
+    out["p_value"] = float(
+        fisher_exact([[ka, na - ka], [kb, nb - kb]], alternative=alternative).pvalue
+    )
+    out["test"] = f"Fisher exact, one-sided, H1: slice {'>' if higher else '<'} comparison"
+    if higher:
+        verdict = SUPPORTED if lo > 0 else CONTRADICTED if hi < margin else NOT_ENOUGH
+    else:
+        verdict = SUPPORTED if hi < 0 else CONTRADICTED if lo > -margin else NOT_ENOUGH
+    out["verdict"] = verdict
+    if verdict == NOT_ENOUGH:
+        out["reason"] = (
+            f"the 95% interval of the difference ({_signed(lo)} to {_signed(hi)} points) "
+            f"neither excludes 0 nor rules out a gap of {_pts(margin)} points"
+        )
+    return out
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:.1f}".rstrip("0").rstrip(".")
+
+
+def _signed(x: float) -> str:
+    return ("+" if x > 0 else "−" if x < 0 else "") + _pts(abs(x))
+
+
+# -- sentences ---------------------------------------------------------------------------------
+
+
+def _in(spec: Mapping[str, Any]) -> str:
+    return "all images" if not spec else f"images with {describe(spec)}"
+
+
+def _sentence(claim: Mapping[str, Any], r: Mapping[str, Any]) -> str:
+    kind, verdict = claim["kind"], r["verdict"]
+    if kind in ("lower", "higher"):
+        return _comparison_sentence(claim, r)
+    value = r["target"]
+    if not r["n"]:
+        scope = claim["of"] if kind.startswith("share") else claim["slice"]
+        return f"No images in scope ({_in(scope)}), so the claim cannot be judged."
+    cite = f"95% CI {_range(r['ci_low'], r['ci_high'])}, {r['count']:,} of {r['n']:,}"
+    if kind.startswith("share"):
+        among = f"of {_in(claim['of'])}, " if claim["of"] else ""
+        noun = "" if claim["of"] else " of images"
+        body = f"{among}{_pct(r['measured'])}{noun} {_having(claim['slice'])} ({cite})"
+        word = "at least" if kind == "share_at_least" else "at most"
+    elif kind == "confused_more_than":
+        where = "" if not claim["slice"] else f" (within {_in(claim['slice'])})"
+        body = (
+            f"{claim['class'].capitalize()} images{where} are predicted as {claim['with']} "
+            f"{_pct(r['measured'])} of the time ({cite})"
+        )
+        word = "more than"
+    else:
+        where = "" if not claim["slice"] else f" on {_in(claim['slice'])}"
+        body = f"{_cap(metric_name(claim['metric']))}{where} is {_pct(r['measured'])} ({cite})"
+        word = "at least" if kind == "at_least" else "at most"
+    target = f"{word} {_pct(value, False)}"
+    if verdict == CONTRADICTED:
+        if kind.startswith("share") and r["measured"] < value:
+            body = f"{among}only {body[len(among) :]}"
+        return f"{_cap(body)}, not {target}."
+    body = _cap(body)
+    if verdict == SUPPORTED:
+        return f"{body}: {target}, as claimed."
+    if r["too_few"]:
+        return f"{body}: too few images to judge whether it is {target} (at least {claim['min_support']} needed)."
+    return f"{body}: the interval includes {_pct(value, False)}, so these images cannot tell whether it is {target}."
+
+
+def _having(spec: Mapping[str, Any]) -> str:
+    """``are tagged dog`` for a single yes/no tag, else ``have source = fan``."""
+    if len(spec) == 1 and next(iter(spec.values())) is True:
+        return f"are tagged {next(iter(spec))}"
+    return f"have {describe(spec)}"
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _comparison_sentence(claim: Mapping[str, Any], r: Mapping[str, Any]) -> str:
+    name = _cap(metric_name(claim["metric"]))
+    a, b = r["sides"]["slice"], r["sides"]["than"]
+    a_name = describe(claim["slice"])
+    b_name = describe(claim["than"]) if claim["than"] else "the other images"
+    word = "higher" if claim["kind"] == "higher" else "lower"
+
+    def part(label: str, s: Mapping[str, Any]) -> str:
+        if not s["n"]:
+            return f"{label} (no images)"
+        return f"{label} {_pct(s['value'])} (95% CI {_range(s['ci_low'], s['ci_high'])}, {s['n']:,} images)"
+
+    both = f"{part(a_name, a)} vs {part(b_name, b)}"
+    if r["too_few"]:
+        return (
+            f"{name}: {both}. Too few images to judge whether it is {word} on {a_name} "
+            f"(at least {claim['min_support']} needed on each side)."
+        )
+    diff = f"{_signed(r['measured'])} points (95% CI {_signed(r['ci_low'])} to {_signed(r['ci_high'])})"
+    head = f"{name}: {both}, a difference of {diff}, {_p_text(r['p_value'])}"
+    if r["verdict"] == SUPPORTED:
+        return f"{head}. It is {word} on {a_name}, as claimed."
+    if r["verdict"] == CONTRADICTED:
+        return f"{head}. It is not meaningfully {word} on {a_name} (any gap is under {_pts(r['margin'])} points)."
+    return f"{head}. Too uncertain to say whether it is {word} on {a_name}."
+
+
+# -- evaluating --------------------------------------------------------------------------------
+
+
+def evaluate_claim(
+    table: pd.DataFrame, classes: Sequence[str], claim: Mapping[str, Any], alpha: float = ALPHA
+) -> dict[str, Any]:
+    """One validated claim against a predictions table: the claim, verdict, numbers, sentence."""
+    c = claim
+    kind, min_support = c["kind"], c["min_support"]
+    if kind in ("lower", "higher"):
+        mask_a = slice_mask(table, c["slice"])
+        mask_b = slice_mask(table, c["than"]) if c["than"] else ~mask_a
+        a = _metric_counts(table, classes, c["metric"], mask_a)
+        b = _metric_counts(table, classes, c["metric"], mask_b)
+        result = _comparison(a, b, kind == "higher", c["margin"], alpha, min_support)
+    elif kind in ("at_least", "at_most"):
+        k, n = _metric_counts(table, classes, c["metric"], slice_mask(table, c["slice"]))
+        result = _proportion(k, n, c["value"], _DIRECTION[kind], alpha, min_support)
+    elif kind in ("share_at_least", "share_at_most"):
+        population = slice_mask(table, c["of"])
+        in_slice = slice_mask(table, c["slice"]) & population
+        result = _proportion(
+            int(in_slice.sum()),
+            int(population.sum()),
+            c["value"],
+            _DIRECTION[kind],
+            alpha,
+            min_support,
+        )
+    else:
+        for key in ("class", "with"):
+            if c[key] not in classes:
+                raise AuditError(
+                    f"claim '{c['text'] or c['id']}': '{c[key]}' is not a class of the model ({', '.join(classes)})"
+                )
+        rows = slice_mask(table, c["slice"]) & (table["label"].to_numpy() == c["class"])
+        k = int((rows & (table["pred"].to_numpy() == c["with"])).sum())
+        result = _proportion(k, int(rows.sum()), c["value"], "above", alpha, min_support)
+    result = {
+        "id": c["id"],
+        "text": c["text"],
+        "kind": kind,
+        "claim": dict(c),
+        "verdict": result.pop("verdict"),
+    } | result
+    result["ci_level"] = 1 - alpha
+    result["sentence"] = _sentence(c, result)
+    return result
+
+
+def evaluate_claims(
+    run: Any, claims: Sequence[Mapping[str, Any]] | str | Path, alpha: float = ALPHA
+) -> list[dict[str, Any]]:
+    """Check claims against a stored audit run (a ``Run`` or its folder); the dashboard's entry.
+
+    ``claims`` are dicts (validated here, e.g. typed into the dashboard) or a claims file.
+    Reads only the stored predictions table; an invalid claim raises ``AuditError``.
+    """
+    from audits.store import Run, load_run
+
+    if not isinstance(run, Run):
+        run = load_run(run)
+    if run.kind != "audit":
+        raise AuditError(f"{run.path}: claims need an audit run, not a {run.kind} run")
+    classes = list((run.meta.get("model") or {}).get("classes") or [])
+    if isinstance(claims, str | Path):
+        checked = load_claims(claims)
+    else:
+        checked = [validate_claim(c, i) for i, c in enumerate(claims, start=1)]
+    table = run.table
+    if not classes:
+        classes = sorted(set(table["label"].dropna()) | set(table["pred"].dropna()))
+    return [evaluate_claim(table, classes, c, alpha) for c in checked]

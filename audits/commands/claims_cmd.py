@@ -1,0 +1,90 @@
+"""``claims``: check claims (a TOML or YAML file) against an audit run's stored predictions.
+
+The run stays immutable: the results go to a new sub-folder ``claims-<hash of the file>/``
+(``claims.json`` and a copy of the claims file), added atomically. Checking the same file
+again prints the stored results. The last line of stdout is the ``claims.json`` path.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "claims", help="check claims about a model against an audit run", description=__doc__
+    )
+    p.add_argument("run", help="audit run folder")
+    p.add_argument("claims", help="claims file (.toml with [[claim]] tables, or .yaml)")
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from audits.claims import evaluate_claims, load_claims
+    from audits.errors import AuditError
+    from audits.store import add_to_run, load_run, utc_now, write_json
+
+    run = load_run(args.run)
+    file = Path(args.claims)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise AuditError(f"{file}: cannot read the claims file ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    folder = run.path / f"claims-{digest[:12]}"
+    if (folder / "claims.json").is_file():
+        stored = json.loads((folder / "claims.json").read_text(encoding="utf-8"))
+        print(f"already checked against this run; showing the stored results from {folder.name}")
+        print_results(stored["results"])
+        print(folder / "claims.json")
+        return 0
+    results = evaluate_claims(run, load_claims(file))
+    with add_to_run(run.path, folder.name) as tmp:
+        (tmp / f"claims{file.suffix.lower() or '.toml'}").write_bytes(data)
+        write_json(
+            tmp / "claims.json",
+            {
+                "kind": "claims",
+                "run_id": run.run_id,
+                "created": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "claims_file": file.name,
+                "claims_sha256": digest,
+                "results": results,
+            },
+        )
+    print_results(results)
+    print(folder / "claims.json")
+    return 0
+
+
+def print_results(results: list[dict]) -> None:
+    """A table of verdicts and, under it, one plain sentence per claim."""
+    from rich.console import Console
+    from rich.table import Table
+
+    colour = {"supported": "green", "contradicted": "red", "not enough data": "yellow"}
+    table = Table(title="claims")
+    for col in ("#", "claim", "verdict", "measured", "95% CI", "p"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        pct = r["kind"] not in ("lower", "higher")
+        fmt = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{100 * x:+.1f} pts")
+        measured = fmt(r["measured"]) if r["measured"] is not None else "n/a"
+        ci = f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}" if r["ci_low"] is not None else ""
+        p = (
+            ""
+            if r["p_value"] is None
+            else ("<0.001" if r["p_value"] < 0.001 else f"{r['p_value']:.3f}")
+        )
+        verdict = r["verdict"]
+        table.add_row(
+            r["id"], r["text"] or r["kind"], f"[{colour[verdict]}]{verdict}[/]", measured, ci, p
+        )
+    console = Console()
+    console.print(table)
+    for r in results:
+        console.print(f"{r['id']}. {r['sentence']}", highlight=False)

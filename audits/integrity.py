@@ -1,0 +1,249 @@
+"""The integrity stage of an audit run: leakage, suspect labels and slices.
+
+``integrity_stage(ctx)`` runs inside ``runner.run_audit`` before the run folder is sealed. It
+writes ``integrity.json`` (full results) and ``integrity/thumbs/*.jpg`` (small copies of the
+images it names, so the dashboard and the exports can show them even after the data moves)
+into ``ctx.run_dir``, and returns the compact summary stored as ``audit.json["integrity"]``.
+
+Each section is computed on its own: one that fails records ``{"error": ...}`` and the others
+still run. Options (``ctx.options``, all optional): ``phash_max_distance``,
+``cosine_min``, ``max_train_near``, ``max_listed``, ``thumbnails``, ``slice_min_support``,
+``batch_size``, ``workers``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audits.errors import AuditError
+from audits.images import BadImage, decode, to_mode
+from audits.labels import suspect_labels
+from audits.leakage import COSINE_MIN, MAX_TRAIN_NEAR, PHASH_MAX_DISTANCE, find_leakage, sample_rows
+from audits.slices import MIN_SUPPORT, slice_report
+from audits.store import write_json
+
+if TYPE_CHECKING:
+    from audits.runner import AuditContext
+
+INTEGRITY_FILE = "integrity.json"
+THUMBS_DIR = "integrity/thumbs"
+THUMB_SIDE = 128
+
+
+@dataclass(frozen=True)
+class IntegrityOptions:
+    """Thresholds and caps of the stage (defaults documented in the modules they feed)."""
+
+    phash_max_distance: int = PHASH_MAX_DISTANCE
+    cosine_min: float = COSINE_MIN
+    max_train_near: int = MAX_TRAIN_NEAR
+    max_listed: int = 200
+    thumbnails: int = 40  # per list: leakage pairs, leaked groups, suspects
+    slice_min_support: int = MIN_SUPPORT
+    batch_size: int = 64
+    workers: int = -1  # DataLoader workers for embedding the training set; -1: by cores
+
+    @classmethod
+    def from_mapping(cls, options: dict[str, Any] | None) -> IntegrityOptions:
+        """Pick this stage's keys out of the run's options, converting to each field's type."""
+        options = options or {}
+        values = {}
+        for f in fields(cls):
+            if options.get(f.name) is not None:
+                values[f.name] = type(getattr(cls, f.name))(options[f.name])
+        return cls(**values)
+
+
+def write_thumbnail(src: Path, dst: Path, side: int = THUMB_SIDE) -> bool:
+    """A small JPEG copy of an image (longest side ``side``); False when it cannot be read."""
+    try:
+        img = to_mode(decode(src.read_bytes()), 3)
+    except (OSError, BadImage):
+        return False
+    img.thumbnail((side, side))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    img.save(dst, format="JPEG", quality=85)
+    return True
+
+
+class _Thumbs:
+    """Writes each source image's thumbnail once; returns its path relative to the run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.done: dict[Path, str | None] = {}
+
+    def __call__(self, src: Path, name: str) -> str | None:
+        if src not in self.done:
+            rel = f"{THUMBS_DIR}/{name}.jpg"
+            self.done[src] = rel if write_thumbnail(src, self.run_dir / rel) else None
+        return self.done[src]
+
+
+def _train_embeddings(
+    ctx: AuditContext, train: Any, rows: np.ndarray, opts: IntegrityOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed the sampled training rows with the audited model: (embeddings, their positions)."""
+    from audits.datasets import ImageSet
+    from audits.inference import predict
+
+    subset = ImageSet(
+        train.source, train.root, train.kind, train.items.iloc[rows].reset_index(drop=True)
+    )
+    workers = None if opts.workers < 0 else opts.workers
+    preds = predict(
+        ctx.model, ctx.card, subset, ctx.device, opts.batch_size, workers, progress=ctx.progress
+    )
+    # Unreadable training images are skipped by predict; map the rest back to positions.
+    position = dict(zip(subset.items["path"], rows.tolist(), strict=True))
+    embedded = np.array([position[p] for p in preds.table["path"]], dtype=np.int64)
+    return np.asarray(preds.embeddings, dtype=np.float32), embedded
+
+
+def leakage_section(ctx: AuditContext, opts: IntegrityOptions, thumbs: _Thumbs) -> dict[str, Any]:
+    """Leakage between the card's training manifest and the held-out set, or why it cannot run."""
+    from audits.datasets import hash_files, load_dataset
+
+    manifest = ctx.card.training_manifest
+    if manifest is None:
+        return {
+            "available": False,
+            "reason": "the model card names no training_manifest, so leakage between training "
+            "and held-out images cannot be checked; add training_manifest to model.toml",
+        }
+    try:
+        train = load_dataset(manifest)
+    except AuditError as exc:
+        return {"available": False, "reason": f"training manifest unreadable: {exc}"}
+    table = ctx.predictions.table
+    hashes = hash_files(train)
+    near_rows = sample_rows(len(train.items), opts.max_train_near)
+    train_emb, embedded = _train_embeddings(ctx, train, near_rows, opts)
+    test_emb = np.asarray(ctx.predictions.embeddings, dtype=np.float32)
+    result = find_leakage(
+        table,
+        ctx.image_set.root,
+        train.items,
+        train.root,
+        hashes,
+        near_rows=near_rows,
+        test_embeddings=test_emb if len(test_emb) == len(table) else None,
+        train_embeddings=train_emb,
+        embedded_rows=embedded,
+        phash_max=opts.phash_max_distance,
+        cosine_min=opts.cosine_min,
+        device=ctx.device,
+        max_listed=opts.max_listed,
+    )
+    result["training_manifest"] = str(train.source)
+    result["training_root"] = str(train.root)
+    result["checks"]["near"]["embedding_source"] = ctx.predictions.embedding_source
+    if result["checks"]["near"]["sampled"]:
+        result["checks"]["near"]["note"] = (
+            f"near duplicates searched among a uniform sample of {len(near_rows):,} of "
+            f"{len(train.items):,} training images; exact and group checks used all of them"
+        )
+    test_root, train_root = ctx.image_set.root, train.root
+    train_pos = {p: j for j, p in enumerate(train.items["path"])}
+    for key in ("exact", "near"):
+        for entry in result[key][: opts.thumbnails]:
+            entry["test_thumb"] = thumbs(
+                test_root / entry["test_path"], f"test-{entry['test_row']}"
+            )
+            entry["train_thumb"] = thumbs(
+                train_root / entry["train_path"], f"train-{train_pos[entry['train_path']]}"
+            )
+    for entry in result["groups"][: opts.thumbnails]:
+        entry["test_thumb"] = thumbs(
+            test_root / entry["test_paths"][0], f"test-{entry['test_rows'][0]}"
+        )
+        first = entry["train_paths"][0]
+        entry["train_thumb"] = thumbs(train_root / first, f"train-{train_pos[first]}")
+    return result
+
+
+def _section(name: str, compute: Any) -> tuple[dict[str, Any], float]:
+    """Run one section; a failure becomes ``{"error": ...}`` so the other sections survive."""
+    started = time.perf_counter()
+    try:
+        out = compute()
+    except AuditError as exc:
+        print(f"warning: integrity: {name}: {exc}", file=sys.stderr)
+        out = {"error": str(exc)}
+    except Exception as exc:  # keep the other sections; say what broke
+        print(f"warning: integrity: {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        out = {"error": f"{type(exc).__name__}: {exc}"}
+    return out, round(time.perf_counter() - started, 3)
+
+
+def integrity_stage(ctx: AuditContext) -> dict[str, Any]:
+    """Write ``integrity.json`` (+ thumbnails) into the run; return the summary for audit.json."""
+    opts = IntegrityOptions.from_mapping(ctx.options)
+    thumbs = _Thumbs(ctx.run_dir)
+    table = ctx.predictions.table
+    classes = list(ctx.card.classes)
+
+    leakage, t_leak = _section("leakage", lambda: leakage_section(ctx, opts, thumbs))
+
+    def suspects() -> dict[str, Any]:
+        out = suspect_labels(table, ctx.predictions.probabilities, classes, opts.max_listed)
+        for entry in out["rows"][: opts.thumbnails]:
+            entry["thumb"] = thumbs(ctx.image_set.root / entry["path"], f"test-{entry['row']}")
+        return out
+
+    labels, t_labels = _section("suspect labels", suspects)
+    slices, t_slices = _section(
+        "slices", lambda: slice_report(table, min_support=opts.slice_min_support)
+    )
+    report = {
+        "options": {f.name: getattr(opts, f.name) for f in fields(opts)},
+        "leakage": leakage,
+        "suspect_labels": labels,
+        "slices": slices,
+        "timings": {"leakage_s": t_leak, "suspect_labels_s": t_labels, "slices_s": t_slices},
+    }
+    write_json(ctx.run_dir / INTEGRITY_FILE, report)
+    return summarize(report)
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """The compact ``audit.json["integrity"]`` block of a full integrity report."""
+    leak = report["leakage"]
+    if "error" in leak or not leak.get("available"):
+        leak_summary = {"available": False, "reason": leak.get("reason") or leak.get("error")}
+    else:
+        acc = leak["accuracy"]
+        leak_summary = {
+            "available": True,
+            **leak["counts"],
+            "accuracy": acc["all"]["accuracy"],
+            "accuracy_without_leaked": acc["without_leaked"]["accuracy"],
+        }
+    labels = report["suspect_labels"]
+    slices = report["slices"]
+    return {
+        "file": INTEGRITY_FILE,
+        "leakage": leak_summary,
+        "suspect_labels": {"error": labels["error"]}
+        if "error" in labels
+        else {"n_flagged": labels["n_flagged"], "top": [r["path"] for r in labels["rows"][:5]]},
+        "slices": {"error": slices["error"]}
+        if "error" in slices
+        else {
+            "n_slices": len(slices["slices"]),
+            "n_significantly_lower": sum(s["significantly_lower"] for s in slices["slices"]),
+            "weakest": [
+                {
+                    k: s[k]
+                    for k in ("label", "support", "accuracy", "ci_low", "ci_high", "p_lower_adj")
+                }
+                for s in slices["weakest"][:3]
+            ],
+        },
+    }

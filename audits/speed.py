@@ -1,0 +1,314 @@
+"""Speed of two model versions, measured the same way on the same device in one process.
+
+Both models are rebuilt from their runs' model folders (the weights must still hash to what
+the run recorded) and timed on the same decoded held-out images, kept in memory so decoding
+and resizing are never timed. What is timed is what inference does per batch
+(``BatchPredictor``: transfer, normalise, forward, with autocast on CUDA), followed by a device
+synchronisation so asynchronous CUDA work is counted.
+
+Noise control, because a shared CPU is noisy: a warm-up pass, then the two models' calls are
+interleaved one by one (A B, B A, A B, ...) so a burst of load from another process hits both
+alike, and each model's time per call is the median over its calls, which ignores the bursts.
+Latency is the median time of one image at batch size 1 (in ms); throughput is the batch size
+over the median time of one batch (images/s). Several repeats each give a B/A ratio; the
+reported ratio is their median, with the interquartile range as its spread.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audits.errors import AuditError
+from audits.store import Run
+
+if TYPE_CHECKING:  # torch is imported where it is used: reading a stored result needs none
+    import torch
+
+DEFAULT_IMAGES = 64
+DEFAULT_LATENCY_IMAGES = 32
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_REPEATS = 5
+DEFAULT_MIN_TIME = 0.2  # seconds per measurement, at least
+DEFAULT_CPU_THREADS = 1
+SAMPLE_SEED = 20261123
+
+
+@dataclass(frozen=True)
+class ModelSpeed:
+    """One model's measurements (medians over repeats) and size."""
+
+    latency_ms: float  # median milliseconds per image at batch size 1
+    latency_ms_iqr: tuple[float, float]
+    throughput: float  # images per second at the batch size
+    throughput_iqr: tuple[float, float]
+    params: int | None = None
+    weights_bytes: int | None = None
+    latency_ms_repeats: tuple[float, ...] = ()
+    throughput_repeats: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpeedResult:
+    """A against B. Ratios are B over A, medians of per-repeat ratios of adjacent runs."""
+
+    a: ModelSpeed
+    b: ModelSpeed
+    latency_ratio: float  # > 1: B takes longer per image
+    latency_ratio_iqr: tuple[float, float]
+    throughput_ratio: float  # < 1: B processes fewer images per second
+    throughput_ratio_iqr: tuple[float, float]
+    device: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_numbers(
+        cls,
+        latency_ms: tuple[float, float],
+        throughput: tuple[float, float],
+        params: tuple[int, int] | None = None,
+    ) -> SpeedResult:
+        """Measurements given rather than measured (tests, or numbers from a benchmark rig)."""
+
+        def one(i: int) -> ModelSpeed:
+            return ModelSpeed(
+                latency_ms=float(latency_ms[i]),
+                latency_ms_iqr=(float(latency_ms[i]), float(latency_ms[i])),
+                throughput=float(throughput[i]),
+                throughput_iqr=(float(throughput[i]), float(throughput[i])),
+                params=None if params is None else int(params[i]),
+            )
+
+        lat = latency_ms[1] / latency_ms[0]
+        thr = throughput[1] / throughput[0]
+        return cls(one(0), one(1), lat, (lat, lat), thr, (thr, thr), settings={"source": "given"})
+
+
+def _iqr(values: Sequence[float]) -> tuple[float, float]:
+    q25, q75 = np.quantile(np.asarray(values, dtype=np.float64), [0.25, 0.75])
+    return float(q25), float(q75)
+
+
+def load_run_model(
+    run: Run, device: torch.device, allow_pickle: bool = False
+) -> tuple[Any, torch.nn.Module]:
+    """The run's model card and module, refusing weights that no longer match the run."""
+    from audits.model_card import load_card, load_model, weights_sha256
+
+    ident = run.meta.get("model") or {}
+    model_dir, recorded = ident.get("dir"), ident.get("weights_sha256")
+    label = f"{ident.get('name', '?')} {ident.get('version', '?')}"
+    if not model_dir:
+        raise AuditError(
+            f"{run.path}: the run does not record its model folder; cannot time {label} (use --no-speed)"
+        )
+    try:
+        card = load_card(model_dir)
+    except AuditError as exc:
+        raise AuditError(
+            f"model {label} of run {run.run_id} is no longer usable at {model_dir} ({exc}); "
+            "put it back, or compare without timing: --no-speed"
+        ) from None
+    actual = weights_sha256(card.weights)
+    if recorded and actual != recorded:
+        raise AuditError(
+            f"{card.weights}: weights changed since run {run.run_id} (sha256 {actual[:12]}, the run "
+            f"recorded {recorded[:12]}); the model moved or was retrained: audit it again, or use --no-speed"
+        )
+    return card, load_model(card, device, allow_pickle=allow_pickle)
+
+
+def load_images(
+    root: Any, paths: Sequence[str], size: tuple[int, int], channels: int
+) -> torch.Tensor:
+    """Decode and resize images into one uint8 NCHW tensor (done once, never timed)."""
+    import torch
+
+    from audits.images import BadImage, load_for_model
+
+    arrays = []
+    for rel in paths:
+        try:
+            arr, _, _ = load_for_model((root / rel).read_bytes(), size, channels)
+        except (OSError, BadImage):
+            continue  # decoded fine during the audit; a file gone since is simply not timed
+        arrays.append(torch.from_numpy(arr).permute(2, 0, 1))
+    if not arrays:
+        raise AuditError(
+            f"{root}: none of the {len(paths)} sampled held-out images can be read now; use --no-speed"
+        )
+    return torch.stack(arrays).contiguous()
+
+
+def sample_paths(paths: Sequence[str], n: int, seed: int = SAMPLE_SEED) -> list[str]:
+    """A fixed sample of ``n`` paths (the same on every machine), in data-set order."""
+    if len(paths) <= n:
+        return list(paths)
+    pick = np.sort(np.random.default_rng(seed).choice(len(paths), size=n, replace=False))
+    return [paths[i] for i in pick]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def _timed(call: Callable[[torch.Tensor], Any], x: torch.Tensor, device: torch.device) -> float:
+    """Seconds for one call, device work included."""
+    _sync(device)
+    start = time.perf_counter()
+    call(x)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def interleaved_times(
+    calls: tuple[Callable[[torch.Tensor], Any], Callable[[torch.Tensor], Any]],
+    inputs: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]],
+    device: torch.device,
+    min_time: float = 0.0,
+) -> tuple[list[float], list[float]]:
+    """Per-call seconds of A and B on paired inputs, calls interleaved A B, B A, A B, ...
+
+    Interleaving call by call means a burst of load from another process hits both models
+    alike; passes repeat until each model has run for ``min_time`` seconds, because a fast
+    model's single pass is too short to time reliably (as ``timeit`` repeats).
+    """
+    times: tuple[list[float], list[float]] = ([], [])
+    k = 0
+    while not times[0] or min(sum(times[0]), sum(times[1])) < min_time:
+        for pair in zip(*inputs, strict=True):
+            for m in (0, 1) if k % 2 == 0 else (1, 0):
+                times[m].append(_timed(calls[m], pair[m], device))
+            k += 1
+    return times
+
+
+def measure_speed(
+    run_a: Run,
+    run_b: Run,
+    paths: Sequence[str],
+    device: str | torch.device = "auto",
+    n_images: int = DEFAULT_IMAGES,
+    latency_images: int = DEFAULT_LATENCY_IMAGES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    repeats: int = DEFAULT_REPEATS,
+    min_time: float = DEFAULT_MIN_TIME,
+    threads: int | None = DEFAULT_CPU_THREADS,
+    allow_pickle: bool = False,
+) -> SpeedResult:
+    """Time both runs' models on a fixed sample of ``paths`` (held-out images both runs decoded).
+
+    On a CPU both models run with ``threads`` intra-op threads (None: leave torch's setting).
+    One thread is the default because it is what makes the B/A ratio reproducible on a shared
+    machine: with two threads on two busy cores a call waits whenever one of its threads is
+    descheduled, and batch timings swing by a factor of two; with one they agree within ~1%.
+    """
+    import torch
+
+    from audits.datasets import load_dataset
+    from audits.inference import BatchPredictor, describe_device, resolve_device
+
+    if min(n_images, latency_images, batch_size, repeats) < 1:
+        raise AuditError(
+            "speed settings (images, latency images, batch size, repeats) must be at least 1"
+        )
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    data_path = (run_a.meta.get("dataset") or {}).get("path")
+    if not data_path:
+        raise AuditError(
+            f"{run_a.path}: the run does not record its held-out set's path; use --no-speed"
+        )
+    try:
+        root = load_dataset(data_path).root
+    except AuditError as exc:
+        raise AuditError(
+            f"the held-out set is needed to time the models ({exc}); use --no-speed"
+        ) from None
+    sample = sample_paths(list(paths), n_images)
+
+    predictors, sizes, inputs = [], [], []
+    for run in (run_a, run_b):
+        card, model = load_run_model(run, dev, allow_pickle=allow_pickle)
+        predictors.append(BatchPredictor(model, card, dev))
+        sizes.append((sum(p.numel() for p in model.parameters()), card.weights.stat().st_size))
+        inputs.append(load_images(root, sample, card.size, card.channels))
+    n_lat = min(latency_images, min(len(x) for x in inputs))
+
+    singles = tuple([x[i : i + 1] for i in range(n_lat)] for x in inputs)
+    batch = min(batch_size, min(len(x) for x in inputs))
+    n_batches = min(len(x) for x in inputs) // batch
+    batches = tuple([x[i * batch : (i + 1) * batch] for i in range(n_batches)] for x in inputs)
+    calls = (predictors[0], predictors[1])
+    lat: list[list[float]] = [[], []]
+    thr: list[list[float]] = [[], []]
+    previous_threads = torch.get_num_threads()
+    if dev.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    device_info = describe_device(dev, predictors[0].amp)
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection in the middle of one model's call would bias that model
+    try:
+        # Warm-up: allocator, kernels, cuDNN autotuning, caches.
+        interleaved_times(calls, (singles[0][:8], singles[1][:8]), dev)
+        interleaved_times(calls, batches, dev)
+        for _ in range(repeats):
+            ta, tb = interleaved_times(calls, singles, dev, min_time)
+            lat[0].append(1000.0 * statistics.median(ta))
+            lat[1].append(1000.0 * statistics.median(tb))
+            ta, tb = interleaved_times(calls, batches, dev, min_time)
+            thr[0].append(batch / statistics.median(ta))
+            thr[1].append(batch / statistics.median(tb))
+    finally:
+        torch.set_num_threads(previous_threads)
+        if gc_was_enabled:
+            gc.enable()
+        for p in predictors:
+            p.close()
+
+    def model_speed(m: int) -> ModelSpeed:
+        return ModelSpeed(
+            latency_ms=statistics.median(lat[m]),
+            latency_ms_iqr=_iqr(lat[m]),
+            throughput=statistics.median(thr[m]),
+            throughput_iqr=_iqr(thr[m]),
+            params=int(sizes[m][0]),
+            weights_bytes=int(sizes[m][1]),
+            latency_ms_repeats=tuple(round(v, 4) for v in lat[m]),
+            throughput_repeats=tuple(round(v, 2) for v in thr[m]),
+        )
+
+    lat_ratio = [b / a for a, b in zip(lat[0], lat[1], strict=True)]
+    thr_ratio = [b / a for a, b in zip(thr[0], thr[1], strict=True)]
+    return SpeedResult(
+        a=model_speed(0),
+        b=model_speed(1),
+        latency_ratio=statistics.median(lat_ratio),
+        latency_ratio_iqr=_iqr(lat_ratio),
+        throughput_ratio=statistics.median(thr_ratio),
+        throughput_ratio_iqr=_iqr(thr_ratio),
+        device=device_info,
+        settings={
+            "source": "measured",
+            "images": int(len(inputs[0])),
+            "latency_images": int(n_lat),
+            "batch_size": int(batch),
+            "repeats": int(repeats),
+            "warmup": 1,
+            "min_time_s": float(min_time),
+            "order": "calls interleaved A B, B A, ...",
+            "statistic": "per repeat: median call time; reported: median over repeats, ratios are medians of per-repeat B/A",
+        },
+    )

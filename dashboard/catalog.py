@@ -1,0 +1,114 @@
+"""What is in the store: runs (audit, drift, comparison), damaged folders, runs still being written.
+
+Pure Python (no Streamlit) so it is unit-testable; ``dashboard.data`` caches it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audits.errors import AuditError
+from audits.store import load_run
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run folder, described by its metadata file (no big arrays are read)."""
+
+    run_id: str
+    path: Path
+    kind: str  # audit | drift | comparison
+    model: str
+    version: str
+    created: str
+
+    @property
+    def label(self) -> str:
+        """'2026-11-23 16:00 · e810b2' for pickers."""
+        when = self.created.replace("T", " ").rstrip("Z")[:16] if self.created else "unknown time"
+        return f"{when} · {self.run_id.rsplit('-', 1)[-1]}"
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A folder in the store that is not a readable run."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class Catalog:
+    store: Path
+    runs: list[RunInfo] = field(default_factory=list)  # newest first
+    broken: list[Broken] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
+
+    @property
+    def audits(self) -> list[RunInfo]:
+        return [r for r in self.runs if r.kind == "audit"]
+
+    def get(self, run_id: str) -> RunInfo | None:
+        return next((r for r in self.runs if r.run_id == run_id), None)
+
+    def models(self) -> list[str]:
+        """Model names with audit runs, most recently audited first."""
+        return list(dict.fromkeys(r.model for r in self.audits))
+
+    def versions(self, model: str) -> list[str]:
+        """Versions of a model, most recently audited first."""
+        return list(dict.fromkeys(r.version for r in self.audits if r.model == model))
+
+    def runs_of(self, model: str, version: str) -> list[RunInfo]:
+        return [r for r in self.audits if r.model == model and r.version == version]
+
+
+def signature(store: Path) -> tuple:
+    """A cheap fingerprint of the store's top level: changes when a run appears or goes."""
+    try:
+        with os.scandir(store) as it:
+            return tuple(sorted((e.name, e.stat().st_mtime_ns) for e in it if e.is_dir()))
+    except OSError:
+        return ()
+
+
+def scan(store: Path) -> Catalog:
+    """Read every run folder's metadata file; damaged folders are listed, not skipped silently."""
+    cat = Catalog(store=store)
+    if not store.is_dir():
+        return cat
+    for entry in sorted(store.iterdir()):
+        if not entry.is_dir():
+            continue
+        if entry.name.startswith(".tmp-"):
+            cat.in_progress.append(entry.name[5:])
+            continue
+        if entry.name.startswith("."):
+            continue
+        try:
+            run = load_run(entry)
+        except AuditError as exc:
+            cat.broken.append(Broken(entry.name, str(exc).replace(str(entry), "").lstrip(": ")))
+            continue
+        except OSError as exc:
+            cat.broken.append(Broken(entry.name, f"unreadable ({exc.strerror})"))
+            continue
+        meta = run.meta if isinstance(run.meta, dict) else {}
+        model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+        if run.kind == "comparison" and not model:
+            # A comparison names its candidate's model inside run_b.
+            model = (meta.get("run_b") or {}).get("model") or {}
+        cat.runs.append(
+            RunInfo(
+                run_id=entry.name,
+                path=run.path,
+                kind=run.kind,
+                model=str(model.get("name") or "unknown model"),
+                version=str(model.get("version") or "unknown version"),
+                created=str(meta.get("created") or ""),
+            )
+        )
+    cat.runs.sort(key=lambda r: (r.created, r.run_id), reverse=True)
+    return cat

@@ -1,0 +1,142 @@
+"""Cached reads of the store. Nothing here computes a metric: it opens what audits/ stored.
+
+Keys are the run folder's path plus its modification time (a run gains sub-folders such as
+``explain/`` or ``claims-*/`` later; the folder's mtime changes when it does). Big objects
+(tables, arrays, Run objects) use ``cache_resource``: they are shared read-only and never
+copied; small derived values use ``cache_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from audits.related import RunBundle, bundle
+from audits.store import Run, load_run
+from dashboard.catalog import Catalog, scan, signature
+
+log = logging.getLogger("dashboard")
+
+
+def mtime(path: Path) -> int:
+    """A folder's or file's mtime in ns (0 when missing), for cache keys."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _catalog(store: str, sig: tuple) -> Catalog:
+    return scan(Path(store))
+
+
+def catalog(store: str) -> Catalog:
+    """Runs in the store; rescanned only when a run folder appears, goes or changes."""
+    return _catalog(store, signature(Path(store)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _run(path: str, stamp: int) -> Run:
+    return load_run(path)
+
+
+def run(path: Path) -> Run:
+    """A Run; its table and arrays are read lazily once and then shared."""
+    return _run(str(path), mtime(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _table(path: str, stamp: int) -> pd.DataFrame:
+    return _run(path, stamp).table
+
+
+def table(path: Path) -> pd.DataFrame:
+    """The predictions table (read-only: callers filter, never mutate)."""
+    return _table(str(path), mtime(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _bundle(path: str, stamp: int, store_sig: tuple) -> RunBundle:
+    audit = _run(path, stamp)
+    return bundle(audit, Path(path).parent)
+
+
+def related(path: Path) -> RunBundle:
+    """The audit run with its drift run, comparison and previous run (audits.related)."""
+    return _bundle(str(path), mtime(path), signature(path.parent))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _json(file: str, stamp: int) -> Any:
+    return json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+def read_json(file: Path) -> Any | None:
+    """A JSON file of a run, or None when absent. Damage raises (the page says which file)."""
+    if not file.is_file():
+        return None
+    return _json(str(file), mtime(file))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _parquet(file: str, stamp: int) -> pd.DataFrame:
+    return pd.read_parquet(file)
+
+
+def read_parquet(file: Path) -> pd.DataFrame | None:
+    """A parquet file of a run, or None when absent (read-only, shared)."""
+    if not file.is_file():
+        return None
+    return _parquet(str(file), mtime(file))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _probabilities(path: str, stamp: int) -> np.ndarray:
+    return _run(path, stamp).probabilities
+
+
+def probabilities(path: Path) -> np.ndarray | None:
+    """Softmax probabilities [n, n_classes], memory-mapped; None when the file is missing."""
+    if not (path / "probabilities.npy").is_file():
+        return None
+    return _probabilities(str(path), mtime(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _thumbnail(file: str, stamp: int, size: int) -> bytes | None:
+    from PIL import Image
+
+    try:
+        with Image.open(file) as img:
+            img = img.convert("RGB")
+            img.thumbnail((size, size))
+            import io
+
+            out = io.BytesIO()
+            img.save(out, format="PNG")
+            return out.getvalue()
+    except Exception as exc:  # a broken image is shown as a placeholder, never a crash
+        log.warning("thumbnail %s: %s", file, exc)
+        return None
+
+
+def thumbnail(file: Path, size: int = 320) -> bytes | None:
+    """A small PNG of an image file, or None when it is missing or unreadable."""
+    if not file.is_file():
+        return None
+    return _thumbnail(str(file), mtime(file), size)
+
+
+def list_dirs(path: Path, prefix: str) -> list[Path]:
+    """Sub-folders of a run starting with ``prefix`` (e.g. ``claims-``), newest name last."""
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith(prefix))
+    except OSError:
+        return []

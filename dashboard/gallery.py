@@ -1,0 +1,132 @@
+"""A paginated grid of prediction cards: image, Grad-CAM overlays, region scores, flags."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from dashboard.charts import ACCENT
+from dashboard.components import chip, esc, paginate, placeholder
+from dashboard.images import data_root, explanations, image_file, suspects
+from dashboard.page import PageContext, get
+
+
+def _f(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def region_lines(regions: pd.DataFrame | None) -> list[str]:
+    """One line of region scores from explain/regions.parquet: heat on the region box per class.
+
+    roi_energy is the share of heatmap energy inside the box that decides the class; roi_peak
+    says whether the heatmap's maximum lies inside it (the pointing game).
+    """
+    if regions is None or regions.empty:
+        return []
+    parts = []
+    method = None
+    for rec in regions.head(2).to_dict("records"):
+        method = method or rec.get("method")
+        share = _f(rec.get("roi_energy"))
+        if share is None:
+            continue
+        hit = rec.get("roi_peak")
+        peak = (
+            ""
+            if hit is None or hit is pd.NA or (isinstance(hit, float) and math.isnan(hit))
+            else (" ✓" if bool(hit) else " ✗")
+        )
+        parts.append(f"{esc(rec.get('class', '?'))} {share:.0%}{peak}")
+    if not parts:
+        return [f"{esc(method or 'heatmap')}: no region box for this image"]
+    return [f"heat on the region box ({esc(method or 'heatmap')}): " + " · ".join(parts)]
+
+
+def card(
+    ctx: PageContext,
+    rec: dict[str, Any],
+    root: Any,
+    ex: Any,
+    flagged: dict[int, dict[str, Any]],
+    leaked: set[int],
+) -> None:
+    """One prediction: the image (or its overlays), true/predicted chips, numbers, flags."""
+    row = int(rec.get("row", -1))
+    overlays, regions = ex.for_row(row)
+    with st.container(border=True):
+        if overlays:
+            st.image([str(p) for p in overlays[:2]], width="stretch")
+        else:
+            file = image_file(root, rec.get("path"))
+            if file is None:  # the integrity stage keeps small copies of the images it names
+                stored = ctx.path / "integrity" / "thumbs" / f"test-{row}.jpg"
+                file = stored if stored.is_file() else None
+            thumb = data.thumbnail(file) if file else None
+            if thumb:
+                st.image(thumb, width="stretch")
+            else:
+                placeholder("image file not available")
+        label, pred = rec.get("label"), rec.get("pred")
+        colors = ctx.colors
+        conf, loss = _f(rec.get("confidence")), _f(rec.get("loss"))
+        numbers = [
+            f"confidence {conf:.0%}" if conf is not None else None,
+            f"loss {loss:.2f}" if loss is not None else None,
+            f"row {row}",
+        ]
+        # One HTML block: separate st.markdown calls would each add a paragraph gap.
+        html = [
+            f'<div>{chip(label, colors.get(label, ACCENT))} <span class="ma-muted">→</span> {chip(pred, colors.get(pred, ACCENT))}</div>',
+            f'<div class="ma-muted" style="margin-top:.3rem">{" · ".join(n for n in numbers if n)}</div>',
+        ]
+        if row in flagged:
+            html.append(f'<div style="margin-top:.3rem"><span class="ma-flag">suspect label</span> '
+                        f'<span class="ma-muted">model suggests {esc(flagged[row].get("suggested", "?"))}</span></div>')  # fmt: skip
+        if row in leaked:
+            html.append(
+                '<div style="margin-top:.3rem"><span class="ma-flag">also in training data</span></div>'
+            )
+        html += [
+            f'<div class="ma-muted" style="margin-top:.3rem">{line}</div>'
+            for line in region_lines(regions)
+        ]
+        html.append(
+            f'<div class="ma-muted" style="margin-top:.3rem;font-size:.75rem;overflow-wrap:anywhere">{esc(rec.get("path", ""))}</div>'
+        )
+        st.markdown("".join(html), unsafe_allow_html=True)
+
+
+def gallery(ctx: PageContext, rows: pd.DataFrame, key: str, per_page: int = 12) -> None:
+    """Paginated cards for ``rows`` (already filtered and ordered)."""
+    ex = explanations(ctx.path)
+    integrity = data.read_json(ctx.path / "integrity.json")
+    flagged = suspects(integrity)
+    leaked = set(get(integrity, "leakage", "leaked_rows", default=[]) or [])
+    root = data_root(ctx.meta)
+    start, end = paginate(len(rows), per_page, key=f"{key}_page")
+    if not len(rows):
+        return
+    cols_per_row = 3 if ex.overlays else 4
+    page = rows.iloc[start:end].to_dict("records")
+    for i in range(0, len(page), cols_per_row):
+        cols = st.columns(cols_per_row)
+        for col, rec in zip(cols, page[i : i + cols_per_row], strict=False):
+            with col:
+                card(ctx, rec, root, ex, flagged, leaked)
+    if not ex.available:
+        st.caption(
+            "No Grad-CAM overlays in this run yet: "
+            f"`python -m audits explain {ctx.path}` adds them (heatmaps for the predicted and the true class)."
+        )
+    elif root is None or not root.is_dir():
+        st.caption(
+            "The data set folder of this run is not on this machine, so only the stored overlays are shown."
+        )

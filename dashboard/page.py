@@ -1,0 +1,141 @@
+"""The frame every page runs in: the selected run, its colours, and an error guard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from audits.errors import AuditError
+from audits.related import RunBundle
+from audits.store import Run
+from dashboard import data, state
+from dashboard.catalog import RunInfo
+from dashboard.charts import class_colors
+from dashboard.components import code, empty_state, esc, footer, guard, header
+
+log = logging.getLogger("dashboard")
+
+AUDIT_HINT = "python -m audits run --model fixtures/models/car-variants/1.1.0 --data fixtures/data/heldout/manifest.csv"
+
+
+@dataclass
+class PageContext:
+    """What a page renders: the selected audit run and lazily its related runs."""
+
+    store: Path
+    info: RunInfo
+    run: Run
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.run.meta
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The stored metrics block; a run without one is damaged (AuditError names the file)."""
+        m = self.meta.get("metrics")
+        if not isinstance(m, dict) or not isinstance(m.get("per_class"), list):
+            raise AuditError(
+                f"{self.path / 'audit.json'} has no usable metrics block (incomplete or damaged run)"
+            )
+        return m
+
+    @cached_property
+    def classes(self) -> list[str]:
+        """The model's class order (colours and matrix axes follow it)."""
+        model = self.meta.get("model") or {}
+        names = model.get("classes")
+        if isinstance(names, list) and names:
+            return [str(c) for c in names]
+        labels = ((self.meta.get("metrics") or {}).get("confusion") or {}).get("labels")
+        return [str(c) for c in labels or []]
+
+    @cached_property
+    def colors(self) -> dict[str, str]:
+        return class_colors(self.classes)
+
+    @cached_property
+    def bundle(self) -> RunBundle:
+        return data.related(self.path)
+
+    def table(self) -> Any:
+        return data.table(self.path)
+
+    @property
+    def title_suffix(self) -> str:
+        return f"{self.info.model} {self.info.version}"
+
+
+def context_line(info: RunInfo, meta: Mapping[str, Any]) -> str:
+    """'car-variants 1.1.0 · audited 2026-11-23 16:25 UTC · 1,200 held-out images · run …' (HTML)."""
+    n = get(meta, "dataset", "n_images")
+    images = f" · {n:,} held-out images" if isinstance(n, int) else ""
+    when = (
+        info.created.replace("T", " ").rstrip("Z")[:16] + " UTC" if info.created else "unknown date"
+    )
+    return (
+        f"<b>{esc(info.model)} {esc(info.version)}</b> · audited {esc(when)}{images} · run "
+        f"{code(info.run_id.rsplit('-', 1)[-1])}"
+    )
+
+
+def run_page(
+    render: Callable[[PageContext], None], title: str, subtitle: str | None = None
+) -> None:
+    """Render a page for the selected run; an empty store or a failure becomes a clear message."""
+    sel = state.current()
+    page = title.split()[0].lower()
+    if sel.run is None:
+        header(title, subtitle)
+        empty_state(
+            f"No audit runs in `{sel.store}` yet",
+            AUDIT_HINT + f" --store {sel.store}",
+            "Audit a model on a held-out set to fill the store, or point the dashboard at another "
+            "store: `AUDIT_STORE=path streamlit run streamlit_app.py`.",
+        )
+        footer(page, f"Store {sel.store} · empty")
+        return
+    meta: Mapping[str, Any] = {}
+    try:
+        run = data.run(sel.run.path)
+        meta = run.meta
+    except Exception as exc:  # the folder vanished or broke since the catalog was read
+        log.warning("run %s: %s", sel.run.path, exc)
+        run = None
+    header(title, subtitle, context_line(sel.run, meta))
+    if sel.note:
+        st.warning(sel.note)
+    if run is None:
+        st.error(
+            f"The run folder `{sel.run.path}` can no longer be read; pick another run in the sidebar."
+        )
+    else:
+        with guard(f"The {title} page for run {sel.run.run_id}", sel.run.path):
+            render(PageContext(store=sel.store, info=sel.run, run=run))
+    footer(
+        page,
+        f"Run {sel.run.run_id} · store {sel.store} · read-only: numbers come from the stored run, nothing is recomputed",
+    )
+
+
+def get(mapping: Any, *keys: str, default: Any = None) -> Any:
+    """Nested lookup that never raises: get(meta, 'integrity', 'leakage', 'n_leaked')."""
+    cur = mapping
+    for key in keys:
+        if not isinstance(cur, Mapping):
+            return default
+        cur = cur.get(key)
+        if cur is None:
+            return default
+    return cur

@@ -1,0 +1,101 @@
+"""CSV exports: per-class metrics, the full confusion matrix, and the predictions table.
+
+Deterministic bytes for the same run: a fixed column order, no index, ``\\n`` line ends, UTF-8,
+floats written as the shortest text that reads back to the stored value (float32 columns as
+float32, so 0.9 stays 0.9), empty cells for missing values, lists joined with ``;``.
+
+Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
+tab or carriage return) get a leading ``'`` (OWASP's advice against CSV injection); the JSON
+export has the raw values.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audits.store import Run
+
+PER_CLASS_COLUMNS = ("class", "support", "correct", "predicted", "recall", "ci_low", "ci_high", "precision", "f1")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back to the same float
+    if isinstance(value, int):
+        return str(value)
+    return safe_text(str(value))
+
+
+def _write(rows: list[list[str]], path: Path) -> Path:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+    return path
+
+
+def write_per_class(run: Run, path: Path) -> Path:
+    per_class = [r for r in (run.meta.get("metrics") or {}).get("per_class") or [] if isinstance(r, dict)]
+    rows = [list(PER_CLASS_COLUMNS)]
+    rows += [[_cell(r.get(k)) for k in PER_CLASS_COLUMNS] for r in per_class]
+    return _write(rows, path)
+
+
+def write_confusion(run: Run, path: Path) -> Path | None:
+    conf = (run.meta.get("metrics") or {}).get("confusion") or {}
+    labels, matrix = conf.get("labels"), conf.get("matrix")
+    if not labels or not isinstance(matrix, list):
+        return None
+    rows = [["true \\ predicted"] + [_cell(str(x)) for x in labels]]
+    rows += [[_cell(str(name))] + [_cell(v) for v in row] for name, row in zip(labels, matrix, strict=False)]
+    return _write(rows, path)
+
+
+def _float32_text(x: Any) -> str:
+    return "" if x is None or not np.isfinite(x) else str(np.float32(x))
+
+
+def _list_text(values: Any, kind: str) -> str:
+    if values is None:
+        return ""
+    items = list(values)
+    if kind == "f":
+        return ";".join(_float32_text(v) for v in items)
+    return ";".join(str(int(v)) for v in items)
+
+
+def predictions_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The predictions table ready for CSV: lists joined, text made spreadsheet-safe."""
+    out = pd.DataFrame(index=table.index)
+    for name in table.columns:
+        col = table[name]
+        if col.dtype == object and col.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+            kind = "f" if name.endswith("prob") else "i"
+            out[name] = col.map(lambda v, k=kind: _list_text(v, k))
+        elif col.dtype == object or pd.api.types.is_string_dtype(col):
+            out[name] = col.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else safe_text(str(v)))
+        elif pd.api.types.is_bool_dtype(col):
+            out[name] = col.map(lambda v: "" if pd.isna(v) else ("true" if v else "false"))
+        else:
+            out[name] = col
+    return out
+
+
+def write_predictions(run: Run, path: Path) -> Path:
+    # pandas writes float32 values in their shortest float32 form and float64 with repr.
+    predictions_frame(run.table).to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    return path

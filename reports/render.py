@@ -1,0 +1,83 @@
+"""The shared Jinja2 environment: one template (``templates/report.html.j2``) for PDF and HTML.
+
+Autoescape is on for every template, so each string read from a run (class names, paths,
+metadata) is HTML-escaped once, here, for both outputs. Only markup produced by this package
+is marked safe: the stylesheet, plotly.js, the chart markup, and base64 data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+import audits
+from reports.content import ReportContent
+
+TEMPLATES = Path(__file__).parent / "templates"
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".svg": "image/svg+xml"}
+
+
+def heat(shade: float | None, tone: str = "") -> Markup:
+    """Inline style of a confusion-matrix cell: green diagonal, white to dark red elsewhere."""
+    if shade is None:
+        return Markup("")
+    s = min(max(float(shade), 0.0), 1.0)
+    if tone == "diag":
+        base, full = (236, 246, 240), (46, 125, 79)
+    else:
+        base, full = (255, 240, 236), (165, 15, 21)
+    r, g, b = (round(lo + (hi - lo) * s) for lo, hi in zip(base, full, strict=True))
+    ink = "#ffffff" if s > 0.5 else "#1d2b3a"
+    return Markup(f"background-color: #{r:02x}{g:02x}{b:02x}; color: {ink};")
+
+
+def fig_uri(figure: tuple[str, bytes]) -> Markup:
+    """A rendered chart figure, (MIME type, bytes), as a data URI."""
+    mime, data = figure
+    return Markup(f"data:{mime};base64," + base64.b64encode(data).decode("ascii"))
+
+
+def img_uri(path: str) -> Markup:
+    """A run's image file inlined as a data URI (the export is one self-contained file)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError:
+        return Markup("data:,")
+    mime = _MIME.get(p.suffix.lower(), "application/octet-stream")
+    return Markup(f"data:{mime};base64," + base64.b64encode(data).decode("ascii"))
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(heat=heat, fig_uri=fig_uri, img_uri=img_uri)
+    return env
+
+
+def render_report(
+    content: ReportContent, charts: dict[str, Any], interactive: bool, plotly_js: str = ""
+) -> str:
+    """The report as one HTML document (for weasyprint when static, for browsers when interactive)."""
+    env = environment()
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    return env.get_template("report.html.j2").render(
+        c=content,
+        charts=charts,
+        interactive=interactive,
+        plotly_js=Markup(plotly_js),
+        css=Markup(css),
+        exporter_version=audits.__version__,
+    )
