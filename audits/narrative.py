@@ -38,12 +38,16 @@ def headline(meta: dict[str, Any]) -> str:
 def worst_classes(meta: dict[str, Any], n: int = 3) -> list[str]:
     """One sentence per weakest class: recall with its interval and its main confusion."""
     m = meta["metrics"]
-    rows = sorted((c for c in m["per_class"] if c.get("recall") is not None), key=lambda c: c["recall"])
+    rows = sorted(
+        (c for c in m["per_class"] if c.get("recall") is not None), key=lambda c: c["recall"]
+    )
     pairs = m.get("most_confused", [])
     out = []
     for c in rows[:n]:
         main = next((p for p in pairs if p["true"] == c["class"]), None)
-        confusion = f"; most often read as {main['predicted']} ({main['count']} times)" if main else ""
+        confusion = (
+            f"; most often read as {main['predicted']} ({main['count']} times)" if main else ""
+        )
         out.append(
             f"{c['class']}: {pct(c['recall'])} correct{_ci(c['ci_low'], c['ci_high'])} on "
             f"{c['support']} images{confusion}."
@@ -57,7 +61,9 @@ def warnings(bundle: RunBundle) -> list[str]:
     out = []
     data = meta["dataset"]
     if not data.get("frozen"):
-        out.append("The held-out set is not frozen, so nothing proves it stayed the same between runs.")
+        out.append(
+            "The held-out set is not frozen, so nothing proves it stayed the same between runs."
+        )
     if data.get("n_skipped"):
         out.append(f"{data['n_skipped']} image(s) could not be read and were left out.")
     too_few = (meta["metrics"].get("imbalance") or {}).get("too_few") or []
@@ -73,7 +79,9 @@ def warnings(bundle: RunBundle) -> list[str]:
         or (leak.get("counts") or {}).get("leaked_images")
     )
     if n_leaked:
-        out.append(f"{n_leaked} test image(s) also appear in the training data (leakage); see Integrity.")
+        out.append(
+            f"{n_leaked} test image(s) also appear in the training data (leakage); see Integrity."
+        )
     if bundle.drift is not None and bundle.drift.meta.get("drift"):
         out.append("Production images have drifted away from the held-out set; see Drift.")
     return out
@@ -86,6 +94,12 @@ def comparison_sentence(bundle: RunBundle) -> str | None:
     c = bundle.comparison.meta
     verdict = c.get("verdict", "?")
     summary = c.get("summary") or "; ".join(c.get("reasons", []))
+    # audits.compare's summary starts with the verdict itself ("hold: ..."); say it once.
+    for prefix in ("promote:", "hold:"):
+        if summary.startswith(prefix):
+            summary = summary[len(prefix) :].strip()
+            summary = summary[:1].upper() + summary[1:]
+    summary = summary if not summary or summary.endswith(".") else summary + "."
     word = "promote" if verdict == "promote" else "hold for human investigation"
     other = (c.get("run_a") or {}).get("model", {}).get("version", "the previous version")
     return f"Against {other}: {word}. {summary}".strip()
@@ -102,7 +116,11 @@ def executive_summary(bundle: RunBundle) -> list[str]:
     if ece is not None:
         out.append(
             f"Its confidence is off by {pct(ece)} on average (expected calibration error)"
-            + (", so its stated confidence can be taken roughly at face value." if ece < 0.05 else ".")
+            + (
+                ", so its stated confidence can be taken roughly at face value."
+                if ece < 0.05
+                else "."
+            )
         )
     verdict = comparison_sentence(bundle)
     if verdict:
@@ -140,9 +158,15 @@ def drift_summary(drift: dict[str, Any]) -> list[str]:
     props = [p for p in drift.get("properties") or [] if isinstance(p, dict)]
     moved = [str(p.get("name")) for p in props if p.get("drift")]
     current = (drift.get("current") or {}).get("n_images")
-    where = f"the {current:,} production images" if isinstance(current, int) else "the production images"
+    where = (
+        f"the {current:,} production images"
+        if isinstance(current, int)
+        else "the production images"
+    )
     if drift.get("drift"):
-        out = [f"{where[0].upper()}{where[1:]} differ from the held-out set: the audit's numbers may not hold in production."]
+        out = [
+            f"{where[0].upper()}{where[1:]} differ from the held-out set: the audit's numbers may not hold in production."
+        ]
     else:
         out = [f"No drift detected: {where} look like the held-out set."]
     if emb.get("p_value") is not None:
@@ -156,5 +180,10 @@ def drift_summary(drift: dict[str, Any]) -> list[str]:
             f"(p = {preds['p_value']:.3g})."
         )
     if moved:
-        out.append("Image properties that moved: " + ", ".join(moved[:8]) + (" …" if len(moved) > 8 else "") + ".")
+        out.append(
+            "Image properties that moved: "
+            + ", ".join(moved[:8])
+            + (" …" if len(moved) > 8 else "")
+            + "."
+        )
     return out

@@ -25,11 +25,22 @@ BAD = "#b03a2e"
 WARN = "#c77c0e"
 GOOD = "#2e7d4f"
 INK = "#1d2b3a"
-HEAT = [[0.0, "#ffffff"], [1e-9, "#fff5f0"], [0.25, "#fcbba1"], [0.5, "#ef6548"], [0.75, "#b30000"], [1.0, "#5c0000"]]
+HEAT = [
+    [0.0, "#ffffff"],
+    [1e-9, "#fff5f0"],
+    [0.25, "#fcbba1"],
+    [0.5, "#ef6548"],
+    [0.75, "#b30000"],
+    [1.0, "#5c0000"],
+]
 
 _LAYOUT = {
     "template": "simple_white",
-    "font": {"family": "DejaVu Sans, Segoe UI, Helvetica, Arial, sans-serif", "size": 12, "color": INK},
+    "font": {
+        "family": "DejaVu Sans, Segoe UI, Helvetica, Arial, sans-serif",
+        "size": 12,
+        "color": INK,
+    },
     "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
 }
 _CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "svg"}}
@@ -45,7 +56,9 @@ def esc(names: Sequence[Any]) -> list[str]:
 
 
 def _na(values: Sequence[Any]) -> list[float | None]:
-    return [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values]
+    return [
+        float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values
+    ]
 
 
 def recall_ci(data: dict[str, Any]) -> go.Figure:
@@ -67,9 +80,15 @@ def recall_ci(data: dict[str, Any]) -> go.Figure:
     )  # fmt: skip
     shown = int(data.get("shown") or len(names))
     height = 120 + 22 * min(len(names), 40)
-    fig.update_layout(**_LAYOUT, height=height, xaxis={"range": [0, 1], "tickformat": ".0%", "title": "recall, with 95% interval"})
+    fig.update_layout(
+        **_LAYOUT,
+        height=height,
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "recall, with 95% interval"},
+    )
     # Weakest first at the top; with many classes the view opens on the weakest and pans down.
-    fig.update_yaxes(autorange=None, range=[min(len(names), max(shown, 40)) - 0.5, -0.5], type="category")
+    fig.update_yaxes(
+        autorange=None, range=[min(len(names), max(shown, 40)) - 0.5, -0.5], type="category"
+    )
     return fig
 
 
@@ -129,7 +148,9 @@ def confusion(data: dict[str, Any]) -> go.Figure:
     n = len(labels)
     fig.update_layout(**_LAYOUT, height=min(900, 260 + 6 * n))
     fig.update_xaxes(title="predicted class", showticklabels=n <= 60, type="category")
-    fig.update_yaxes(title="true class", autorange="reversed", showticklabels=n <= 60, type="category")
+    fig.update_yaxes(
+        title="true class", autorange="reversed", showticklabels=n <= 60, type="category"
+    )
     return fig
 
 
@@ -147,7 +168,11 @@ def compare_diff(data: dict[str, Any]) -> go.Figure:
             hovertemplate="<b>%{y}</b><br>B − A %{x:+.1%}<extra></extra>",
         )
     )  # fmt: skip
-    fig.update_layout(**_LAYOUT, height=120 + 22 * min(len(names), 40), xaxis={"tickformat": "+.0%", "title": "change in recall, B − A"})
+    fig.update_layout(
+        **_LAYOUT,
+        height=120 + 22 * min(len(names), 40),
+        xaxis={"tickformat": "+.0%", "title": "change in recall, B − A"},
+    )
     fig.update_yaxes(autorange="reversed", type="category")
     return fig
 

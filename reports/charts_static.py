@@ -40,7 +40,9 @@ BAD = "#b03a2e"
 WARN = "#c77c0e"
 GOOD = "#2e7d4f"
 #: white -> red, for confusion rates (0 stays white: no confusion).
-HEAT = LinearSegmentedColormap.from_list("heat", ["#fff5f0", "#fcbba1", "#ef6548", "#b30000", "#5c0000"])
+HEAT = LinearSegmentedColormap.from_list(
+    "heat", ["#fff5f0", "#fcbba1", "#ef6548", "#b30000", "#5c0000"]
+)
 
 #: A4 text width (portrait) and a landscape page's drawing area, in inches.
 WIDTH = 6.85
@@ -82,7 +84,9 @@ def short(name: str, n: int = LABEL_CHARS) -> str:
 
 
 def _num(values: Sequence[Any]) -> np.ndarray:
-    return np.array([float(v) if isinstance(v, int | float) and v is not None else np.nan for v in values])
+    return np.array(
+        [float(v) if isinstance(v, int | float) and v is not None else np.nan for v in values]
+    )
 
 
 def recall_ci(data: dict[str, Any]) -> list[Figure]:
@@ -117,13 +121,28 @@ def imbalance(data: dict[str, Any]) -> list[Figure]:
         fig, ax = plt.subplots(figsize=(WIDTH, 0.6 + 0.19 * max(n, 3)))
         y = np.arange(n)
         h = 0.38 if tshare is not None else 0.7
-        ax.barh(y - (h / 2 if tshare is not None else 0), share, height=h, color=ACCENT, label="held-out")
+        ax.barh(
+            y - (h / 2 if tshare is not None else 0),
+            share,
+            height=h,
+            color=ACCENT,
+            label="held-out",
+        )
         if tshare is not None:
             ax.barh(y + h / 2, tshare, height=h, color=LIGHT, label="training")
             # Above the plot: inside it, the legend hid the longest bars.
-            ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2)
+            ax.legend(
+                frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2
+            )
         for yi, s, cnt in zip(y, share, test, strict=True):
-            ax.text(s, yi - (h / 2 if tshare is not None else 0), f" {int(cnt):,}", va="center", fontsize=6.5, color=MUTED)
+            ax.text(
+                s,
+                yi - (h / 2 if tshare is not None else 0),
+                f" {int(cnt):,}",
+                va="center",
+                fontsize=6.5,
+                color=MUTED,
+            )
         ax.set_yticks(y, [short(x) for x in names])
         ax.set_ylim(n - 0.5, -0.5)
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
@@ -136,7 +155,9 @@ def imbalance(data: dict[str, Any]) -> list[Figure]:
         ax.bar(x, share, width=1.0, color=ACCENT, label="held-out")
         if tshare is not None:
             ax.plot(x, tshare, color=WARN, linewidth=1.0, label="training")
-            ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2)
+            ax.legend(
+                frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2
+            )
         ax.set_xlim(-0.5, n - 0.5)
         ax.set_xticks([])
         ax.set_xlabel(f"{n} classes, largest first")
@@ -229,7 +250,14 @@ def _green(rate: np.ndarray) -> np.ndarray:
 
 
 def _paint_cells(
-    img: Image.Image, rate: np.ndarray, x0: float, y0: float, cw: float, ch: float, row0: int = 0, col0: int = 0
+    img: Image.Image,
+    rate: np.ndarray,
+    x0: float,
+    y0: float,
+    cw: float,
+    ch: float,
+    row0: int = 0,
+    col0: int = 0,
 ) -> None:
     """Fill the non-zero cells of a block of rates (its first class indices row0, col0) on
     ``img``; coordinates in points."""
@@ -246,10 +274,14 @@ def _paint_cells(
 
 def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: float, anchor: str = "la",
           fill: str = INK, bold: bool = False) -> None:  # fmt: skip
-    draw.text((xy[0] * _K, xy[1] * _K), text, font=_font(size, bold), fill=_hexcolor(fill), anchor=anchor)
+    draw.text(
+        (xy[0] * _K, xy[1] * _K), text, font=_font(size, bold), fill=_hexcolor(fill), anchor=anchor
+    )
 
 
-def _vertical_labels(labels: list[str], width_pt: float, height_pt: float, size: float) -> Image.Image:
+def _vertical_labels(
+    labels: list[str], width_pt: float, height_pt: float, size: float
+) -> Image.Image:
     """Column labels reading bottom to top, each centred on its column, starting at the bottom."""
     n = len(labels)
     strip = Image.new("RGB", (round(height_pt * _K), round(width_pt * _K)), "white")
@@ -266,7 +298,10 @@ def _colorbar_png(img: Image.Image, x: float, y: float, h: float) -> None:
     for k, col in enumerate(ramp):
         yy = round(y * _K) + k
         draw.line([(round(x * _K), yy), (round((x + 8) * _K), yy)], fill=tuple(int(v) for v in col))
-    draw.rectangle([round(x * _K), round(y * _K), round((x + 8) * _K), round((y + h) * _K)], outline=_hexcolor(MUTED))
+    draw.rectangle(
+        [round(x * _K), round(y * _K), round((x + 8) * _K), round((y + h) * _K)],
+        outline=_hexcolor(MUTED),
+    )
     for v in (0, 0.25, 0.5, 0.75, 1.0):
         _text(draw, (x + 11, y + (1 - v) * h), f"{int(v * 100)}%", 6, anchor="lm")
 
@@ -278,17 +313,33 @@ def _overview_png(labels: list[str], rate: np.ndarray) -> Figure:
     width, height = left + side + 70, top + side + 30
     img = Image.new("RGB", (round(width * _K), round(height * _K)), "white")
     draw = ImageDraw.Draw(img)
-    _text(draw, (left, 8), f"All {n} classes at once; the following pages name every class", 8, bold=True)
+    _text(
+        draw,
+        (left, 8),
+        f"All {n} classes at once; the following pages name every class",
+        8,
+        bold=True,
+    )
     _paint_cells(img, rate, left, top, cell, cell)
-    draw.rectangle([left * _K, top * _K, (left + side) * _K, (top + side) * _K], outline=_hexcolor(MUTED), width=2)
+    draw.rectangle(
+        [left * _K, top * _K, (left + side) * _K, (top + side) * _K],
+        outline=_hexcolor(MUTED),
+        width=2,
+    )
     step = 1 if n <= 20 else max(5, int(round(n / 10 / 5)) * 5)
     for t in range(0, n, step):
         pos = (t + 0.5) * cell
         _text(draw, (left + pos, top + side + 3), str(t + 1), 6, anchor="ma")
         _text(draw, (left - 3, top + pos), str(t + 1), 6, anchor="rm")
-    _text(draw, (left + side / 2, top + side + 13), "predicted class (position in the model's class order)", 7, anchor="ma")
-    label = _vertical_labels(["true class (position)"], 60, 1, 7)  # one rotated caption
-    img.paste(label.resize((label.width, label.height)), (round(2 * _K), round((top + side / 2 - 60) * _K)))
+    _text(
+        draw,
+        (left + side / 2, top + side + 13),
+        "predicted class (position in the model's class order)",
+        7,
+        anchor="ma",
+    )
+    label = _vertical_labels(["true class (position)"], 12, 110, 7)  # one rotated axis title
+    img.paste(label, (round(2 * _K), round((top + side / 2 - 55) * _K)))
     _colorbar_png(img, left + side + 12, top, side * 0.6)
     _text(draw, (left + side + 12, top + side * 0.6 + 8), "share of the", 6)
     _text(draw, (left + side + 12, top + side * 0.6 + 15), "true class", 6)
@@ -306,14 +357,34 @@ def _tile_png(labels: list[str], rate: np.ndarray, r0: int, r1: int, c0: int, c1
     draw = ImageDraw.Draw(img)
     grid = _hexcolor(GRID)
     for i in range(0, nr + 1, 5):  # faint rules every 5 rows/columns guide the eye to a label
-        draw.line([(left * _K, (top + i * ch) * _K), ((left + nc * cw) * _K, (top + i * ch) * _K)], fill=grid, width=2)
+        draw.line(
+            [(left * _K, (top + i * ch) * _K), ((left + nc * cw) * _K, (top + i * ch) * _K)],
+            fill=grid,
+            width=2,
+        )
     for j in range(0, nc + 1, 5):
-        draw.line([((left + j * cw) * _K, top * _K), ((left + j * cw) * _K, (top + nr * ch) * _K)], fill=grid, width=2)
+        draw.line(
+            [((left + j * cw) * _K, top * _K), ((left + j * cw) * _K, (top + nr * ch) * _K)],
+            fill=grid,
+            width=2,
+        )
     _paint_cells(img, rate[r0:r1, c0:c1], left, top, cw, ch, r0, c0)
-    draw.rectangle([left * _K, top * _K, (left + nc * cw) * _K, (top + nr * ch) * _K], outline=_hexcolor(MUTED), width=2)
+    draw.rectangle(
+        [left * _K, top * _K, (left + nc * cw) * _K, (top + nr * ch) * _K],
+        outline=_hexcolor(MUTED),
+        width=2,
+    )
     for i in range(nr):
-        _text(draw, (left - 3, top + (i + 0.5) * ch), f"{short(labels[r0 + i], 34)}  {r0 + i + 1}", fr, anchor="rm")
-    cols = _vertical_labels([f"{c0 + j + 1}  {short(labels[c0 + j], 26)}" for j in range(nc)], nc * cw, top - 3, fc)
+        _text(
+            draw,
+            (left - 3, top + (i + 0.5) * ch),
+            f"{short(labels[r0 + i], 34)}  {r0 + i + 1}",
+            fr,
+            anchor="rm",
+        )
+    cols = _vertical_labels(
+        [f"{c0 + j + 1}  {short(labels[c0 + j], 26)}" for j in range(nc)], nc * cw, top - 3, fc
+    )
     img.paste(cols, (round(left * _K), 0))
     _text(draw, (left, height - 10), f"true classes {r0 + 1}–{r1} (rows) × predicted classes {c0 + 1}–{c1} (columns); "
           "green: correct (the diagonal), red: confusions", 7, fill=MUTED)  # fmt: skip
@@ -331,7 +402,9 @@ def confusion(data: dict[str, Any]) -> list[Figure]:
     for rb in range(n_rb):
         for cb in range(n_cb):
             r0, c0 = rb * rows_per, cb * cols_per
-            out.append(_tile_png(labels, rate, r0, min(n, r0 + rows_per), c0, min(n, c0 + cols_per)))
+            out.append(
+                _tile_png(labels, rate, r0, min(n, r0 + rows_per), c0, min(n, c0 + cols_per))
+            )
     return out
 
 

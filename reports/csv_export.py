@@ -21,7 +21,17 @@ import pandas as pd
 
 from audits.store import Run
 
-PER_CLASS_COLUMNS = ("class", "support", "correct", "predicted", "recall", "ci_low", "ci_high", "precision", "f1")
+PER_CLASS_COLUMNS = (
+    "class",
+    "support",
+    "correct",
+    "predicted",
+    "recall",
+    "ci_low",
+    "ci_high",
+    "precision",
+    "f1",
+)
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -49,7 +59,9 @@ def _write(rows: list[list[str]], path: Path) -> Path:
 
 
 def write_per_class(run: Run, path: Path) -> Path:
-    per_class = [r for r in (run.meta.get("metrics") or {}).get("per_class") or [] if isinstance(r, dict)]
+    per_class = [
+        r for r in (run.meta.get("metrics") or {}).get("per_class") or [] if isinstance(r, dict)
+    ]
     rows = [list(PER_CLASS_COLUMNS)]
     rows += [[_cell(r.get(k)) for k in PER_CLASS_COLUMNS] for r in per_class]
     return _write(rows, path)
@@ -61,7 +73,10 @@ def write_confusion(run: Run, path: Path) -> Path | None:
     if not labels or not isinstance(matrix, list):
         return None
     rows = [["true \\ predicted"] + [_cell(str(x)) for x in labels]]
-    rows += [[_cell(str(name))] + [_cell(v) for v in row] for name, row in zip(labels, matrix, strict=False)]
+    rows += [
+        [_cell(str(name))] + [_cell(v) for v in row]
+        for name, row in zip(labels, matrix, strict=False)
+    ]
     return _write(rows, path)
 
 
@@ -83,11 +98,18 @@ def predictions_frame(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=table.index)
     for name in table.columns:
         col = table[name]
-        if col.dtype == object and col.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+        if (
+            col.dtype == object
+            and col.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any()
+        ):
             kind = "f" if name.endswith("prob") else "i"
             out[name] = col.map(lambda v, k=kind: _list_text(v, k))
         elif col.dtype == object or pd.api.types.is_string_dtype(col):
-            out[name] = col.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else safe_text(str(v)))
+            out[name] = col.map(
+                lambda v: (
+                    "" if v is None or (isinstance(v, float) and np.isnan(v)) else safe_text(str(v))
+                )
+            )
         elif pd.api.types.is_bool_dtype(col):
             out[name] = col.map(lambda v: "" if pd.isna(v) else ("true" if v else "false"))
         else:

@@ -40,7 +40,9 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
         wanted = set(FORMATS)
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
-        raise AuditError(f"unknown export format(s): {', '.join(unknown)}; choose from {','.join(FORMATS)} (or all)")
+        raise AuditError(
+            f"unknown export format(s): {', '.join(unknown)}; choose from {','.join(FORMATS)} (or all)"
+        )
     if not wanted:
         raise AuditError(f"no export format given; choose from {','.join(FORMATS)}")
     return [f for f in FORMATS if f in wanted]

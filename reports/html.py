@@ -20,7 +20,9 @@ def html_document(content: ReportContent) -> str:
         div = charts_interactive.render(chart)
         if div is not None:
             charts[chart.id] = Markup(div)  # plotly's own markup; its JSON escapes "<" itself
-    return render_report(content, charts, interactive=True, plotly_js=charts_interactive.plotly_js())
+    return render_report(
+        content, charts, interactive=True, plotly_js=charts_interactive.plotly_js()
+    )
 
 
 def write_html(content: ReportContent, path: Path) -> Path:

@@ -15,7 +15,9 @@ from typing import Any
 
 from audits.related import RunBundle
 from audits.store import Run, to_jsonable
-from reports.content import ReportContent, _error_of, _read_json
+from reports.content import ReportContent
+from reports.tree import error_of as _error_of
+from reports.tree import read_json as _read_json
 
 SCHEMA_VERSION = 1
 KIND = "audit-export"

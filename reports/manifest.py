@@ -42,7 +42,11 @@ def build_manifest(folder: Path, run_id: str | None = None) -> dict[str, Any]:
         "algorithm": "sha256",
         "run_id": run_id,
         "files": [
-            {"path": rel, "sha256": sha256_file(folder / rel), "bytes": (folder / rel).stat().st_size}
+            {
+                "path": rel,
+                "sha256": sha256_file(folder / rel),
+                "bytes": (folder / rel).stat().st_size,
+            }
             for rel in _files(folder)
         ],
     }
@@ -60,7 +64,9 @@ def _load(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise AuditError(f"{folder}: no such export folder")
     if not path.is_file():
-        raise AuditError(f"{folder}: no {MANIFEST}; not an export folder (python -m audits export RUN --out DIR)")
+        raise AuditError(
+            f"{folder}: no {MANIFEST}; not an export folder (python -m audits export RUN --out DIR)"
+        )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -19,7 +19,13 @@ import audits
 from reports.content import ReportContent
 
 TEMPLATES = Path(__file__).parent / "templates"
-_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".svg": "image/svg+xml"}
+_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
 
 
 def heat(shade: float | None, tone: str = "") -> Markup:

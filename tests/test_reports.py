@@ -77,7 +77,13 @@ def built(tmp_path_factory):
     paths = _build_store(root)
     first = export_run(paths["run"], "all", root / "out1")
     second = export_run(paths["run"], "all", root / "out2")
-    return {**paths, "root": root, "export": first, "again": second, "run_obj": load_run(paths["run"])}
+    return {
+        **paths,
+        "root": root,
+        "export": first,
+        "again": second,
+        "run_obj": load_run(paths["run"]),
+    }
 
 
 def _file(folder: Path, suffix: str) -> Path:
@@ -104,9 +110,11 @@ class _Html(HTMLParser):
         self.scripts: list[str] = []
         self.script_attrs: list[dict] = []
         self.text: list[str] = []
+        self.links: list[str] = []  # every src and href of the document's own tags
         self._in_script = False
 
     def handle_starttag(self, tag, attrs):
+        self.links += [v or "" for k, v in attrs if k in ("src", "href")]
         if tag == "script":
             self._in_script = True
             self.scripts.append("")
@@ -131,7 +139,14 @@ def test_export_folder_holds_every_format_and_a_manifest(built):
     folder = built["export"]
     stem = file_stem(built["run_obj"])
     names = {p.name for p in folder.iterdir()}
-    for suffix in ("report.pdf", "report.html", "audit.json", "per-class.csv", "predictions.csv", "confusion.csv"):
+    for suffix in (
+        "report.pdf",
+        "report.html",
+        "audit.json",
+        "per-class.csv",
+        "predictions.csv",
+        "confusion.csv",
+    ):
         assert f"{stem}-{suffix}" in names
     assert {"manifest.json", "export.json", "audit-export.schema.json"} <= names
     listed = {e["path"] for e in json.loads((folder / MANIFEST).read_text())["files"]}
@@ -142,7 +157,18 @@ def test_export_folder_holds_every_format_and_a_manifest(built):
 def test_every_section_is_present_when_its_result_exists(built):
     content = build_content(built["run"])
     ids = [s.id for s in content.sections]
-    for sid in ("versioning", "data", "metrics", "failures", "drift", "comparison", "leakage", "labels", "slices", "claims"):
+    for sid in (
+        "versioning",
+        "data",
+        "metrics",
+        "failures",
+        "drift",
+        "comparison",
+        "leakage",
+        "labels",
+        "slices",
+        "claims",
+    ):
         assert sid in ids, sid
     assert content.omitted == []
     assert content.verdict and "Release gate against 1.0.0" in content.verdict
@@ -175,7 +201,11 @@ def test_json_numbers_equal_the_runs(built):
 
 def test_csv_numbers_equal_the_runs(built):
     meta = built["run_obj"].meta
-    per_class = pd.read_csv(_file(built["export"], "-per-class.csv"), keep_default_na=False)
+    per_class = pd.read_csv(
+        _file(built["export"], "-per-class.csv"),
+        keep_default_na=False,
+        float_precision="round_trip",
+    )
     assert list(per_class.columns) == list(csv_export.PER_CLASS_COLUMNS)
     for row, stored in zip(per_class.to_dict("records"), meta["metrics"]["per_class"], strict=True):
         assert row["class"] == stored["class"]
@@ -194,7 +224,11 @@ def _expected_numbers(meta: dict) -> list[str]:
     out = [pct(m["accuracy"]), pct(m["balanced_accuracy"]), pct(m["macro_f1"]), pct(m["ece"])]
     out.append(f"{100 * m['accuracy_ci_low']:.1f}–{100 * m['accuracy_ci_high']:.1f}%")
     for c in m["per_class"]:
-        out += [pct(c["recall"]), pct(c["precision"]), f"{100 * c['ci_low']:.1f}–{100 * c['ci_high']:.1f}%"]
+        out += [
+            pct(c["recall"]),
+            pct(c["precision"]),
+            f"{100 * c['ci_low']:.1f}–{100 * c['ci_high']:.1f}%",
+        ]
     out.append(meta["model"]["weights_sha256"])
     out.append(meta["dataset"]["fingerprint"])
     return out
@@ -247,10 +281,19 @@ def test_verify_of_a_folder_without_manifest_is_an_error(tmp_path, capsys):
 
 def test_exports_are_reproducible(built):
     a, b = built["export"], built["again"]
-    for suffix in ("-audit.json", "-per-class.csv", "-predictions.csv", "-confusion.csv", "report.html"):
+    for suffix in (
+        "-audit.json",
+        "-per-class.csv",
+        "-predictions.csv",
+        "-confusion.csv",
+        "report.html",
+    ):
         assert _file(a, suffix).read_bytes() == _file(b, suffix).read_bytes(), suffix
     assert _pdf_text(_file(a, "report.pdf")) == _pdf_text(_file(b, "report.pdf"))
-    entries = [{e["path"]: e["sha256"] for e in json.loads((f / MANIFEST).read_text())["files"]} for f in (a, b)]
+    entries = [
+        {e["path"]: e["sha256"] for e in json.loads((f / MANIFEST).read_text())["files"]}
+        for f in (a, b)
+    ]
     for name, digest in entries[0].items():
         if not name.endswith((".pdf", "export.json")):
             assert entries[1][name] == digest, name
@@ -279,6 +322,14 @@ def test_hostile_class_name_is_text_in_html(built):
     assert all(attrs.get("type") == "text/javascript" for attrs in parser.script_attrs)
     n_charts = sum(1 for _ in build_content(built["run"]).charts())
     assert len(parser.scripts) == 1 + n_charts
+
+
+def test_html_is_self_contained(built):
+    parser = _Html()
+    parser.feed(_file(built["export"], "report.html").read_text())
+    assert parser.links and all(link.startswith(("data:", "#")) for link in parser.links)
+    assert len(parser.scripts[0]) > 1_000_000  # plotly.js inline, once
+    assert all("Plotly.newPlot" in body for body in parser.scripts[1:])  # then one per chart
 
 
 def test_hostile_class_name_is_text_in_pdf(built):
@@ -313,7 +364,9 @@ def test_a_run_with_missing_and_damaged_parts_still_exports(built, tmp_path):
     content = build_content(run)
     omitted = dict(content.omitted)
     assert "boom" in omitted["Failures explained (Grad-CAM)"]
-    assert {"Drift in production", "Comparison with the previous version"} <= set(omitted)  # other store
+    assert {"Drift in production", "Comparison with the previous version"} <= set(
+        omitted
+    )  # other store
     html = _file(folder, "report.html").read_text()
     assert "<b>boom</b>" not in html and "&lt;b&gt;boom&lt;/b&gt;" in html
     doc = json.loads(_file(folder, "-audit.json").read_text())
@@ -333,7 +386,10 @@ def test_cli_export_prints_the_folder_last_and_rejects_bad_input(built, tmp_path
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / built["run"].name).mkdir()
     (tmp_path / "taken" / built["run"].name / "notes.txt").write_text("mine")
-    assert cli(["export", str(built["run"]), "--format", "json", "--out", str(tmp_path / "taken")]) == 2
+    assert (
+        cli(["export", str(built["run"]), "--format", "json", "--out", str(tmp_path / "taken")])
+        == 2
+    )
     assert (tmp_path / "taken" / built["run"].name / "notes.txt").read_text() == "mine"
 
 

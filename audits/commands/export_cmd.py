@@ -11,7 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="export an audit run as PDF, HTML, JSON and CSV with a sha256 manifest",
         description=__doc__,
     )
-    p.add_argument("run", help="audit run folder, run id in --store, or name@version (newest audit)")
+    p.add_argument(
+        "run", help="audit run folder, run id in --store, or name@version (newest audit)"
+    )
     p.add_argument(
         "--format",
         default="pdf,html,json,csv",

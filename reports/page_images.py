@@ -1,0 +1,81 @@
+"""Page images of a report, for the README and for looking at every page before shipping.
+
+``python -m reports.page_images RUN [--out reports/examples]`` exports the run's PDF and writes
+the cover and the first Performance page as PNG (``pdftoppm`` from poppler-utils).
+``--all DIR`` renders every page instead, to check none is blank or overflowing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from audits.errors import AuditError
+
+#: The sentence under the Performance section's title (reports.sections.metrics_section).
+PERFORMANCE_MARK = "How often the model is right overall"
+
+
+def render_page(pdf: Path, page: int, out: Path, dpi: int = 100) -> Path:
+    """One page (1-based) as ``out`` (PNG)."""
+    if shutil.which("pdftoppm") is None:
+        raise AuditError("pdftoppm not found: apt-get install -y poppler-utils")
+    stem = out.with_suffix("")
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile", str(pdf), str(stem)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def find_page(pdf: Path, text: str) -> int | None:
+    """The first page (1-based) whose text contains ``text``."""
+    from pypdf import PdfReader
+
+    for number, page in enumerate(PdfReader(pdf).pages, start=1):
+        if text in " ".join((page.extract_text() or "").split()):
+            return number
+    return None
+
+
+def examples(run: Path, out: Path, dpi: int = 100) -> list[Path]:
+    """The cover and the Performance page of the run's PDF report, as PNG files in ``out``."""
+    from reports.export import export_run
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_run(run, "pdf", tmp)
+        (pdf,) = folder.glob("*.pdf")
+        pages = [
+            (1, "report-cover.png"),
+            (find_page(pdf, PERFORMANCE_MARK) or 2, "report-performance.png"),
+        ]
+        return [render_page(pdf, n, out / name, dpi) for n, name in pages]
+
+
+def all_pages(pdf: Path, out: Path, dpi: int = 60) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(pdf), str(out / "page")], check=True)
+    return sorted(out.glob("page-*.png"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="audit run folder (or, with --all, a PDF)")
+    parser.add_argument("--out", default="reports/examples")
+    parser.add_argument("--dpi", type=int, default=100)
+    parser.add_argument("--all", metavar="DIR", help="render every page of the PDF into DIR")
+    args = parser.parse_args()
+    if args.all:
+        for p in all_pages(Path(args.run), Path(args.all), args.dpi):
+            print(p)
+        return
+    for p in examples(Path(args.run), Path(args.out), args.dpi):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
