@@ -458,13 +458,12 @@ def _speed_text(speed: SpeedResult, t: Thresholds) -> tuple[bool, str]:
     thr_pct = 100 * (speed.throughput_ratio - 1)
     slow_lat = speed.latency_ratio > 1 + t.tolerance + _EPS
     slow_thr = speed.throughput_ratio < 1 - t.tolerance - _EPS
-    detail = (
-        f"latency {lat_pct:+.0f}% ({speed.a.latency_ms:.2f} -> {speed.b.latency_ms:.2f} ms/image), "
-        f"throughput {thr_pct:+.0f}% ({speed.a.throughput:.0f} -> {speed.b.throughput:.0f} images/s)"
-    )
+    # Percentages come from the paired B/A ratios that decide; the per-model medians (in the
+    # table and the JSON) are taken over different moments and can disagree by a few percent.
+    detail = f"latency {lat_pct:+.0f}%, throughput {thr_pct:+.0f}%"
     if slow_lat or slow_thr:
         return False, f"B is slower beyond the {100 * t.tolerance:g}% tolerance: {detail}"
-    return True, f"no slower: {detail}, tolerance {100 * t.tolerance:g}%"
+    return True, f"no slower: {detail} (tolerance {100 * t.tolerance:g}%)"
 
 
 def decide(
@@ -551,12 +550,15 @@ def decide(
 
     blocking = [c["text"] for c in checks if c["ok"] is False]
     verdict = "promote" if better and not blocking else "hold"
-    # The verdict line names the worst classes; the stored checks keep every one.
-    shown = [c for c in checks if c["ok"] is False and not c["check"].startswith("class:")]
-    class_fails = [c for c in checks if c["ok"] is False and c["check"].startswith("class:")]
-    said = [c["text"] for c in shown[:1] + class_fails[:SUMMARY_CLASSES] + shown[1:]]
+    # The verdict line: metric failures, the worst classes, then speed; `checks` keeps all.
+    failed = [c for c in checks if c["ok"] is False]
+    metric_fails = [c["text"] for c in failed if c["check"] in ("overall", other_name)]
+    class_fails = [c["text"] for c in failed if c["check"].startswith("class:")]
+    other_fails = [c["text"] for c in failed if c["check"] == "speed"]
     if len(class_fails) > SUMMARY_CLASSES:
-        said.insert(1 + SUMMARY_CLASSES, f"and {len(class_fails) - SUMMARY_CLASSES} more classes worse")
+        more = len(class_fails) - SUMMARY_CLASSES
+        class_fails = class_fails[:SUMMARY_CLASSES] + [f"and {more} more classes worse"]
+    said = metric_fails + class_fails + other_fails
     if verdict == "promote":
         summary = "promote: " + "; ".join(
             c["text"] for c in checks if c["ok"] is None or c["check"] != other_name
@@ -626,6 +628,7 @@ def compare_runs(
             "fingerprint": data.get("fingerprint"),
             "path": data.get("path"),
             "frozen": bool(data.get("frozen", False)),
+            "n_images": int(len(aligned.frame)),  # the paired images (as in audit.json)
             "n_aligned": int(len(aligned.frame)),
             "n_only_a": aligned.n_only_a,
             "n_only_b": aligned.n_only_b,
@@ -754,13 +757,21 @@ def print_comparison(doc: dict[str, Any], console: Any = None) -> None:
 
     sp = doc.get("speed")
     if sp:
-        st = Table(title=f"speed on {sp.get('device', {}).get('name', 'the given numbers')}")
+        settings = sp.get("settings") or {}
+        where = (sp.get("device") or {}).get("name", "given numbers")
+        threads = (sp.get("device") or {}).get("threads")
+        clock = settings.get("clock")
+        st = Table(
+            title=f"speed on {where}"
+            + (f", {threads} thread(s)" if threads else "")
+            + (f", {clock}" if clock else "")
+        )
         for col in ("", "A", "B", "B/A (median, IQR)"):
             st.add_column(col, justify="left" if not col else "right")
         a, b = sp["a"], sp["b"]
         st.add_row("latency ms/image (batch 1)", f"{a['latency_ms']:.2f}", f"{b['latency_ms']:.2f}",
                    f"{sp['latency_ratio']:.3f} ({sp['latency_ratio_iqr'][0]:.3f}-{sp['latency_ratio_iqr'][1]:.3f})")  # fmt: skip
-        batch = sp.get("settings", {}).get("batch_size", "")
+        batch = settings.get("batch_size", "")
         st.add_row(f"throughput images/s (batch {batch})", f"{a['throughput']:.0f}", f"{b['throughput']:.0f}",
                    f"{sp['throughput_ratio']:.3f} ({sp['throughput_ratio_iqr'][0]:.3f}-{sp['throughput_ratio_iqr'][1]:.3f})")  # fmt: skip
         if a.get("params") is not None and b.get("params") is not None:

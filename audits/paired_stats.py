@@ -196,7 +196,7 @@ def paired_outcome(
         a_k = np.bincount(codes, weights=(a & ~b).astype(np.float64))
         b_k = np.bincount(codes, weights=(~a & b).astype(np.float64))
         _, p_clustered = clustered_mcnemar(a_k, b_k)
-        if deff > 1.0 and n:
+        if deff > 1.0:
             widen = math.sqrt(deff)
             low = max(-1.0, diff - (diff - low) * widen)
             high = min(1.0, diff + (high - diff) * widen)

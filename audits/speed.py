@@ -6,12 +6,17 @@ and resizing are never timed. What is timed is what inference does per batch
 (``BatchPredictor``: transfer, normalise, forward, with autocast on CUDA), followed by a device
 synchronisation so asynchronous CUDA work is counted.
 
-Noise control, because a shared CPU is noisy: a warm-up pass, then the two models' calls are
-interleaved one by one (A B, B A, A B, ...) so a burst of load from another process hits both
-alike, and each model's time per call is the median over its calls, which ignores the bursts.
+Noise control, because a shared CPU is noisy: a warm-up, then the models run in short blocks
+(one untimed call, then a few timed ones, so every timed call follows a call of the same model
+as in serving) and the blocks alternate A B, B A, ... so a burst of load from another process
+hits both alike. Each model's time per call is the median over its calls, which ignores bursts.
+On a CPU both run with one intra-op thread by default (see ``measure_speed``).
 Latency is the median time of one image at batch size 1 (in ms); throughput is the batch size
-over the median time of one batch (images/s). Several repeats each give a B/A ratio; the
-reported ratio is their median, with the interquartile range as its spread.
+over the median time of one batch (images/s). The B/A ratios come from pairs of adjacent blocks
+(load that lasts longer than a block slows both and cancels in their ratio): each repeat gives
+the median pair ratio, and the reported ratio is the median over repeats, with the
+interquartile range as its spread. The ratios decide "no slower"; the per-model medians are
+shown beside them.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ DEFAULT_IMAGES = 64
 DEFAULT_LATENCY_IMAGES = 32
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_REPEATS = 5
-DEFAULT_MIN_TIME = 0.2  # seconds per measurement, at least
+DEFAULT_MIN_TIME = 0.5  # seconds per measurement and model, at least
 DEFAULT_CPU_THREADS = 1
+MIN_CALLS = 8  # timed calls per model and repeat, at least
+BLOCK = 4  # timed calls in a row per model, after one untimed call
 SAMPLE_SEED = 20261123
 
 
@@ -164,35 +171,64 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(call: Callable[[torch.Tensor], Any], x: torch.Tensor, device: torch.device) -> float:
-    """Seconds for one call, device work included."""
+def _timed(
+    call: Callable[[torch.Tensor], Any],
+    x: torch.Tensor,
+    device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Seconds for one call on ``clock``, device work included."""
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     call(x)
     _sync(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def interleaved_times(
+def interleaved_blocks(
     calls: tuple[Callable[[torch.Tensor], Any], Callable[[torch.Tensor], Any]],
     inputs: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]],
     device: torch.device,
     min_time: float = 0.0,
-) -> tuple[list[float], list[float]]:
-    """Per-call seconds of A and B on paired inputs, calls interleaved A B, B A, A B, ...
+    min_calls: int = 1,
+    block: int = BLOCK,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Per-call seconds of A and B, in blocks of ``block`` calls, blocks in order A B, B A, ...
 
-    Interleaving call by call means a burst of load from another process hits both models
-    alike; passes repeat until each model has run for ``min_time`` seconds, because a fast
-    model's single pass is too short to time reliably (as ``timeit`` repeats).
+    Each block first makes one untimed call, so every timed call follows a call of the same
+    model, as in serving (alternating single calls would time every other call with the other
+    model's weights in the cache). Block ``i`` of A and block ``i`` of B are adjacent in time:
+    compare them as a pair. Inputs are used in turn, round the list. Blocks repeat until each
+    model has run ``min_time`` seconds and ``min_calls`` timed calls: a fast model's single
+    pass is too short to time (as ``timeit`` repeats), and a median of two slow calls is no
+    median.
     """
-    times: tuple[list[float], list[float]] = ([], [])
-    k = 0
-    while not times[0] or min(sum(times[0]), sum(times[1])) < min_time:
-        for pair in zip(*inputs, strict=True):
-            for m in (0, 1) if k % 2 == 0 else (1, 0):
-                times[m].append(_timed(calls[m], pair[m], device))
-            k += 1
-    return times
+    blocks: tuple[list[list[float]], list[list[float]]] = ([], [])
+    totals = [0.0, 0.0]
+    n_inputs = min(len(inputs[0]), len(inputs[1]))
+    position = 0
+    while not blocks[0] or min(totals) < min_time or sum(map(len, blocks[0])) < min_calls:
+        picks = [(position + j) % n_inputs for j in range(block + 1)]
+        position = (position + block + 1) % n_inputs
+        for m in (0, 1) if len(blocks[0]) % 2 == 0 else (1, 0):
+            calls[m](inputs[m][picks[0]])  # warm-up: leave the other model's state behind
+            times = [_timed(calls[m], inputs[m][i], device, clock) for i in picks[1:]]
+            blocks[m].append(times)
+            totals[m] += sum(times)
+    return blocks
+
+
+def _paired_ratio(blocks_a: list[list[float]], blocks_b: list[list[float]]) -> float:
+    """B/A time: the median over adjacent block pairs of their median call times."""
+    return statistics.median(
+        statistics.median(tb) / statistics.median(ta)
+        for ta, tb in zip(blocks_a, blocks_b, strict=True)
+    )
+
+
+def _flat(blocks: list[list[float]]) -> list[float]:
+    return [t for b in blocks for t in b]
 
 
 def measure_speed(
@@ -253,24 +289,36 @@ def measure_speed(
     calls = (predictors[0], predictors[1])
     lat: list[list[float]] = [[], []]
     thr: list[list[float]] = [[], []]
+    # B/A per repeat, each the median over pairs of adjacent blocks: load that lasts longer
+    # than a block slows both blocks of a pair and cancels in their ratio.
+    lat_ratio: list[float] = []
+    thr_ratio: list[float] = []
     previous_threads = torch.get_num_threads()
     if dev.type == "cpu" and threads:
         torch.set_num_threads(threads)
+    # One CPU thread does all the work in this thread: its CPU time is the model's compute,
+    # without the time the scheduler gave to other processes. Anything else is wall time.
+    cpu_clock = dev.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.thread_time if cpu_clock else time.perf_counter
     device_info = describe_device(dev, predictors[0].amp)
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection in the middle of one model's call would bias that model
     try:
         # Warm-up: allocator, kernels, cuDNN autotuning, caches.
-        interleaved_times(calls, (singles[0][:8], singles[1][:8]), dev)
-        interleaved_times(calls, batches, dev)
+        interleaved_blocks(calls, singles, dev)
+        interleaved_blocks(calls, batches, dev)
         for _ in range(repeats):
-            ta, tb = interleaved_times(calls, singles, dev, min_time)
-            lat[0].append(1000.0 * statistics.median(ta))
-            lat[1].append(1000.0 * statistics.median(tb))
-            ta, tb = interleaved_times(calls, batches, dev, min_time)
-            thr[0].append(batch / statistics.median(ta))
-            thr[1].append(batch / statistics.median(tb))
+            ba, bb = interleaved_blocks(
+                calls, singles, dev, min_time, max(MIN_CALLS, n_lat), clock=clock
+            )
+            lat[0].append(1000.0 * statistics.median(_flat(ba)))
+            lat[1].append(1000.0 * statistics.median(_flat(bb)))
+            lat_ratio.append(_paired_ratio(ba, bb))
+            ba, bb = interleaved_blocks(calls, batches, dev, min_time, MIN_CALLS, clock=clock)
+            thr[0].append(batch / statistics.median(_flat(ba)))
+            thr[1].append(batch / statistics.median(_flat(bb)))
+            thr_ratio.append(1.0 / _paired_ratio(ba, bb))
     finally:
         torch.set_num_threads(previous_threads)
         if gc_was_enabled:
@@ -290,8 +338,6 @@ def measure_speed(
             throughput_repeats=tuple(round(v, 2) for v in thr[m]),
         )
 
-    lat_ratio = [b / a for a, b in zip(lat[0], lat[1], strict=True)]
-    thr_ratio = [b / a for a, b in zip(thr[0], thr[1], strict=True)]
     return SpeedResult(
         a=model_speed(0),
         b=model_speed(1),
@@ -308,7 +354,10 @@ def measure_speed(
             "repeats": int(repeats),
             "warmup": 1,
             "min_time_s": float(min_time),
-            "order": "calls interleaved A B, B A, ...",
-            "statistic": "per repeat: median call time; reported: median over repeats, ratios are medians of per-repeat B/A",
+            "order": f"blocks of 1 untimed + {BLOCK} timed calls per model, in order A B, B A, ...",
+            "min_calls": MIN_CALLS,
+            "clock": "thread CPU time" if cpu_clock else "wall time",
+            "statistic": "per repeat: median call time, and B/A as the median over adjacent "
+            "block pairs of their median call times; reported: medians over repeats",
         },
     )

@@ -13,7 +13,7 @@ from audits.errors import AuditError
 from audits.runner import run_audit
 from audits.speed import (
     SpeedResult,
-    interleaved_times,
+    interleaved_blocks,
     load_run_model,
     measure_speed,
     sample_paths,
@@ -56,21 +56,22 @@ def test_sample_paths_is_fixed_and_in_order():
     assert sample_paths(paths[:5], 10) == paths[:5]
 
 
-def test_calls_are_interleaved_a_b_b_a():
+def test_blocks_alternate_a_b_b_a_and_start_with_an_untimed_call():
     order: list[str] = []
-    calls = (lambda x: order.append("A"), lambda x: order.append("B"))
-    inputs = ([torch.zeros(1)] * 4, [torch.zeros(1)] * 4)
-    ta, tb = interleaved_times(calls, inputs, torch.device("cpu"))
-    assert "".join(order) == "ABBAABBA"
-    assert len(ta) == len(tb) == 4 and min(ta + tb) >= 0
+    calls = (lambda x: order.append(f"A{int(x)}"), lambda x: order.append(f"B{int(x)}"))
+    inputs = ([torch.tensor(i) for i in range(3)], [torch.tensor(i) for i in range(3)])
+    ba, bb = interleaved_blocks(calls, inputs, torch.device("cpu"), min_calls=4, block=2)
+    # Blocks of 1 untimed + 2 timed calls, inputs taken in turn round the list.
+    assert order == ["A0", "A1", "A2", "B0", "B1", "B2", "B0", "B1", "B2", "A0", "A1", "A2"]
+    assert [len(b) for b in ba] == [2, 2] and [len(b) for b in bb] == [2, 2]
+    assert min(t for b in ba + bb for t in b) >= 0
 
 
-def test_short_passes_repeat_until_the_minimum_time():
+def test_short_blocks_repeat_until_the_minimum_time():
     calls = (lambda x: None, lambda x: None)
-    ta, _ = interleaved_times(
-        calls, ([torch.zeros(1)], [torch.zeros(1)]), torch.device("cpu"), min_time=0.01
-    )
-    assert sum(ta) >= 0.01 and len(ta) > 1
+    one = ([torch.zeros(1)], [torch.zeros(1)])
+    ba, _ = interleaved_blocks(calls, one, torch.device("cpu"), min_time=0.01)
+    assert sum(t for b in ba for t in b) >= 0.01 and len(ba) > 1
 
 
 def test_from_numbers_ratios():
@@ -95,6 +96,7 @@ def test_measure_speed_on_tiny_models(tiny_runs):
     assert s.a.weights_bytes > 0
     assert s.device["type"] == "cpu" and s.device["threads"] == 1
     assert s.settings["images"] == 8 and s.settings["batch_size"] == 4
+    assert s.settings["clock"] == "thread CPU time"  # one CPU thread: immune to other processes
     assert s.latency_ratio > 0 and s.throughput_ratio > 0
 
 
