@@ -7,8 +7,8 @@ into ``ctx.run_dir``, and returns the compact summary stored as ``audit.json["in
 
 Each section is computed on its own: one that fails records ``{"error": ...}`` and the others
 still run. Options (``ctx.options``, all optional): ``phash_max_distance``,
-``cosine_min``, ``max_train_near``, ``max_listed``, ``thumbnails``, ``slice_min_support``,
-``batch_size``, ``workers``.
+``thumb_rms_max``, ``cosine_min`` (turns the model-embedding check on), ``max_train_near``,
+``max_listed``, ``thumbnails``, ``slice_min_support``, ``batch_size``, ``workers``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ import numpy as np
 from audits.errors import AuditError
 from audits.images import BadImage, decode, to_mode
 from audits.labels import suspect_labels
-from audits.leakage import COSINE_MIN, MAX_TRAIN_NEAR, PHASH_MAX_DISTANCE, find_leakage, sample_rows
+from audits.leakage import (
+    COSINE_MIN,
+    MAX_TRAIN_NEAR,
+    PHASH_MAX_DISTANCE,
+    THUMB_RMS_MAX,
+    find_leakage,
+    sample_rows,
+)
 from audits.slices import MIN_SUPPORT, slice_report
 from audits.store import write_json
 
@@ -36,12 +43,16 @@ THUMBS_DIR = "integrity/thumbs"
 THUMB_SIDE = 128
 
 
+_FLOATS = {"thumb_rms_max", "cosine_min"}
+
+
 @dataclass(frozen=True)
 class IntegrityOptions:
     """Thresholds and caps of the stage (defaults documented in the modules they feed)."""
 
     phash_max_distance: int = PHASH_MAX_DISTANCE
-    cosine_min: float = COSINE_MIN
+    thumb_rms_max: float = THUMB_RMS_MAX
+    cosine_min: float | None = COSINE_MIN  # None: the model-embedding check is off
     max_train_near: int = MAX_TRAIN_NEAR
     max_listed: int = 200
     thumbnails: int = 40  # per list: leakage pairs, leaked groups, suspects
@@ -53,10 +64,12 @@ class IntegrityOptions:
     def from_mapping(cls, options: dict[str, Any] | None) -> IntegrityOptions:
         """Pick this stage's keys out of the run's options, converting to each field's type."""
         options = options or {}
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             if options.get(f.name) is not None:
-                values[f.name] = type(getattr(cls, f.name))(options[f.name])
+                values[f.name] = (
+                    float(options[f.name]) if f.name in _FLOATS else int(options[f.name])
+                )
         return cls(**values)
 
 
@@ -124,8 +137,12 @@ def leakage_section(ctx: AuditContext, opts: IntegrityOptions, thumbs: _Thumbs) 
     table = ctx.predictions.table
     hashes = hash_files(train)
     near_rows = sample_rows(len(train.items), opts.max_train_near)
-    train_emb, embedded = _train_embeddings(ctx, train, near_rows, opts)
-    test_emb = np.asarray(ctx.predictions.embeddings, dtype=np.float32)
+    train_emb = embedded = test_emb = None
+    if opts.cosine_min is not None:  # embedding the training set costs a full inference pass
+        train_emb, embedded = _train_embeddings(ctx, train, near_rows, opts)
+        test_emb = np.asarray(ctx.predictions.embeddings, dtype=np.float32)
+        if len(test_emb) != len(table):
+            test_emb = None
     result = find_leakage(
         table,
         ctx.image_set.root,
@@ -133,17 +150,19 @@ def leakage_section(ctx: AuditContext, opts: IntegrityOptions, thumbs: _Thumbs) 
         train.root,
         hashes,
         near_rows=near_rows,
-        test_embeddings=test_emb if len(test_emb) == len(table) else None,
+        test_embeddings=test_emb,
         train_embeddings=train_emb,
         embedded_rows=embedded,
         phash_max=opts.phash_max_distance,
+        rms_max=opts.thumb_rms_max,
         cosine_min=opts.cosine_min,
         device=ctx.device,
         max_listed=opts.max_listed,
     )
     result["training_manifest"] = str(train.source)
     result["training_root"] = str(train.root)
-    result["checks"]["near"]["embedding_source"] = ctx.predictions.embedding_source
+    if opts.cosine_min is not None:
+        result["checks"]["near"]["embedding_source"] = ctx.predictions.embedding_source
     if result["checks"]["near"]["sampled"]:
         result["checks"]["near"]["note"] = (
             f"near duplicates searched among a uniform sample of {len(near_rows):,} of "

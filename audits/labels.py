@@ -26,6 +26,8 @@ import pandas as pd
 #: A class with no labelled image has no mean to set its threshold; a majority of the
 #: probability stands in, so a confident prediction of an absent class still counts.
 ABSENT_CLASS_THRESHOLD = 0.5
+#: Above this share of flagged images, the list says the model is more suspect than the labels.
+NOISY_SHARE = 0.2
 # cleanlab compares p >= t - 1e-6 so that the image defining a threshold counts as confident.
 _EPS = 1e-6
 
@@ -74,6 +76,7 @@ def suspect_labels(
         "ranked by self-confidence, lowest first",
         "n_labelled": int(len(labelled)),
         "n_flagged": 0,
+        "flagged_share": 0.0,
         "thresholds": {},
         "rows": [],
     }
@@ -86,6 +89,12 @@ def suspect_labels(
     flagged = np.flatnonzero(cl["suspect"])
     order = flagged[np.argsort(cl["self_confidence"][flagged], kind="stable")]
     out["n_flagged"] = int(len(flagged))
+    out["flagged_share"] = float(len(flagged) / len(labelled))
+    if out["flagged_share"] > NOISY_SHARE:
+        out["note"] = (
+            f"the model contradicts {out['flagged_share']:.0%} of the labels: more likely a weak "
+            "model than that many wrong labels; review the top of the list, not all of it"
+        )
     out["thresholds"] = {c: float(t) for c, t in zip(classes, cl["thresholds"], strict=True)}
     paths = table["path"].to_numpy()
     pred_idx = table["pred_idx"].to_numpy(dtype=np.int64)

@@ -5,22 +5,37 @@ Three ways a test image can have been seen in training:
 * **exact duplicates**: the same bytes (file sha256) on both sides;
 * **group leakage**: the same ``group`` (one physical object, e.g. one car advert) on both
   sides, even when every file differs;
-* **near duplicates**: a resized, re-encoded or lightly edited copy. Two independent signals:
-  the 64-bit perceptual hash (ImageHash ``phash``; Hamming distance <= ``PHASH_MAX_DISTANCE``)
-  and the cosine similarity of the model's own embeddings (>= ``COSINE_MIN``), each test image
-  against its nearest training image. Either signal flags a pair; both values are reported.
+* **near duplicates**: a resized or re-encoded copy. Each image gets a perceptual
+  signature from one decode: the 64-bit ImageHash ``phash`` and a 16 x 16 grey thumbnail
+  (Lanczos). For each held-out image, the training images within ``PHASH_MAX_DISTANCE``
+  bits are candidates, and the one whose thumbnail is closest (RMS difference, grey levels)
+  is a near duplicate when that difference is at most ``THUMB_RMS_MAX``. The thumbnail
+  distances are matrix products, computed in blocks on the audit's device.
+  Optionally (``cosine_min``), the model's own embeddings flag pairs too: cosine of the
+  centred embeddings (training mean subtracted) of each held-out image's nearest training
+  image, also in blocks on the device.
 
-Thresholds (calibrated in tests/test_leakage.py and on the bundled demo, see the report):
+Thresholds, measured on the bundled demo (car renders, 128 px: 1,200 held-out images against
+the 3,000 of ``train`` and of ``train_v1``, and 300 copies of training images resized to
+0.4-2x and JPEG-compressed at quality 40-95):
 
-* ``PHASH_MAX_DISTANCE = 8`` of 64 bits: resized (down to half size) and JPEG re-encoded
-  (quality >= 50) copies land at 0-4; distinct photos of similar scenes at 12 or more.
-* ``COSINE_MIN = 0.98`` on *centred* embeddings: the training set's mean embedding is
-  subtracted first, because penultimate features after a ReLU all point into the same
-  orthant, which makes raw cosines between unrelated images high (0.8-0.95). Copies of an
-  image stay above 0.99 after centring; distinct images fall well below.
+* the 64-bit phash alone cannot tell them apart: copies are within 4 bits of their source,
+  but 17 (``train``) and 29 (``train_v1``) clean held-out images are at distance 0 from a
+  *different* training image (studio shots of other cars with the same layout), and over 500
+  within 8 bits. So it only picks candidates;
+* the 16 x 16 grey thumbnail decides: copies are within RMS 1.3 of their source, the closest
+  clean pair is 4.4 apart. ``THUMB_RMS_MAX = 2.5`` sits in between. (Colour thumbnails do
+  worse: JPEG's halved colour resolution moves copies up to 4.8. A crop or shift by a pixel
+  or two is not caught: on these renders it moves as far as a different car does.)
+* the demo model's penultimate embeddings do not separate copies from distinct images:
+  with 1.0.0, a copy's centred cosine to its source ranges 0.66-1.0 (median 0.984) while
+  clean held-out images reach 0.988 with their nearest training image (1% of them >= 0.98);
+  uncentred, copies >= 0.971 and clean images up to 0.996 (a third >= 0.98). A classifier's
+  embedding says "same class", not "same picture", so the embedding check is off by default
+  (``COSINE_MIN = None``); switch it on for a model whose embeddings are instance-level.
 
-Exact and near duplicates are listed one pair per test image (its nearest training image);
-near duplicates exclude test images that are already exact duplicates.
+Exact and near duplicates are listed one pair per held-out image (its best training match);
+near duplicates leave out held-out images that are already exact duplicates.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ import io
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +54,15 @@ import torch
 from PIL import Image
 
 from audits.images import BadImage, decode, to_mode
+from audits.intervals import wilson_interval
 
 PHASH_MAX_DISTANCE = 8
-COSINE_MIN = 0.98
-#: Training images embedded and perceptually hashed at most; a larger training set is sampled
+SIGNATURE_SIDE = 16
+THUMB_RMS_MAX = 2.5
+COSINE_MIN: float | None = None
+#: Training images searched for near duplicates at most; a larger training set is sampled
 #: (uniformly, fixed seed) and the report says so. Exact and group checks always use all rows.
 MAX_TRAIN_NEAR = 50_000
-_NO_HASH = np.uint64(0)
 
 
 # -- exact duplicates and groups ------------------------------------------------------------
@@ -73,14 +91,7 @@ def exact_duplicates(
 
 def _group_keys(groups: Sequence[Any] | pd.Series) -> list[str | None]:
     """Groups as strings; blanks and missing values belong to no group."""
-    out: list[str | None] = []
-    for g in groups:
-        if g is None or (isinstance(g, float) and np.isnan(g)) or pd.isna(g):
-            out.append(None)
-        else:
-            s = str(g).strip()
-            out.append(s or None)
-    return out
+    return [None if g is None or pd.isna(g) else (str(g).strip() or None) for g in groups]
 
 
 def group_leaks(
@@ -98,14 +109,14 @@ def group_leaks(
     return [{"group": g, "test": test_pos[g], "train": train_pos[g]} for g in sorted(test_pos)]
 
 
-# -- perceptual hashes ----------------------------------------------------------------------
+# -- perceptual signatures ------------------------------------------------------------------
 
 
 def decode_small(data: bytes, side: int = 128) -> Image.Image:
     """Decode image bytes for hashing; ``BadImage`` when they are not a usable image.
 
     JPEGs are decoded at a reduced scale (Pillow's ``draft``: the DCT does 1/2 to 1/8 of the
-    work), which makes hashing large photos several times faster; the hash only looks at a
+    work), which makes large photos several times faster; the signature only looks at a
     32 x 32 reduction anyway. Other formats go through the audit's own safe ``decode``.
     """
     if data[:3] != b"\xff\xd8\xff":
@@ -121,73 +132,109 @@ def decode_small(data: bytes, side: int = 128) -> Image.Image:
     return img
 
 
-def phash_bits(data: bytes) -> np.uint64 | None:
-    """The 64-bit perceptual hash (ImageHash ``phash``) of image bytes as a uint64, or None."""
+def signature(data: bytes) -> tuple[np.uint64, np.ndarray] | None:
+    """(64-bit phash as a uint64, 16 x 16 grey thumbnail as uint8[256]) of image bytes, or None."""
     import imagehash
 
     try:
         grey = to_mode(decode_small(data), 1)  # 16-bit, palette, alpha: as the model sees them
+        bits = imagehash.phash(grey).hash.reshape(-1)
+        thumb = grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.Resampling.LANCZOS)
     except BadImage:
         return None
     except Exception:  # Pillow raises assorted types on odd modes
         return None
-    bits = imagehash.phash(grey).hash.reshape(-1)
-    return np.frombuffer(np.packbits(bits).tobytes(), dtype=">u8")[0].astype(np.uint64)
+    phash = np.frombuffer(np.packbits(bits).tobytes(), dtype=">u8")[0].astype(np.uint64)
+    return phash, np.asarray(thumb, dtype=np.uint8).reshape(-1)
 
 
-def _phash_file(path: Path) -> np.uint64 | None:
+@dataclass
+class Signatures:
+    """Perceptual signatures of a list of files, in order; ``valid`` is False where unreadable."""
+
+    phash: np.ndarray  # uint64 [n]
+    thumbs: np.ndarray  # uint8 [n, 256]
+    valid: np.ndarray  # bool [n]
+
+
+def _file_signature(path: Path) -> tuple[np.uint64, np.ndarray] | None:
     try:
-        return phash_bits(path.read_bytes())
+        return signature(path.read_bytes())
     except OSError:
         return None
 
 
-def phash_files(paths: Sequence[Path], threads: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Perceptual hashes of files: (uint64 hashes, bool valid) in order.
-
-    Pillow releases the GIL while decoding and resizing, so a few threads help.
-    """
+def signatures(paths: Sequence[Path], threads: int = 4) -> Signatures:
+    """Signatures of files; Pillow releases the GIL while decoding and resizing, so threads help."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        found = list(pool.map(_phash_file, paths, chunksize=32))
-    valid = np.array([h is not None for h in found], dtype=bool)
-    hashes = np.array([h if h is not None else _NO_HASH for h in found], dtype=np.uint64)
-    return hashes, valid
-
-
-def hamming_nearest(
-    test: np.ndarray,
-    train: np.ndarray,
-    test_valid: np.ndarray | None = None,
-    train_valid: np.ndarray | None = None,
-    block_cells: int = 1 << 22,
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each test hash, the nearest training hash: (index, Hamming distance).
-
-    Vectorised in blocks (XOR then popcount over ``block rows x len(train)`` cells) so memory
-    stays bounded. Invalid rows get index -1 and distance 65.
-    """
-    test = np.asarray(test, dtype=np.uint64)
-    train = np.asarray(train, dtype=np.uint64)
-    n = len(test)
-    best_idx = np.full(n, -1, dtype=np.int64)
-    best_dist = np.full(n, 65, dtype=np.int64)
-    tv = np.ones(n, bool) if test_valid is None else np.asarray(test_valid, bool)
-    keep = np.flatnonzero(
-        np.ones(len(train), bool) if train_valid is None else np.asarray(train_valid, bool)
+        found = list(pool.map(_file_signature, paths, chunksize=32))
+    n = len(found)
+    out = Signatures(
+        np.zeros(n, np.uint64),
+        np.zeros((n, SIGNATURE_SIDE * SIGNATURE_SIDE), np.uint8),
+        np.zeros(n, bool),
     )
-    if len(keep) == 0 or n == 0:
-        return best_idx, best_dist
-    pool = train[keep]
-    rows = max(1, block_cells // len(pool))
+    for i, sig in enumerate(found):
+        if sig is not None:
+            out.phash[i], out.thumbs[i], out.valid[i] = sig[0], sig[1], True
+    return out
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bitwise Hamming distance between uint64 hashes (broadcasting)."""
+    return np.bitwise_count(np.asarray(a, np.uint64) ^ np.asarray(b, np.uint64))
+
+
+def thumb_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RMS difference between thumbnails in grey levels, along the last axis."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    return np.sqrt((d * d).mean(axis=-1))
+
+
+def perceptual_nearest(
+    test: Signatures,
+    train: Signatures,
+    phash_max: int = PHASH_MAX_DISTANCE,
+    device: str | torch.device = "cpu",
+    block_cells: int = 1 << 23,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each test image, the closest-thumbnail training image among those within
+    ``phash_max`` bits: (index or -1, thumbnail RMS or inf, phash distance or 65).
+
+    Blocks of test rows x all training rows: popcounts in numpy, thumbnail distances as a
+    matrix product on ``device``; memory stays bounded by ``block_cells``.
+    """
+    dev = torch.device(device)
+    n = len(test.phash)
+    best = np.full(n, -1, np.int64)
+    rms = np.full(n, np.inf)
+    dist = np.full(n, 65, np.int64)
+    keep = np.flatnonzero(train.valid)
+    if n == 0 or len(keep) == 0:
+        return best, rms, dist
+    pool_hash = train.phash[keep]
+    # Centre the grey levels so the squared norms stay small (float32 cancellation).
+    pool = torch.as_tensor(train.thumbs[keep].astype(np.float32) - 128.0, device=dev)
+    pool_sq = (pool * pool).sum(dim=1)
+    rows = max(1, block_cells // len(keep))
     for start in range(0, n, rows):
-        block = test[start : start + rows]
-        dist = np.bitwise_count(block[:, None] ^ pool[None, :])
-        arg = dist.argmin(axis=1)
-        best_idx[start : start + rows] = keep[arg]
-        best_dist[start : start + rows] = dist[np.arange(len(block)), arg]
-    best_idx[~tv] = -1
-    best_dist[~tv] = 65
-    return best_idx, best_dist
+        stop = min(n, start + rows)
+        ham = hamming(test.phash[start:stop, None], pool_hash[None, :])
+        far = torch.as_tensor(ham > phash_max, device=dev)
+        q = torch.as_tensor(test.thumbs[start:stop].astype(np.float32) - 128.0, device=dev)
+        d2 = (q * q).sum(dim=1, keepdim=True) + pool_sq[None, :] - 2.0 * (q @ pool.T)
+        d2 = d2.masked_fill(far, float("inf"))
+        _, arg = d2.min(dim=1)
+        arg = arg.cpu().numpy()
+        has = ~np.take_along_axis(ham > phash_max, arg[:, None], axis=1)[:, 0]
+        has &= test.valid[start:stop]
+        j = keep[arg]
+        best[start:stop] = np.where(has, j, -1)
+        # Exact values for the chosen pairs, in float64 (the product above is for ranking).
+        exact = thumb_rms(test.thumbs[start:stop], train.thumbs[j])
+        rms[start:stop] = np.where(has, exact, np.inf)
+        dist[start:stop] = np.where(has, ham[np.arange(stop - start), arg], 65)
+    return best, rms, dist
 
 
 # -- embeddings -----------------------------------------------------------------------------
@@ -246,42 +293,40 @@ def _pair_cosine(test: np.ndarray, train: np.ndarray, mean: np.ndarray, i: int, 
 
 
 def near_duplicate_pairs(
-    phash_nn: tuple[np.ndarray, np.ndarray] | None,
-    cosine_nn: tuple[np.ndarray, np.ndarray] | None,
-    phash_max: int = PHASH_MAX_DISTANCE,
-    cosine_min: float = COSINE_MIN,
+    perceptual: tuple[np.ndarray, np.ndarray] | None,
+    cosine: tuple[np.ndarray, np.ndarray] | None = None,
+    rms_max: float = THUMB_RMS_MAX,
+    cosine_min: float | None = COSINE_MIN,
     exclude: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """One pair per test row flagged by either signal: ``{test, train, found_by}``.
 
-    ``phash_nn``/``cosine_nn`` are (nearest index, value) arrays over the test rows from
-    ``hamming_nearest``/``cosine_nearest``, with indices in one shared training numbering.
-    The pair names the phash match when phash flags it (the more literal evidence).
+    ``perceptual`` is (index, thumbnail RMS) from ``perceptual_nearest``; ``cosine`` is
+    (index, cosine) from ``cosine_nearest``, in the same training numbering. The pair names
+    the perceptual match when there is one (the more literal evidence).
     """
-    sizes = [len(x[0]) for x in (phash_nn, cosine_nn) if x is not None]
+    sizes = [len(x[0]) for x in (perceptual, cosine) if x is not None]
     n = sizes[0] if sizes else 0
     p_flag = np.zeros(n, bool)
     c_flag = np.zeros(n, bool)
-    if phash_nn is not None:
-        p_flag = (phash_nn[0] >= 0) & (phash_nn[1] <= phash_max)
-    if cosine_nn is not None:
+    if perceptual is not None:
+        p_flag = (perceptual[0] >= 0) & (perceptual[1] <= rms_max)
+    if cosine is not None and cosine_min is not None:
         with np.errstate(invalid="ignore"):
-            c_flag = (cosine_nn[0] >= 0) & np.isfinite(cosine_nn[1]) & (cosine_nn[1] >= cosine_min)
+            c_flag = (cosine[0] >= 0) & (cosine[1] >= cosine_min)
     flagged = p_flag | c_flag
     if exclude is not None:
         flagged &= ~exclude
     pairs = []
     for i in np.flatnonzero(flagged):
-        by = [name for name, f in (("phash", p_flag[i]), ("embedding", c_flag[i])) if f]
-        train = int(phash_nn[0][i]) if p_flag[i] else int(cosine_nn[0][i])  # type: ignore[index]
+        by = [name for name, f in (("perceptual", p_flag[i]), ("embedding", c_flag[i])) if f]
+        train = int(perceptual[0][i]) if p_flag[i] else int(cosine[0][i])  # type: ignore[index]
         pairs.append({"test": int(i), "train": train, "found_by": by})
     return pairs
 
 
 def accuracy_block(correct: np.ndarray) -> dict[str, Any]:
     """n, correct, accuracy and its Wilson 95% interval (nulls when n = 0)."""
-    from audits.intervals import wilson_interval
-
     n = int(len(correct))
     k = int(np.sum(correct))
     low, high = wilson_interval(k, n)
@@ -311,30 +356,31 @@ def find_leakage(
     train_embeddings: np.ndarray | None = None,
     embedded_rows: np.ndarray | None = None,
     phash_max: int = PHASH_MAX_DISTANCE,
-    cosine_min: float = COSINE_MIN,
+    rms_max: float = THUMB_RMS_MAX,
+    cosine_min: float | None = COSINE_MIN,
     device: str | torch.device = "cpu",
     max_listed: int = 200,
     threads: int = 4,
 ) -> dict[str, Any]:
     """Every leakage check between a held-out predictions table and a training manifest.
 
-    ``test`` is the predictions table (``path``, ``file_sha256``, ``label_idx``, ``correct``,
-    optional ``group``); ``train_items`` the training set's rows. ``near_rows`` are the
-    training positions searched for near duplicates (all when None); ``train_embeddings`` row
-    k belongs to training position ``embedded_rows[k]``. Lists hold at most ``max_listed``
-    entries each; counts are always complete.
+    ``test`` is the predictions table (``row``, ``path``, ``label``, ``file_sha256``,
+    ``label_idx``, ``correct``, optional ``group``); ``train_items`` the training set's rows.
+    ``near_rows`` are the training positions searched for near duplicates (all when None).
+    The embedding check runs when ``cosine_min`` is set and embeddings are given
+    (``train_embeddings`` row k belongs to training position ``embedded_rows[k]``).
+    Lists hold at most ``max_listed`` entries each; counts are always complete.
     """
     n_test, n_train = len(test), len(train_items)
     test_paths = test["path"].astype(str).tolist()
     train_paths = train_items["path"].astype(str).tolist()
-    test_labels = test["label"].tolist() if "label" in test.columns else [None] * n_test
-    train_labels = (
-        train_items["label"].tolist() if "label" in train_items.columns else [None] * n_train
-    )
+    test_labels = test["label"].tolist()
+    train_labels = train_items["label"].tolist()
+    rows = test["row"].to_numpy() if "row" in test.columns else np.arange(n_test)
 
-    def side(i: int, j: int) -> dict[str, Any]:
+    def pair(i: int, j: int) -> dict[str, Any]:
         return {
-            "test_row": int(test["row"].iat[i]) if "row" in test.columns else i,
+            "test_row": int(rows[i]),
             "test_path": test_paths[i],
             "label": test_labels[i],
             "train_path": train_paths[j],
@@ -353,54 +399,59 @@ def find_leakage(
     for g in groups:
         group_mask[g["test"]] = True
 
-    # Near duplicates: perceptual hash over (a sample of) the training set, then embeddings.
-    near_rows = (
-        np.arange(n_train, dtype=np.int64) if near_rows is None else np.asarray(near_rows, np.int64)
-    )
-    test_ph, test_ok = phash_files([test_root / p for p in test_paths], threads)
-    train_ph, train_ok = phash_files([train_root / train_paths[j] for j in near_rows], threads)
-    p_idx, p_dist = hamming_nearest(test_ph, train_ph, test_ok, train_ok)
+    # Near duplicates: perceptual signatures of (a sample of) the training set.
+    near_rows = np.arange(n_train) if near_rows is None else np.asarray(near_rows, np.int64)
+    test_sig = signatures([test_root / p for p in test_paths], threads)
+    train_sig = signatures([train_root / train_paths[j] for j in near_rows], threads)
+    p_idx, p_rms, p_dist = perceptual_nearest(test_sig, train_sig, phash_max, device)
+    local = {int(j): k for k, j in enumerate(near_rows)}  # training position -> sample index
     p_idx = np.where(p_idx >= 0, near_rows[np.clip(p_idx, 0, None)], -1)
-    phash_of = dict(zip(near_rows.tolist(), train_ph.tolist(), strict=True))
-    cosine_nn = None
-    mean = None
     use_emb = (
-        test_embeddings is not None and train_embeddings is not None and len(train_embeddings) > 0
+        cosine_min is not None
+        and test_embeddings is not None
+        and train_embeddings is not None
+        and len(train_embeddings) > 0
     )
+    cosine_nn = None
     if use_emb:
         embedded_rows = np.asarray(embedded_rows, np.int64)
         c_idx, c_val = cosine_nearest(test_embeddings, train_embeddings, device=device)
         cosine_nn = (np.where(c_idx >= 0, embedded_rows[np.clip(c_idx, 0, None)], -1), c_val)
         mean = np.asarray(train_embeddings, dtype=np.float64).mean(axis=0)
         emb_pos = {int(r): k for k, r in enumerate(embedded_rows)}
-    near = near_duplicate_pairs(
-        (p_idx, p_dist), cosine_nn, phash_max, cosine_min, exclude=exact_mask
-    )
+    near = near_duplicate_pairs((p_idx, p_rms), cosine_nn, rms_max, cosine_min, exact_mask)
     near_mask = np.zeros(n_test, bool)
     near_mask[[p["test"] for p in near]] = True
 
-    leaked = exact_mask | group_mask | near_mask
-    labelled = (
-        test["label_idx"].to_numpy() >= 0 if "label_idx" in test.columns else np.ones(n_test, bool)
-    )
-    correct = test["correct"].to_numpy(dtype=bool)
-
-    near_listed = []
-    for p in near[:max_listed]:
+    def near_entry(p: dict[str, Any]) -> dict[str, Any]:
         i, j = p["test"], p["train"]
-        entry = side(i, j) | {"found_by": p["found_by"]}
-        entry["phash_distance"] = (
-            int(np.bitwise_count(test_ph[i] ^ np.uint64(phash_of[j])))
-            if test_ok[i] and j in phash_of
-            else None
-        )
-        entry["cosine"] = (
-            round(_pair_cosine(test_embeddings, train_embeddings, mean, i, emb_pos[j]), 5)
-            if use_emb and j in emb_pos
-            else None
-        )
-        near_listed.append(entry)
+        entry = pair(i, j) | {"found_by": p["found_by"], "phash_distance": None, "thumb_rms": None}
+        k = local.get(j)
+        if k is not None and test_sig.valid[i] and train_sig.valid[k]:
+            entry["phash_distance"] = int(hamming(test_sig.phash[i], train_sig.phash[k]))
+            entry["thumb_rms"] = round(float(thumb_rms(test_sig.thumbs[i], train_sig.thumbs[k])), 3)
+        if use_emb:
+            cos = (
+                _pair_cosine(test_embeddings, train_embeddings, mean, i, emb_pos[j])
+                if j in emb_pos
+                else None
+            )
+            entry["cosine"] = None if cos is None else round(cos, 5)
+        return entry
 
+    # The closest pair that was *not* flagged: how much margin the threshold had on this data.
+    unflagged = np.flatnonzero((p_idx >= 0) & ~near_mask & ~exact_mask)
+    closest = None
+    if len(unflagged):
+        i = int(unflagged[np.argmin(p_rms[unflagged])])
+        closest = pair(i, int(p_idx[i])) | {
+            "phash_distance": int(p_dist[i]),
+            "thumb_rms": round(float(p_rms[i]), 3),
+        }
+
+    leaked = exact_mask | group_mask | near_mask
+    labelled = test["label_idx"].to_numpy() >= 0
+    correct = test["correct"].to_numpy(dtype=bool)
     return {
         "available": True,
         "n_test": n_test,
@@ -409,13 +460,17 @@ def find_leakage(
             "exact": "file sha256",
             "group": _group_check(test.columns, train_items.columns),
             "near": {
+                "method": f"phash within {phash_max} bits, then 16x16 grey thumbnails within RMS {rms_max:g}"
+                + (f"; or embedding cosine >= {cosine_min:g}" if use_emb else ""),
                 "phash_max_distance": int(phash_max),
-                "cosine_min": float(cosine_min),
+                "thumb_rms_max": float(rms_max),
+                "cosine_min": cosine_min,
+                "embeddings": bool(use_emb),
                 "n_train_searched": int(len(near_rows)),
                 "sampled": bool(len(near_rows) < n_train),
                 "n_train_embedded": int(len(embedded_rows)) if use_emb else 0,
-                "embeddings": bool(use_emb),
-                "unhashable_test_images": int((~test_ok).sum()),
+                "unreadable_test_images": int((~test_sig.valid).sum()),
+                "closest_unflagged": closest,
             },
         },
         "counts": {
@@ -426,26 +481,26 @@ def find_leakage(
             "leaked_images": int(leaked.sum()),
         },
         "exact": [
-            side(p["test"], p["train"]) | {"n_matches": p["n_matches"]} for p in exact[:max_listed]
+            pair(p["test"], p["train"]) | {"n_matches": p["n_matches"]} for p in exact[:max_listed]
         ],
         "groups": [
             {
                 "group": g["group"],
                 "n_test": len(g["test"]),
                 "n_train": len(g["train"]),
+                "test_rows": [int(rows[i]) for i in g["test"]],
                 "test_paths": [test_paths[i] for i in g["test"][:5]],
                 "train_paths": [train_paths[j] for j in g["train"][:5]],
-                "test_rows": [int(i) for i in g["test"]],
             }
             for g in groups[:max_listed]
         ],
-        "near": near_listed,
+        "near": [near_entry(p) for p in near[:max_listed]],
         "truncated": {
             "exact": len(exact) > max_listed,
             "groups": len(groups) > max_listed,
             "near": len(near) > max_listed,
         },
-        "leaked_rows": [int(i) for i in np.flatnonzero(leaked)],
+        "leaked_rows": [int(rows[i]) for i in np.flatnonzero(leaked)],
         "accuracy": {
             "all": accuracy_block(correct[labelled]),
             "without_leaked": accuracy_block(correct[labelled & ~leaked]),

@@ -105,6 +105,10 @@ def test_lower_supported_contradicted_and_undecided() -> None:
     assert r["sentence"].startswith(
         "Accuracy: source = fan 70.0% (95% CI 64.6–74.9%, 300 images) vs source = dealer 95.0%"
     )
+    assert (
+        "a difference of −25.0 points (95% CI −30.8 to −19.2), one-sided p < 0.001."
+        in r["sentence"]
+    )
     assert r["sentence"].endswith("It is lower on source = fan, as claimed.")
     # The reverse claim is contradicted: fans are not higher.
     assert (

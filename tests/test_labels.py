@@ -100,3 +100,14 @@ def test_unlabelled_rows_and_caps() -> None:
     assert all(r["row"] >= 50 for r in out["rows"])
     empty = suspect_labels(t.assign(label_idx=-1), p, CLASSES)
     assert (empty["n_labelled"], empty["n_flagged"], empty["rows"]) == (0, 0, [])
+
+
+def test_a_weak_model_is_called_out() -> None:
+    y, p = model_probs(600, 4, 11, margin=(-1.0, 1.0))  # about a coin toss among four
+    out = suspect_labels(_table(y, p), p, CLASSES)
+    assert (
+        out["flagged_share"] == pytest.approx(out["n_flagged"] / 600) and out["flagged_share"] > 0.2
+    )
+    assert "more likely a weak model" in out["note"]
+    good_y, good_p = model_probs(600, 4, 12, margin=(2.5, 7.0))
+    assert "note" not in suspect_labels(_table(good_y, good_p), good_p, CLASSES)

@@ -1,5 +1,5 @@
-"""audits.leakage: exact, group and near-duplicate leakage on built image sets, and the
-vectorised searches against brute-force references."""
+"""audits.leakage: exact, group and near-duplicate leakage on built image sets and on the
+demo, and the vectorised searches against brute-force references."""
 
 from __future__ import annotations
 
@@ -10,19 +10,23 @@ import imagehash
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from audits.datasets import hash_files, load_dataset
 from audits.leakage import (
+    Signatures,
     cosine_nearest,
     exact_duplicates,
     find_leakage,
     group_leaks,
-    hamming_nearest,
+    hamming,
     near_duplicate_pairs,
-    phash_bits,
-    phash_files,
+    perceptual_nearest,
     sample_rows,
+    signature,
+    signatures,
+    thumb_rms,
 )
 
 
@@ -152,7 +156,7 @@ def tiny_image_embeddings(image_set) -> np.ndarray:
     return np.stack(out)
 
 
-def run_find(split: dict, embeddings: bool = True) -> dict:
+def run_find(split: dict, cosine_min: float | None = None) -> dict:
     test, train = load_dataset(split["test"]), load_dataset(split["train"])
     table = test.items.copy()
     table.insert(0, "row", np.arange(len(table)))
@@ -165,10 +169,14 @@ def run_find(split: dict, embeddings: bool = True) -> dict:
         train.items,
         train.root,
         hash_files(train),
-        test_embeddings=tiny_image_embeddings(test) if embeddings else None,
-        train_embeddings=tiny_image_embeddings(train) if embeddings else None,
-        embedded_rows=np.arange(len(train.items)) if embeddings else None,
+        test_embeddings=tiny_image_embeddings(test),
+        train_embeddings=tiny_image_embeddings(train),
+        embedded_rows=np.arange(len(train.items)),
+        cosine_min=cosine_min,
     )
+
+
+NO_LEAKS = {"exact": 0, "group": 0, "group_test_images": 0, "near": 0, "leaked_images": 0}
 
 
 # -- built data ------------------------------------------------------------------------------
@@ -179,14 +187,12 @@ def test_planted_leaks_are_all_found(tmp_path: Path) -> None:
     rep = run_find(split)
     pairs = lambda key: sorted((e["test_path"], e["train_path"]) for e in rep[key])  # noqa: E731
     assert pairs("exact") == sorted(split["exact"])
-    assert [(g["test_paths"], g["group"]) for g in rep["groups"]] == [
-        ([p], g) for p, g in split["group"]
-    ]
-    assert rep["groups"][0]["n_train"] == 3
+    groups = [(g["test_paths"], g["group"], g["n_train"]) for g in rep["groups"]]
+    assert groups == [([p], g, 3) for p, g in split["group"]]
     assert pairs("near") == sorted(split["near"])
     for e in rep["near"]:
-        assert e["found_by"] == ["phash", "embedding"]
-        assert e["phash_distance"] <= 8 and e["cosine"] >= 0.98
+        assert e["found_by"] == ["perceptual"] and "cosine" not in e
+        assert e["phash_distance"] <= 8 and e["thumb_rms"] <= 2.5
     assert rep["counts"] == {
         "exact": 2,
         "group": 1,
@@ -195,36 +201,75 @@ def test_planted_leaks_are_all_found(tmp_path: Path) -> None:
         "leaked_images": 7,
     }
     leaked = {e["test_path"] for key in ("exact", "near") for e in rep[key]} | {"img/sibling.png"}
-    assert sorted(rep["leaked_rows"]) == sorted(
-        i for i, p in enumerate(load_dataset(split["test"]).items["path"]) if p in leaked
-    )
+    paths = load_dataset(split["test"]).items["path"]
+    assert rep["leaked_rows"] == [i for i, p in enumerate(paths) if p in leaked]
     # Accuracy with and without the leaked images (the planted ones are all "right").
     acc = rep["accuracy"]
-    assert acc["all"]["n"] == 37 and acc["leaked"]["n"] == 7 and acc["without_leaked"]["n"] == 30
+    assert (acc["all"]["n"], acc["leaked"]["n"], acc["without_leaked"]["n"]) == (37, 7, 30)
     assert acc["leaked"]["accuracy"] == 1.0
     assert acc["all"]["accuracy"] == pytest.approx(27 / 37)
     assert acc["without_leaked"]["accuracy"] == pytest.approx(20 / 30)
+    # The margin is reported: the closest pair left alone is well beyond the threshold.
+    assert rep["checks"]["near"]["closest_unflagged"] is None or (
+        rep["checks"]["near"]["closest_unflagged"]["thumb_rms"] > 2.5
+    )
+
+
+def test_embedding_check_when_switched_on(tmp_path: Path) -> None:
+    split = build_split(tmp_path)
+    rep = run_find(split, cosine_min=0.98)
+    assert sorted((e["test_path"], e["train_path"]) for e in rep["near"]) == sorted(split["near"])
+    assert all(
+        e["found_by"] == ["perceptual", "embedding"] and e["cosine"] >= 0.98 for e in rep["near"]
+    )
+    assert rep["checks"]["near"]["embeddings"] and rep["checks"]["near"]["n_train_embedded"] == 45
 
 
 def test_clean_split_raises_no_alarm(tmp_path: Path) -> None:
-    rep = run_find(build_split(tmp_path, n_train=60, n_test=60, plant=False))
-    assert rep["counts"] == {
-        "exact": 0,
-        "group": 0,
-        "group_test_images": 0,
-        "near": 0,
-        "leaked_images": 0,
-    }
+    rep = run_find(build_split(tmp_path, n_train=60, n_test=60, plant=False), cosine_min=0.98)
+    assert rep["counts"] == NO_LEAKS
     assert rep["exact"] == rep["groups"] == rep["near"] == rep["leaked_rows"] == []
     assert rep["accuracy"]["without_leaked"] == rep["accuracy"]["all"]
 
 
-def test_phash_alone_finds_the_copies(tmp_path: Path) -> None:
-    split = build_split(tmp_path)
-    rep = run_find(split, embeddings=False)
-    assert sorted((e["test_path"], e["train_path"]) for e in rep["near"]) == sorted(split["near"])
-    assert all(e["found_by"] == ["phash"] and e["cosine"] is None for e in rep["near"])
-    assert rep["checks"]["near"]["embeddings"] is False
+DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "data"
+
+
+def _demo_signatures(name: str) -> tuple[pd.DataFrame, Signatures]:
+    frame = pd.read_csv(DEMO / name / "manifest.csv")
+    return frame, signatures([DEMO / name / p for p in frame["path"]])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DEMO / "heldout" / "manifest.csv").is_file(), reason="demo data not generated"
+)
+def test_demo_split_is_clean_and_copies_of_it_are_found(tmp_path: Path) -> None:
+    """The bundled demo: the 64-bit phash alone would flag many look-alike studio shots; the
+    thumbnail check leaves the clean split alone yet finds resized and re-encoded copies."""
+    _, held = _demo_signatures("heldout")
+    train, train_sig = _demo_signatures("train")
+    phash_nearest = hamming(held.phash[:, None], train_sig.phash[None, :]).min(axis=1)
+    assert (phash_nearest == 0).sum() >= 5  # look-alikes: same phash, different cars
+    assert (phash_nearest <= 8).mean() > 0.3
+    idx, rms, _ = perceptual_nearest(held, train_sig)
+    assert rms[idx >= 0].min() > 3.5  # but no thumbnail within the 2.5 threshold, with margin
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(train), 30, replace=False)
+    copies = []
+    for k, j in enumerate(picks):
+        img = Image.open(DEMO / "train" / train["path"][j]).convert("RGB")
+        side = int(img.width * rng.uniform(0.4, 2.0))
+        data = (
+            jpeg(resized(img, side), int(rng.integers(40, 96)))
+            if k % 2
+            else png(resized(img, side))
+        )
+        (tmp_path / f"{k}.img").write_bytes(data)
+        copies.append(tmp_path / f"{k}.img")
+    idx, rms, _ = perceptual_nearest(signatures(copies), train_sig)
+    assert idx.tolist() == picks.tolist()
+    assert rms.max() <= 2.5
 
 
 # -- the building blocks -----------------------------------------------------------------------
@@ -239,11 +284,23 @@ def test_exact_and_group_matching() -> None:
     assert leaks == [{"group": "g1", "test": [0, 3], "train": [0, 4]}]
 
 
-def test_phash_bits_is_imagehash_phash() -> None:
+def test_signature_is_imagehash_phash_and_a_grey_thumbnail() -> None:
     for seed in range(5):
         img = scene(seed)
-        assert int(phash_bits(png(img))) == int(str(imagehash.phash(img)), 16)
-    assert phash_bits(b"not an image") is None
+        phash, thumb = signature(png(img))
+        assert int(phash) == int(str(imagehash.phash(img)), 16)
+        ref = img.convert("L").resize((16, 16), Image.Resampling.LANCZOS)
+        assert thumb.tolist() == np.asarray(ref).reshape(-1).tolist()
+    assert signature(b"not an image") is None
+
+
+def test_look_alikes_share_a_phash_but_not_a_thumbnail() -> None:
+    """Why phash alone is not enough: a picture shifted by a few pixels keeps its phash."""
+    big = scene(3, size=80)
+    a = signature(png(big.crop((0, 0, 64, 64))))
+    b = signature(png(big.crop((2, 2, 66, 66))))
+    assert hamming(a[0], b[0]) == 6  # a phash candidate...
+    assert thumb_rms(a[1], b[1]) == pytest.approx(8.14, abs=0.01)  # ...that the thumbnails reject
 
 
 def test_large_jpeg_is_hashed_at_reduced_scale_like_its_copies() -> None:
@@ -251,34 +308,53 @@ def test_large_jpeg_is_hashed_at_reduced_scale_like_its_copies() -> None:
     data = jpeg(big, 90)
     with Image.open(io.BytesIO(data)) as full:
         reference = int(str(imagehash.phash(full.convert("L"))), 16)
-    fast = int(phash_bits(data))
-    assert bin(fast ^ reference).count("1") <= 2
-    assert bin(fast ^ int(phash_bits(png(resized(big, 64))))).count("1") <= 4
-    assert phash_bits(data[: len(data) // 2]) is None  # a truncated JPEG is refused
+    fast, thumb = signature(data)
+    assert bin(int(fast) ^ reference).count("1") <= 2
+    small_hash, small_thumb = signature(png(resized(big, 64)))
+    assert hamming(fast, small_hash) <= 4 and thumb_rms(thumb, small_thumb) < 1.5
+    assert signature(data[: len(data) // 2]) is None  # a truncated JPEG is refused
 
 
-def test_phash_files_marks_unreadable(tmp_path: Path) -> None:
+def test_signatures_mark_unreadable(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(png(scene(1)))
     (tmp_path / "b.png").write_bytes(b"")
-    hashes, valid = phash_files([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "missing.png"])
-    assert valid.tolist() == [True, False, False]
-    assert int(hashes[0]) == int(str(imagehash.phash(scene(1))), 16)
+    sig = signatures([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "missing.png"])
+    assert sig.valid.tolist() == [True, False, False]
+    assert int(sig.phash[0]) == int(str(imagehash.phash(scene(1))), 16)
 
 
-def test_hamming_nearest_matches_brute_force() -> None:
+def test_perceptual_nearest_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
-    test = rng.integers(0, 2**63, 57, dtype=np.uint64) ^ rng.integers(0, 2, 57, dtype=np.uint64)
-    train = rng.integers(0, 2**63, 131, dtype=np.uint64)
-    train[7] = test[3] ^ np.uint64(0b1011)  # a planted neighbour at distance 3
-    valid = np.ones(131, bool)
-    valid[50] = False
-    idx, dist = hamming_nearest(test, train, train_valid=valid, block_cells=500)  # many blocks
-    for i, t in enumerate(test.tolist()):
-        ref = [bin(t ^ u).count("1") if valid[j] else 99 for j, u in enumerate(train.tolist())]
-        assert dist[i] == min(ref) and ref[idx[i]] == min(ref)
-    assert (idx[3], dist[3]) == (7, 3)
-    idx, dist = hamming_nearest(test[:2], train, test_valid=np.array([True, False]))
-    assert idx[1] == -1 and dist[1] == 65
+    n, m = 37, 91
+    train = Signatures(
+        rng.integers(0, 2**63, m, dtype=np.uint64),
+        rng.integers(0, 256, (m, 256), dtype=np.uint8),
+        rng.random(m) > 0.1,
+    )
+    # Test hashes near some training hashes so that candidates exist.
+    near = rng.integers(0, m, n)
+    flips = np.array(
+        [np.uint64(1) << np.uint64(b) for b in rng.integers(0, 64, n)], dtype=np.uint64
+    )
+    test = Signatures(
+        train.phash[near] ^ flips, rng.integers(0, 256, (n, 256), dtype=np.uint8), np.ones(n, bool)
+    )
+    test.phash[5] = ~train.phash[0]  # far from everything
+    test.valid[6] = False
+    idx, rms, dist = perceptual_nearest(test, train, phash_max=20, block_cells=300)  # many blocks
+    for i in range(n):
+        cands = [
+            (float(thumb_rms(test.thumbs[i], train.thumbs[j])), j)
+            for j in range(m)
+            if train.valid[j] and bin(int(test.phash[i]) ^ int(train.phash[j])).count("1") <= 20
+        ]
+        if not cands or not test.valid[i]:
+            assert (idx[i], rms[i], dist[i]) == (-1, np.inf, 65)
+            continue
+        best_rms, best_j = min(cands)
+        assert idx[i] == best_j and rms[i] == pytest.approx(best_rms)
+        assert dist[i] == bin(int(test.phash[i]) ^ int(train.phash[best_j])).count("1")
+    assert idx[5] == -1 and idx[6] == -1
 
 
 def test_cosine_nearest_matches_numpy() -> None:
@@ -289,33 +365,46 @@ def test_cosine_nearest_matches_numpy() -> None:
     mean = train.astype(np.float64).mean(axis=0)
     a = test.astype(np.float64) - mean
     b = train.astype(np.float64) - mean
-    sims = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (
-        b / np.linalg.norm(b, axis=1, keepdims=True)
-    ).T
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    sims = a @ b.T
     assert idx.tolist() == sims.argmax(axis=1).tolist()
     assert cos == pytest.approx(sims.max(axis=1), abs=1e-5)
 
 
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
-def test_cosine_nearest_on_cuda_matches_cpu() -> None:
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_searches_on_cuda_match_cpu() -> None:
     rng = np.random.default_rng(2)
     train, test = rng.normal(size=(500, 64)), rng.normal(size=(300, 64))
     i_cpu, c_cpu = cosine_nearest(test, train, "cpu")
     i_gpu, c_gpu = cosine_nearest(test, train, "cuda")
     assert (i_cpu == i_gpu).mean() > 0.99 and c_gpu == pytest.approx(c_cpu, abs=1e-3)
+    sig = Signatures(
+        rng.integers(0, 2**8, 200, dtype=np.uint64),
+        rng.integers(0, 256, (200, 256), dtype=np.uint8),
+        np.ones(200, bool),
+    )
+    cpu = perceptual_nearest(sig, sig, phash_max=4, device="cpu")
+    gpu = perceptual_nearest(sig, sig, phash_max=4, device="cuda")
+    assert cpu[0].tolist() == gpu[0].tolist() == list(range(200))
 
 
 def test_near_duplicate_pairs_merge_signals() -> None:
-    phash = (np.array([0, 1, 2, -1]), np.array([3, 9, 12, 65]))
-    cosine = (np.array([5, 6, 2, 4]), np.array([0.5, 0.99, 0.97, 0.999]))
-    pairs = near_duplicate_pairs(phash, cosine, phash_max=8, cosine_min=0.98)
-    assert pairs == [
-        {"test": 0, "train": 0, "found_by": ["phash"]},
+    perceptual = (np.array([0, 1, 2, -1]), np.array([1.0, 3.0, 2.4, np.inf]))
+    cosine = (np.array([5, 6, 7, 4]), np.array([0.5, 0.99, 0.97, 0.999]))
+    assert near_duplicate_pairs(perceptual, cosine, rms_max=2.5, cosine_min=None) == [
+        {"test": 0, "train": 0, "found_by": ["perceptual"]},
+        {"test": 2, "train": 2, "found_by": ["perceptual"]},
+    ]
+    assert near_duplicate_pairs(perceptual, cosine, rms_max=2.5, cosine_min=0.98) == [
+        {"test": 0, "train": 0, "found_by": ["perceptual"]},
         {"test": 1, "train": 6, "found_by": ["embedding"]},
+        {"test": 2, "train": 2, "found_by": ["perceptual"]},
         {"test": 3, "train": 4, "found_by": ["embedding"]},
     ]
-    first = near_duplicate_pairs(phash, cosine, exclude=np.array([True, False, False, False]))[0]
-    assert first["test"] == 1
+    first = near_duplicate_pairs(perceptual, None, exclude=np.array([True, False, False, False]))[0]
+    assert first == {"test": 2, "train": 2, "found_by": ["perceptual"]}
 
 
 def test_sample_rows() -> None:

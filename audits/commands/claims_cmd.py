@@ -68,7 +68,7 @@ def print_results(results: list[dict]) -> None:
 
     colour = {"supported": "green", "contradicted": "red", "not enough data": "yellow"}
     table = Table(title="claims")
-    for col in ("#", "claim", "verdict", "measured", "95% CI", "p"):
+    for col in ("#", "claim", "verdict", "measured", "95% CI", "p (one-sided)"):
         table.add_column(col, overflow="fold")
     for r in results:
         pct = r["kind"] not in ("lower", "higher")
