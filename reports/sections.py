@@ -885,6 +885,22 @@ def _thumb(run: Run, rel: Any) -> str | None:
     return str(p) if p is not None else None
 
 
+def _near_method(near: dict) -> str:
+    """The near-duplicate rule as the integrity stage recorded it."""
+    if isinstance(near.get("method"), str):
+        return near["method"]
+    parts = []
+    if near.get("phash_max_distance") is not None:
+        parts.append(
+            f"perceptual hash distance ≤ {fmt.text(near.get('phash_max_distance'))} of 64 bits"
+        )
+    if near.get("thumb_rms_max") is not None:
+        parts.append(f"thumbnail RMS difference ≤ {fmt.text(near.get('thumb_rms_max'))}")
+    if near.get("cosine_min") is not None:
+        parts.append(f"embedding cosine ≥ {fmt.text(near.get('cosine_min'))}")
+    return ", ".join(parts) or "not recorded"
+
+
 def leakage_section(leak: Any, run: Run) -> Section | None:
     if not isinstance(leak, dict) or not leak:
         return None
@@ -922,8 +938,7 @@ def leakage_section(leak: Any, run: Run) -> Section | None:
         rows.append(kv("Group check", group_check))
     if near:
         rows.append(
-            kv("Near-duplicate thresholds", f"perceptual hash distance ≤ {fmt.text(near.get('phash_max_distance'))} of 64 bits, "
-               f"or embedding cosine ≥ {fmt.text(near.get('cosine_min'))}" + (f". {near['note']}" if isinstance(near.get("note"), str) else ""))
+            kv("Near-duplicate method", _near_method(near) + (f". {near['note']}" if isinstance(near.get("note"), str) else ""))
         )  # fmt: skip
     blocks.append(KeyValues(rows))
     acc = leak.get("accuracy")
@@ -972,7 +987,7 @@ def leakage_section(leak: Any, run: Run) -> Section | None:
         )
     for key, title, fields in (
         ("exact", "Exact duplicates", (("test_path", "Test image"), ("train_path", "Training image"), ("label", "Label"), ("train_label", "Training label"))),
-        ("near", "Near duplicates", (("test_path", "Test image"), ("train_path", "Training image"), ("found_by", "Found by"), ("phash_distance", "Hash distance"), ("cosine", "Cosine"))),
+        ("near", "Near duplicates", (("test_path", "Test image"), ("train_path", "Training image"), ("found_by", "Found by"), ("phash_distance", "Hash distance"), ("thumb_rms", "Thumbnail RMS"), ("cosine", "Cosine"))),
         ("groups", "Shared groups", (("group", "Group"), ("n_test", "Test images"), ("n_train", "Training images"))),
     ):  # fmt: skip
         items = dicts(leak.get(key))
