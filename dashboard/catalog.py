@@ -69,7 +69,14 @@ def signature(store: Path) -> tuple:
     """A cheap fingerprint of the store's top level: changes when a run appears or goes."""
     try:
         with os.scandir(store) as it:
-            return tuple(sorted((e.name, e.stat().st_mtime_ns) for e in it if e.is_dir()))
+            # A run being written (.tmp-*) changes with every file it gets: count it by name only.
+            return tuple(
+                sorted(
+                    (e.name, 0 if e.name.startswith(".") else e.stat().st_mtime_ns)
+                    for e in it
+                    if e.is_dir()
+                )
+            )
     except OSError:
         return ()
 

@@ -218,7 +218,8 @@ def imbalance(
     min_support = (block or {}).get("min_support")
     if min_support:
         fig.add_hline(y=min_support, line=dict(color=BAD, width=1, dash="dot"), row=1, col=1,
-                      annotation_text=f"minimum to judge a class ({min_support})", annotation_position="top right")  # fmt: skip
+                      annotation_text=f"minimum to judge a class ({min_support})", annotation_position="top left",
+                      annotation=dict(bgcolor="rgba(255,255,255,0.85)", font=dict(color=BAD, size=11)))  # fmt: skip
     if train:
         fig.add_trace(
             go.Bar(x=order, y=[train.get(c, 0) for c in order], marker_color=bar_colors, opacity=0.55,

@@ -30,7 +30,7 @@ h2, h3 {font-weight: 600; letter-spacing: -0.005em;}
 .ma-kv dt {color: #5B6577;} .ma-kv dd {margin: 0; color: #1F2933; overflow-wrap: anywhere;}
 .ma-kv code {font-size: 0.8rem; background: #F4F6F8; padding: 0 0.25rem; border-radius: 4px;}
 .ma-summary p {font-size: 1.02rem; line-height: 1.55; margin-bottom: 0.45rem;}
-.ma-ph {aspect-ratio: 16 / 9; background: repeating-linear-gradient(45deg, #F4F6F8, #F4F6F8 10px, #EDF0F4 10px, #EDF0F4 20px);
+.ma-ph {aspect-ratio: 2.8 / 1; background: repeating-linear-gradient(45deg, #F4F6F8, #F4F6F8 10px, #EDF0F4 10px, #EDF0F4 20px);
         border-radius: 6px; display: flex; align-items: center; justify-content: center; color: #8A94A6;
         font-size: 0.8rem; text-align: center; padding: 0.5rem;}
 .ma-flag {display: inline-block; padding: 0.05rem 0.45rem; border-radius: 4px; font-size: 0.75rem;
@@ -88,7 +88,16 @@ def help_line(text: str) -> None:
 
 def chart(fig: go.Figure, help_text: str, key: str | None = None, **kwargs: Any) -> Any:
     """A plotly chart with its help line; returns the selection event when ``on_select`` is set."""
-    event = st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False}, **kwargs)
+    event = st.plotly_chart(
+        fig,
+        width="stretch",
+        key=key,
+        config={
+            "displaylogo": False,
+            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+        },
+        **kwargs,
+    )
     help_line(help_text)
     return event
 
@@ -228,15 +237,3 @@ def paginate(n_items: int, per_page: int, key: str) -> tuple[int, int]:
 
 def placeholder(text: str) -> None:
     st.markdown(f'<div class="ma-ph">{esc(text)}</div>', unsafe_allow_html=True)
-
-
-def table_from_records(
-    records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
-) -> Any:
-    """A DataFrame of records with the given columns (missing ones are left out)."""
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(list(records))
-    if columns:
-        frame = frame[[c for c in columns if c in frame.columns]]
-    return frame

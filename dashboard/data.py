@@ -109,16 +109,22 @@ def probabilities(path: Path) -> np.ndarray | None:
     return _probabilities(str(path), mtime(path))
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _thumbnail(file: str, stamp: int, size: int) -> bytes | None:
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumbnail(file: str, stamp: int, size: int, aspect: float | None) -> bytes | None:
+    import io
+
     from PIL import Image
 
     try:
         with Image.open(file) as img:
             img = img.convert("RGB")
             img.thumbnail((size, size))
-            import io
-
+            if aspect:  # letterbox onto a fixed shape so a gallery's cards line up
+                h = img.height
+                w = max(img.width, round(h * aspect))
+                canvas = Image.new("RGB", (w, h), (244, 246, 248))
+                canvas.paste(img, ((w - img.width) // 2, 0))
+                img = canvas
             out = io.BytesIO()
             img.save(out, format="PNG")
             return out.getvalue()
@@ -127,11 +133,12 @@ def _thumbnail(file: str, stamp: int, size: int) -> bytes | None:
         return None
 
 
-def thumbnail(file: Path, size: int = 320) -> bytes | None:
-    """A small PNG of an image file, or None when it is missing or unreadable."""
+def thumbnail(file: Path, size: int = 320, aspect: float | None = None) -> bytes | None:
+    """A small PNG of an image file (letterboxed to ``aspect`` = width/height when given), or
+    None when the file is missing or unreadable."""
     if not file.is_file():
         return None
-    return _thumbnail(str(file), mtime(file), size)
+    return _thumbnail(str(file), mtime(file), size, aspect)
 
 
 def list_dirs(path: Path, prefix: str) -> list[Path]:

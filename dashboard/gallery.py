@@ -14,6 +14,8 @@ from dashboard.components import chip, esc, paginate, placeholder
 from dashboard.images import data_root, explanations, image_file, suspects
 from dashboard.page import PageContext, get
 
+OVERLAY_ASPECT = 2.8  # width / height of explain/'s three-panel overlay PNGs
+
 
 def _f(x: Any) -> float | None:
     try:
@@ -69,7 +71,8 @@ def card(
             if file is None:  # the integrity stage keeps small copies of the images it names
                 stored = ctx.path / "integrity" / "thumbs" / f"test-{row}.jpg"
                 file = stored if stored.is_file() else None
-            thumb = data.thumbnail(file) if file else None
+            # Same shape as the overlay strips (image | predicted | true) so cards line up.
+            thumb = data.thumbnail(file, 240, aspect=OVERLAY_ASPECT) if file else None
             if thumb:
                 st.image(thumb, width="stretch")
             else:
@@ -98,6 +101,10 @@ def card(
             f'<div class="ma-muted" style="margin-top:.3rem">{line}</div>'
             for line in region_lines(regions)
         ]
+        if ex.available and not overlays:
+            html.append(
+                '<div class="ma-muted" style="margin-top:.3rem">no heatmap: not in the explained sample</div>'
+            )
         html.append(
             f'<div class="ma-muted" style="margin-top:.3rem;font-size:.75rem;overflow-wrap:anywhere">{esc(rec.get("path", ""))}</div>'
         )
@@ -121,7 +128,12 @@ def gallery(ctx: PageContext, rows: pd.DataFrame, key: str, per_page: int = 12) 
         for col, rec in zip(cols, page[i : i + cols_per_row], strict=False):
             with col:
                 card(ctx, rec, root, ex, flagged, leaked)
-    if not ex.available:
+    failed = get(ctx.meta, "explain", "error")
+    if not ex.available and failed:
+        st.caption(
+            f"The heatmaps could not be made during the audit ({failed}); `python -m audits explain {ctx.path}` retries."
+        )
+    elif not ex.available:
         st.caption(
             "No Grad-CAM overlays in this run yet: "
             f"`python -m audits explain {ctx.path}` adds them (heatmaps for the predicted and the true class)."

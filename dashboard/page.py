@@ -101,8 +101,9 @@ def run_page(
         empty_state(
             f"No audit runs in `{sel.store}` yet",
             AUDIT_HINT + f" --store {sel.store}",
-            "Audit a model on a held-out set to fill the store, or point the dashboard at another "
-            "store: `AUDIT_STORE=path streamlit run streamlit_app.py`.",
+            f"Audit a model on a held-out set to fill the store (below), build the bundled demo with "
+            f"`python -m audits demo --store {sel.store}`, or point the dashboard at another store: "
+            "`AUDIT_STORE=path streamlit run streamlit_app.py`.",
         )
         footer(page, f"Store {sel.store} · empty")
         return

@@ -118,7 +118,7 @@ def render(ctx: PageContext) -> None:
             frame,
             hide_index=True,
             width="stretch",
-            height=min(3 + 35 * (len(frame) + 1), 560),
+            height="content" if len(frame) <= 15 else 560,
             column_config={
                 "class": st.column_config.TextColumn("class", pinned=True),
                 "support": st.column_config.NumberColumn("test images", format="localized"),

@@ -123,7 +123,7 @@ def per_class_table(rows: list[dict[str, Any]]) -> None:
     if "status" in frame.columns:
         frame["status"] = frame["status"].fillna("")
     num = st.column_config.NumberColumn
-    st.dataframe(frame, hide_index=True, width="stretch", height=min(3 + 35 * (len(frame) + 1), 460), column_config={
+    st.dataframe(frame, hide_index=True, width="stretch", height="content" if len(frame) <= 12 else 460, column_config={
         "support": num("images"), "recall_a": num("accuracy A", format="percent"), "recall_b": num("accuracy B", format="percent"),
         "diff": num("B − A", format="percent"), "ci_low": num("95% CI low", format="percent"), "ci_high": num("95% CI high", format="percent"),
         "p_value": num("p", format="%.3g"), "p_adjusted": num("adjusted p", format="%.3g"), "status": "status",

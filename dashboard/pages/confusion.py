@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from audits.errors import AuditError
 from dashboard import charts
 from dashboard.components import chart, guard
 from dashboard.gallery import gallery
+from dashboard.images import explanations
 from dashboard.page import PageContext, get, run_page
 
 ORDERS = {
@@ -27,8 +29,9 @@ def matrix_of(ctx: PageContext) -> tuple[np.ndarray, list[str]]:
     labels = [str(c) for c in block.get("labels") or ctx.classes]
     cm = np.asarray(block.get("matrix") or [], dtype=np.float64)
     if cm.ndim != 2 or cm.shape != (len(labels), len(labels)):
-        raise ValueError(
-            f"confusion matrix in audit.json has shape {cm.shape}, expected {len(labels)}×{len(labels)}"
+        raise AuditError(
+            f"{ctx.path / 'audit.json'} has no usable confusion matrix (shape {cm.shape}, expected "
+            f"{len(labels)}×{len(labels)}): the run is incomplete or damaged"
         )
     return cm, labels
 
@@ -60,15 +63,8 @@ def controls(n: int, labels: list[str]) -> dict[str, Any]:
     )
     c4, c5, c6 = st.columns([1.2, 1.4, 1.6])
     k = n
-    if n > 5:  # a slider needs a range; tiny models always show every class
-        k = c4.slider(
-            "Classes in the sub-matrix",
-            4,
-            min(60, n),
-            min(20, n),
-            key="cm_k",
-            disabled=scope == "All",
-        )
+    if n > 5 and scope != "All":  # a slider needs a range; small models show every class
+        k = c4.slider("Classes in the sub-matrix", 4, min(60, n), min(20, n), key="cm_k")
     focus = c5.selectbox(
         "Focus on a class",
         ["(none)", *labels],
@@ -210,7 +206,11 @@ def render(ctx: PageContext) -> None:
     with guard("The images of this cell", ctx.path / "predictions.parquet"):
         table = ctx.table()
         rows = table[(table["label"] == true) & (table["pred"] == pred)]
-        rows = rows.sort_values("confidence", ascending=i == j)  # confident mistakes first
+        # Images with heatmaps first (explain/ covers a sample of the failures), then confident mistakes.
+        explained = rows["row"].isin(list(explanations(ctx.path).overlays))
+        rows = rows.assign(_explained=explained).sort_values(
+            ["_explained", "confidence"], ascending=[False, i == j]
+        )
         gallery(ctx, rows, key="cm_gallery", per_page=8)
 
 

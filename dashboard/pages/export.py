@@ -19,68 +19,75 @@ from dashboard.page import PageContext, run_page
 
 log = logging.getLogger("dashboard")
 
-FORMATS = {
-    "pdf": ("PDF report", "A printable report for clients and executives: summary, charts, tables, versions.", "application/pdf", ":material/picture_as_pdf:"),
-    "html": ("HTML report", "The same report as one self-contained web page (works offline, no server).", "text/html", ":material/html:"),
-    "json": ("JSON", "Every stored number, with a published JSON Schema, for other tools.", "application/json", ":material/data_object:"),
-    "csv": ("CSV tables", "Per-class metrics, confusion matrix and predictions as spreadsheets (ZIP).", "application/zip", ":material/table_view:"),
+FORMATS = {  # key: (title, what it is, mime, icon, file suffix)
+    "pdf": ("PDF report", "A printable report for clients and executives: summary, charts, tables, versions.",
+            "application/pdf", ":material/picture_as_pdf:", "-report.pdf"),
+    "html": ("HTML report", "The same report as one self-contained web page that works offline.",
+             "text/html", ":material/html:", "-report.html"),
+    "json": ("JSON data", "Every stored number in one file, following a published JSON Schema.",
+             "application/json", ":material/data_object:", "-audit.json"),
+    "csv": ("CSV tables", "Per-class metrics, the confusion matrix and every prediction, as spreadsheets (ZIP).",
+            "application/zip", ":material/table_view:", "-csv.zip"),
+    "all": ("Everything", "All four formats with the integrity manifest, ready for python -m audits verify (ZIP).",
+            "application/zip", ":material/folder_zip:", "-export.zip"),
 }  # fmt: skip
 
 
 def exporter() -> Any | None:
-    """``reports.export.export_run`` when the exports package is installed, else None."""
+    """The ``reports.export`` module when the exports package is installed, else None."""
     try:
-        module = importlib.import_module("reports.export")
+        return importlib.import_module("reports.export")
     except ImportError as exc:
         log.info("exports unavailable: %s", exc)
         return None
-    return getattr(module, "export_run", None)
+
+
+def _zip(folder: Path, files: list[Path], top: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f"{top}/{f.relative_to(folder).as_posix()}")
+    return buf.getvalue()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def build(run_dir: str, stamp: int, fmt: str) -> tuple[str, bytes]:
-    """(file name, bytes) of one export; a format with several files comes as a ZIP.
+def build(run_dir: str, stamp: int, fmt: str) -> bytes:
+    """The bytes of one download, made by reports.export.export_run in a temporary folder.
 
-    Cached per run and mtime: a second click downloads at once, and runs are immutable.
+    Cached per run folder and mtime: runs are immutable, so a second click is instant.
     """
-    export_run = exporter()
-    if export_run is None:
+    module = exporter()
+    if module is None:
         raise RuntimeError("the exports package (reports.export) is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="audit-export-"))
     try:
-        out = Path(export_run(Path(run_dir), [fmt], tmp))
-        folder = out if out.is_dir() else out.parent
-        files = sorted(
-            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == f".{fmt}"
-        )
-        run_id = Path(run_dir).name
-        if len(files) == 1 and fmt != "csv":
-            return f"{run_id}{files[0].suffix}", files[0].read_bytes()
-        if not files:
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in files:
-                z.write(f, f.relative_to(folder).as_posix())
-            manifest = next(folder.rglob("MANIFEST*"), None) or next(
-                folder.rglob("manifest*.json"), None
-            )
-            if manifest is not None and manifest not in files:
-                z.write(manifest, manifest.relative_to(folder).as_posix())
-        return f"{run_id}-{fmt}.zip", buf.getvalue()
+        formats = list(FORMATS)[:4] if fmt == "all" else [fmt]
+        folder = Path(module.export_run(Path(run_dir), formats, tmp, store=Path(run_dir).parent))
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if fmt in ("pdf", "html", "json"):
+            suffix = FORMATS[fmt][4]
+            return next(p for p in files if p.name.endswith(suffix)).read_bytes()
+        # CSV and everything: the folder as exported, manifest included, so verify works.
+        return _zip(folder, files, folder.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def file_name(module: Any, ctx: PageContext, fmt: str) -> str:
+    stem = module.file_stem(ctx.run) if hasattr(module, "file_stem") else ctx.info.run_id
+    return f"{stem}{FORMATS[fmt][4]}"
+
+
 def render(ctx: PageContext) -> None:
     st.markdown(
-        f"Exports of run `{esc(ctx.info.run_id)}` ({esc(ctx.info.model)} {esc(ctx.info.version)}). They are made from "
-        "the same stored numbers as these pages, so the screen and the documents always agree. Each file is "
-        "created when you click, then kept for the session.",
+        f"Exports of run `{esc(ctx.info.run_id)}` ({esc(ctx.info.model)} {esc(ctx.info.version)}), with its drift run "
+        "and comparison when the store has them. They are made from the same stored numbers as these pages, so "
+        "the screen and the documents always agree. A file is made when you click (the PDF takes a few seconds), "
+        "then kept for the session.",
         unsafe_allow_html=True,
     )
-    export_run = exporter()
-    if export_run is None:
+    module = exporter()
+    if module is None:
         empty_state(
             "Exports are not available in this installation",
             f"python -m audits export {ctx.path} --format pdf,html,json,csv --out exports/",
@@ -88,30 +95,32 @@ def render(ctx: PageContext) -> None:
         )
         return
     stamp = data.mtime(ctx.path)
-    cols = st.columns(4)
-    for col, (fmt, (title, what, mime, icon)) in zip(cols, FORMATS.items(), strict=True):
-        with col.container(border=True, height="stretch"):
-            st.markdown(f"**{title}**")
-            st.caption(what)
-            ext = "zip" if fmt == "csv" else fmt
+    run_dir = str(ctx.path)
+    for row in (list(FORMATS)[:3], list(FORMATS)[3:]):
+        cols = st.columns(3)
+        for col, fmt in zip(cols, row, strict=False):
+            title, what, mime, icon, _ = FORMATS[fmt]
+            with col.container(border=True, height="stretch"):
+                st.markdown(f"**{title}**")
+                st.caption(what)
 
-            def make(fmt: str = fmt) -> bytes:
-                return build(str(ctx.path), stamp, fmt)[1]
+                def make(fmt: str = fmt) -> bytes:
+                    return build(run_dir, stamp, fmt)
 
-            st.download_button(
-                f"Download {fmt.upper()}",
-                make,
-                file_name=f"{ctx.info.run_id}.{ext}",
-                mime=mime,
-                icon=icon,
-                key=f"export_{fmt}",
-                type="primary" if fmt == "pdf" else "secondary",
-                width="stretch",
-                on_click="ignore",
-            )
+                st.download_button(
+                    f"Download {title.split()[0] if fmt != 'all' else 'all'}",
+                    make,
+                    file_name=file_name(module, ctx, fmt),
+                    mime=mime,
+                    icon=icon,
+                    key=f"export_{fmt}",
+                    type="primary" if fmt == "pdf" else "secondary",
+                    width="stretch",
+                    on_click="ignore",
+                )
     st.caption(
-        f"Every export carries an integrity manifest; check a received copy with `python -m audits verify <folder>`. "
-        f"Command line equivalent: `python -m audits export {ctx.path} --format pdf,html,json,csv --out exports/`."
+        "Every export carries an integrity manifest (sha256 of each file); check a received copy with "
+        f"`python -m audits verify <folder>`. Command line: `python -m audits export {ctx.path} --format pdf,html,json,csv --out exports/`."
     )
     with guard("The run's files", ctx.path), st.expander("Files in this run folder"):
         rows = []

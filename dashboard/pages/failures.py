@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import charts, data
 from dashboard.components import chart, guard
 from dashboard.gallery import gallery
-from dashboard.images import suspects
+from dashboard.images import explanations, suspects
 from dashboard.page import PageContext, get, run_page
 from dashboard.slicing import ALL, slice_options
 
@@ -60,8 +60,11 @@ def render(ctx: PageContext) -> None:
         help="A metadata value of the held-out set (source, tags, month…).",
     )
     lo, hi = c5.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="fail_conf", format="%.2f")
+    overlays = explanations(ctx.path).overlays
     only_suspect = c6.toggle("Only suspect labels", key="fail_suspect", disabled=not flagged,
                              help="Images whose label the model confidently contradicts (confident learning)." if flagged else "No suspect-label results in this run.")  # fmt: skip
+    only_heat = c6.toggle("Only images with heatmaps", key="fail_heat", disabled=not overlays,
+                          help="Grad-CAM was run on a sample of the failures (python -m audits explain --all for every one)." if overlays else "No heatmaps in this run.")  # fmt: skip
 
     mask = np.ones(len(fails), bool)
     if true_sel:
@@ -75,6 +78,8 @@ def render(ctx: PageContext) -> None:
     mask &= (conf >= lo) & (conf <= hi)
     if only_suspect:
         mask &= fails["row"].isin(list(flagged)).to_numpy()
+    if only_heat:
+        mask &= fails["row"].isin(list(overlays)).to_numpy()
     picked = fails[mask]
     column, ascending = RANKINGS[ranking]
     picked = picked.sort_values(column, ascending=ascending, kind="stable", na_position="last")

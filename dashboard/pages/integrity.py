@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from audits.errors import AuditError
 from audits.narrative import pct
 from dashboard import charts, data
+from dashboard.claims_view import claims
 from dashboard.components import chart, empty_state, esc, guard, metric_card, placeholder
 from dashboard.page import PageContext, get, run_page
-from dashboard.slicing import column_kinds, slice_options
-
-VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"), "contradicted": ("red", ":material/cancel:"),
-                 "not enough data": ("orange", ":material/help:")}  # fmt: skip
-KIND_LABELS = {
-    "at_least": "Accuracy on a group is at least …",
-    "at_most": "Accuracy on a group is at most …",
-    "lower": "A group does worse than the rest",
-    "higher": "A group does better than the rest",
-    "share_at_least": "At least …% of the images belong to a group",
-    "share_at_most": "At most …% of the images belong to a group",
-    "confused_more_than": "One class is mistaken for another more than …% of the time",
-}
-EXAMPLE_TOML = """[[claim]]
-text = "The model is at least 80% accurate"
-kind = "at_least"
-value = "80%"
-
-[[claim]]
-text = "Photos from fans are harder than dealer photos"
-kind = "lower"
-slice = { source = "fan" }
-than = { source = "dealer" }
-"""
 
 
 def thumb(ctx: PageContext, rel: Any) -> None:
@@ -55,7 +30,11 @@ def thumb(ctx: PageContext, rel: Any) -> None:
 def found_by(entry: dict[str, Any]) -> str:
     """'perceptual hash and embedding' from the stored list (or string)."""
     how = entry.get("found_by")
-    names = {"phash": "perceptual hash", "embedding": "embedding similarity"}
+    names = {
+        "perceptual": "perceptual hash + thumbnail",
+        "phash": "perceptual hash",
+        "embedding": "embedding similarity",
+    }
     items = how if isinstance(how, list) else [how] if how else []
     return " and ".join(names.get(str(h), str(h)) for h in items) or "similarity"
 
@@ -87,6 +66,12 @@ def leakage(ctx: PageContext, report: dict[str, Any]) -> None:
         all_acc, clean = get(acc, "all", "accuracy"), get(acc, "without_leaked", "accuracy")
         metric_card("Accuracy without leaked", pct(clean), f"vs {pct(all_acc)} with them",
                     "If leaked images inflate accuracy, the clean number is the honest one.")  # fmt: skip
+    if not counts.get("leaked_images"):
+        st.success(
+            "No test image was found in the training data: no identical file, no shared object (group), "
+            "no near duplicate.",
+            icon=":material/check_circle:",
+        )
     near = leak.get("near") or []
     exact = leak.get("exact") or []
     pairs = [("exact copy", e) for e in exact] + [
@@ -98,7 +83,7 @@ def leakage(ctx: PageContext, report: dict[str, Any]) -> None:
         st.dataframe(
             pd.DataFrame([{"found as": what, "class": e.get("label"), "test image": e.get("test_path"),
                            "training image": e.get("train_path")} for what, e in pairs]),
-            hide_index=True, width="stretch", height=min(3 + 35 * (len(pairs) + 1), 320),
+            hide_index=True, width="stretch", height="content" if len(pairs) <= 8 else 320,
         )  # fmt: skip
     elif pairs:
         st.markdown("#### Test images found in the training data")
@@ -210,132 +195,6 @@ def slices(ctx: PageContext, report: dict[str, Any]) -> None:
         "significantly worse than the rest of the set (Fisher's test, adjusted for testing many slices).",
         key="slices_chart",
     )
-
-
-# ---------------------------------------------------------------- claims
-
-
-def stored_claims(ctx: PageContext) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for folder in data.list_dirs(ctx.path, "claims-"):
-        doc = data.read_json(folder / "claims.json")
-        if isinstance(doc, dict):
-            out.append((folder.name, doc))
-    return out
-
-
-def show_results(results: list[dict[str, Any]]) -> None:
-    for r in results:
-        verdict = str(r.get("verdict", "?"))
-        color, icon = VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
-        with st.container(border=True):
-            st.markdown(
-                f":{color}-badge[{icon} {verdict}] **{esc(r.get('text') or r.get('kind'))}**",
-                unsafe_allow_html=True,
-            )
-            if r.get("sentence"):
-                st.markdown(esc(r["sentence"]), unsafe_allow_html=True)
-            if r.get("reason"):
-                st.caption(r["reason"])
-
-
-def slice_spec(choice: str, kinds: dict[str, str]) -> dict[str, Any]:
-    """'source = fan' -> {'source': 'fan'}; booleans and numeric bins become claim values."""
-    if not choice or choice.startswith("All"):
-        return {}
-    col, _, value = choice.partition(" = ")
-    kind = kinds.get(col)
-    if kind == "boolean" and value in ("true", "false"):
-        return {col: value == "true"}
-    if kind == "numeric" and " to " in value:
-        lo, _, hi = value.partition(" to ")
-        return {col: {"min": float(lo), "max": float(hi)}}
-    if value == "(missing)":
-        return {col: None}
-    return {col: value}
-
-
-def claim_form(ctx: PageContext) -> list[dict[str, Any]] | None:
-    """A guided form for one claim; returns it when submitted."""
-    options, _ = slice_options(ctx.path)
-    kinds = column_kinds(ctx.path)
-    classes = ctx.classes
-    with st.form("claim_form", border=True):
-        text = st.text_input(
-            "The claim, in the words it was made",
-            placeholder="e.g. Fan photos are harder than dealer photos",
-        )
-        c1, c2 = st.columns(2)
-        kind = c1.selectbox("What kind of claim", list(KIND_LABELS), format_func=KIND_LABELS.get)
-        metric = c2.selectbox("Measured by", ["accuracy", *[f"recall:{c}" for c in classes[:300]]],
-                              format_func=lambda m: "accuracy" if m == "accuracy" else f"accuracy on {m.split(':', 1)[1]}")  # fmt: skip
-        c3, c4, c5 = st.columns(3)
-        group = c3.selectbox("Group (slice)", options, help="Metadata value defining the group.")
-        than = c4.selectbox(
-            "Compared with", ["the rest", *options[1:]], help="Only for 'worse/better than'."
-        )
-        value = c5.number_input(
-            "Value (%)", 0.0, 100.0, 80.0, 1.0, help="The threshold the claim states."
-        )
-        c6, c7 = st.columns(2)
-        true_cls = c6.selectbox("True class (mistaken claims)", classes)
-        with_cls = c7.selectbox("Mistaken for", classes, index=min(1, len(classes) - 1))
-        submitted = st.form_submit_button(
-            "Check this claim", type="primary", icon=":material/fact_check:"
-        )
-    if not submitted:
-        return None
-    claim: dict[str, Any] = {"text": text or KIND_LABELS[kind], "kind": kind, "metric": metric}
-    spec = slice_spec(group, kinds)
-    if kind in ("lower", "higher"):
-        claim["slice"] = spec
-        if than != "the rest":
-            claim["than"] = slice_spec(than, kinds)
-    elif kind == "confused_more_than":
-        claim.update({"class": true_cls, "with": with_cls, "value": value / 100})
-        claim.pop("metric")
-    elif kind.startswith("share"):
-        claim.update({"slice": spec, "value": value / 100})
-        claim.pop("metric")
-    else:
-        claim.update({"slice": spec, "value": value / 100})
-    return [claim]
-
-
-def claims(ctx: PageContext) -> None:
-    from audits.claims import evaluate_claims
-
-    st.markdown("Type what someone said about the model; it is checked against this run's stored predictions with a 95% interval. "
-                "Verdicts: **supported**, **contradicted**, or **not enough data**.")  # fmt: skip
-    typed = claim_form(ctx)
-    with st.expander("Several claims at once (TOML, as in a claims file)"):
-        text = st.text_area("Claims", EXAMPLE_TOML, height=220, key="claims_toml")
-        if st.button("Check these claims", key="claims_toml_go"):
-            try:
-                parsed = tomllib.loads(text)
-                typed = parsed.get("claim") or parsed.get("claims") or []
-            except tomllib.TOMLDecodeError as exc:
-                st.error(f"Not valid TOML: {exc}")
-    if typed:
-        try:
-            results = evaluate_claims(ctx.run, typed)
-        except AuditError as exc:
-            st.error(f"The claim cannot be checked: {exc}")
-        else:
-            st.session_state["claims_results"] = (ctx.info.run_id, results)
-    saved = st.session_state.get("claims_results")
-    if saved and saved[0] == ctx.info.run_id:
-        st.markdown("#### Checked on this page")
-        show_results(saved[1])
-    for name, doc in stored_claims(ctx):
-        st.markdown(
-            f"#### Stored claims file `{esc(doc.get('claims_file', name))}` · checked {esc(doc.get('created', ''))}"
-        )
-        show_results(doc.get("results") or [])
-    if not saved and not stored_claims(ctx):
-        st.caption(
-            f"To store claims with the run for the exports: python -m audits claims {ctx.path} claims.toml"
-        )
 
 
 def render(ctx: PageContext) -> None:

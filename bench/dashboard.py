@@ -1,0 +1,228 @@
+"""Per-page render times of the dashboard on a 250-class x 50,000-prediction store.
+
+Builds the store with ``fixtures.synthetic_store.write_synthetic_store`` (the audit run plus a
+previous version, integrity and explain results, a drift run and the comparison) in a temp
+folder, then times every page with Streamlit's AppTest, which runs the real scripts headless:
+
+* cold: all Streamlit caches cleared first, so the page pays for its own reads;
+* warm: the same page again (what a user sees after the first load).
+
+``--browser`` also times Debian Chromium (playwright) from the sidebar click to the page's
+last element drawn, warm. ``--write`` replaces the "## Dashboard (issue 8)" section of
+bench/RESULTS.md. Run from the repository root: ``python bench/dashboard.py [--write]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PAGES = [
+    ("overview", "Overview"), ("classes", "Classes"), ("confusion", "Confusion"), ("failures", "Failures"),
+    ("drift", "Drift"), ("compare", "Compare"), ("integrity", "Integrity & claims"), ("export", "Export"),
+]  # fmt: skip
+SECTION = "## Dashboard (issue 8)"
+BUDGET_S = 3.0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(
+            next(
+                line
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ).split()[1]
+        )
+        mem = f", {kb / 1024**2:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def time_apptest(store: Path, repeats: int) -> tuple[float, dict[str, tuple[float, float]]]:
+    """(first app load incl. imports, {page: (cold s, warm s median)})."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["AUDIT_STORE"] = str(store)
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=300)
+    t0 = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - t0
+    assert not at.exception, [e.value for e in at.exception]
+    out = {}
+    for key, _ in PAGES:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at.switch_page(f"dashboard/pages/{key}.py")
+        t0 = time.perf_counter()
+        at.run()
+        cold = time.perf_counter() - t0
+        problems = [e.value for e in at.exception] + [e.value for e in at.error]
+        if problems:
+            raise SystemExit(f"{key}: {problems}")
+        warm = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            at.run()
+            warm.append(time.perf_counter() - t0)
+        out[key] = (cold, statistics.median(warm))
+    return first, out
+
+
+def time_browser(store: Path) -> dict[str, float]:
+    """Warm click-to-drawn times in Debian Chromium (second pass over the pages)."""
+    import shutil
+    import socket
+    import subprocess
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, AUDIT_STORE=str(store))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+    out: dict[str, float] = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=flags
+            )
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(120_000)
+            for _ in range(120):
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+                    break
+                except Exception:
+                    time.sleep(1)
+            page.wait_for_selector(".ma-footer[data-page='overview']")
+            for rnd in range(2):  # the first pass fills the caches; the second is timed
+                for key, label in [*PAGES[1:], PAGES[0]]:
+                    t0 = time.perf_counter()
+                    page.locator('[data-testid="stSidebarNav"]').get_by_text(
+                        label, exact=True
+                    ).click()
+                    page.wait_for_selector(f".ma-footer[data-page='{key}']")
+                    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+                    if rnd:
+                        out[key] = time.perf_counter() - t0
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def table(
+    first: float, times: dict[str, tuple[float, float]], browser: dict[str, float] | None
+) -> str:
+    head = "| page | cold (caches cleared) | warm (cached reads) |" + (
+        " browser, warm |" if browser else ""
+    )
+    sep = "| --- | ---: | ---: |" + (" ---: |" if browser else "")
+    rows = [head, sep]
+    for key, label in PAGES:
+        cold, warm = times[key]
+        row = f"| {label} | {cold:.2f} s | {warm:.2f} s |"
+        if browser:
+            row += f" {browser.get(key, float('nan')):.2f} s |"
+        rows.append(row)
+    worst = max(w for _, w in times.values())
+    verdict = "within" if worst < BUDGET_S else "OVER"
+    rows.append("")
+    rows.append(f"First app load in this process (store scan and Overview; the store builder had already imported the libraries): {first:.2f} s. "
+                f"Slowest warm page: {worst:.2f} s ({verdict} the {BUDGET_S:.0f} s budget).")  # fmt: skip
+    return "\n".join(rows)
+
+
+def write_results(text: str) -> Path:
+    """Replace only this benchmark's section of bench/RESULTS.md."""
+    path = REPO / "bench" / "RESULTS.md"
+    body = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
+    start = body.find(SECTION)
+    if start < 0:
+        body = body.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        nxt = body.find("\n## ", start + len(SECTION))
+        body = body[:start] + text.rstrip("\n") + "\n" + (body[nxt:] if nxt >= 0 else "")
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=250)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="warm runs per page (median reported)"
+    )
+    parser.add_argument(
+        "--browser", action="store_true", help="also time Debian Chromium via playwright"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="update the Dashboard section of bench/RESULTS.md"
+    )
+    args = parser.parse_args()
+
+    import audits.tv  # noqa: F401 - the torchvision workaround before anything imports it
+    from fixtures.synthetic_store import write_synthetic_store
+
+    with tempfile.TemporaryDirectory(prefix="dash-bench-") as tmp:
+        store = Path(tmp) / "store"
+        t0 = time.perf_counter()
+        write_synthetic_store(store, args.classes, args.rows)
+        build = time.perf_counter() - t0
+        print(
+            f"store: {args.classes} classes x {args.rows:,} predictions, built in {build:.1f} s",
+            file=sys.stderr,
+        )
+        first, times = time_apptest(store, args.repeats)
+        browser = time_browser(store) if args.browser else None
+    result = table(first, times, browser)
+    print(result)
+    if args.write:
+        text = (
+            f"{SECTION}\n\n"
+            f"`python bench/dashboard.py{' --browser' if args.browser else ''} --write` on {time.strftime('%Y-%m-%d')}: every page of the "
+            f"Streamlit dashboard on a synthetic store of {args.classes} classes x {args.rows:,} predictions (plus a previous "
+            "version, integrity and explain results, a drift run and a comparison). Times are the page script's run "
+            "in Streamlit's AppTest (server side, what a user waits for before the page can draw)"
+            + (
+                "; the browser column is Debian Chromium from the sidebar click to the page's last element drawn"
+                if browser
+                else ""
+            )
+            + f". Warm = median of {args.repeats} reruns with cached reads.\n\n"
+            f"Machine: {machine()} (shared with other jobs while measured).\n\n{result}\n"
+        )
+        print(f"wrote {write_results(text)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Claims typed on the Integrity page: a guided form, a TOML box, and the verdicts.
+
+Claims are checked by ``audits.claims.evaluate_claims`` against the run's stored predictions;
+stored claim results (``claims-*/claims.json`` written by ``python -m audits claims``) are shown too.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import streamlit as st
+
+from audits.errors import AuditError
+from dashboard import data
+from dashboard.components import esc
+from dashboard.page import PageContext
+from dashboard.slicing import column_kinds, slice_options
+
+VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"), "contradicted": ("red", ":material/cancel:"),
+                 "not enough data": ("orange", ":material/help:")}  # fmt: skip
+KIND_LABELS = {
+    "at_least": "Accuracy on a group is at least …",
+    "at_most": "Accuracy on a group is at most …",
+    "lower": "A group does worse than the rest",
+    "higher": "A group does better than the rest",
+    "share_at_least": "At least …% of the images belong to a group",
+    "share_at_most": "At most …% of the images belong to a group",
+    "confused_more_than": "One class is mistaken for another more than …% of the time",
+}
+EXAMPLE_TOML = """[[claim]]
+text = "The model is at least 80% accurate"
+kind = "at_least"
+value = "80%"
+
+[[claim]]
+text = "Photos from fans are harder than dealer photos"
+kind = "lower"
+slice = { source = "fan" }
+than = { source = "dealer" }
+"""
+
+
+def stored_claims(ctx: PageContext) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for folder in data.list_dirs(ctx.path, "claims-"):
+        doc = data.read_json(folder / "claims.json")
+        if isinstance(doc, dict):
+            out.append((folder.name, doc))
+    return out
+
+
+def show_results(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        verdict = str(r.get("verdict", "?"))
+        color, icon = VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
+        with st.container(border=True):
+            st.markdown(
+                f":{color}-badge[{icon} {verdict}] **{esc(r.get('text') or r.get('kind'))}**",
+                unsafe_allow_html=True,
+            )
+            if r.get("sentence"):
+                st.markdown(esc(r["sentence"]), unsafe_allow_html=True)
+            if r.get("reason"):
+                st.caption(r["reason"])
+
+
+def slice_spec(choice: str, kinds: dict[str, str]) -> dict[str, Any]:
+    """'source = fan' -> {'source': 'fan'}; booleans and numeric bins become claim values."""
+    if not choice or choice.startswith("All"):
+        return {}
+    col, _, value = choice.partition(" = ")
+    kind = kinds.get(col)
+    if kind == "boolean" and value in ("true", "false"):
+        return {col: value == "true"}
+    if kind == "numeric" and " to " in value:
+        lo, _, hi = value.partition(" to ")
+        return {col: {"min": float(lo), "max": float(hi)}}
+    if value == "(missing)":
+        return {col: None}
+    return {col: value}
+
+
+def claim_form(ctx: PageContext) -> list[dict[str, Any]] | None:
+    """A guided form for one claim (its fields follow the kind picked above it); the claim when submitted."""
+    options, _ = slice_options(ctx.path)
+    kinds = column_kinds(ctx.path)
+    classes = ctx.classes
+    # The kind lives outside the form so that changing it redraws the form with its own fields.
+    kind = st.selectbox(
+        "What kind of claim", list(KIND_LABELS), format_func=KIND_LABELS.get, key="claim_kind"
+    )
+    compare = kind in ("lower", "higher")
+    confused = kind == "confused_more_than"
+    share = kind.startswith("share")
+    with st.form("claim_form", border=True):
+        text = st.text_input(
+            "The claim, in the words it was made",
+            placeholder="e.g. Fan photos are harder than dealer photos",
+        )
+        metric, group, than, value, true_cls, with_cls = (
+            "accuracy",
+            options[0],
+            "the rest",
+            80.0,
+            None,
+            None,
+        )
+        if confused:
+            c1, c2, c3 = st.columns(3)
+            true_cls = c1.selectbox("Images of", classes)
+            with_cls = c2.selectbox("Mistaken for", classes, index=min(1, len(classes) - 1))
+            value = c3.number_input("More than (%)", 0.0, 100.0, 10.0, 1.0)
+        else:
+            c1, c2, c3 = st.columns(3)
+            group = c1.selectbox("Group (slice)", options if not compare else options[1:] or options,
+                                 help="The images the claim is about, by a metadata value.")  # fmt: skip
+            if compare:
+                than = c2.selectbox("Compared with", ["the rest", *options[1:]])
+            elif share:
+                value = c2.number_input("Share (%)", 0.0, 100.0, 50.0, 1.0)
+            else:
+                value = c2.number_input(
+                    "Value (%)", 0.0, 100.0, 80.0, 1.0, help="The threshold the claim states."
+                )
+            if not share:
+                metric = c3.selectbox("Measured by", ["accuracy", *[f"recall:{c}" for c in classes]],
+                                      format_func=lambda m: "accuracy" if m == "accuracy" else f"accuracy on {m.split(':', 1)[1]}")  # fmt: skip
+        submitted = st.form_submit_button(
+            "Check this claim", type="primary", icon=":material/fact_check:"
+        )
+    if not submitted:
+        return None
+    claim: dict[str, Any] = {"text": text or KIND_LABELS[kind], "kind": kind}
+    if confused:
+        claim.update({"class": true_cls, "with": with_cls, "value": value / 100})
+    elif compare:
+        claim.update({"metric": metric, "slice": slice_spec(group, kinds)})
+        if than != "the rest":
+            claim["than"] = slice_spec(than, kinds)
+    elif share:
+        claim.update({"slice": slice_spec(group, kinds), "value": value / 100})
+    else:
+        claim.update({"metric": metric, "slice": slice_spec(group, kinds), "value": value / 100})
+    return [claim]
+
+
+def claims(ctx: PageContext) -> None:
+    from audits.claims import evaluate_claims
+
+    st.markdown("Type what someone said about the model; it is checked against this run's stored predictions with a 95% interval. "
+                "Verdicts: **supported**, **contradicted**, or **not enough data**.")  # fmt: skip
+    typed = claim_form(ctx)
+    with st.expander("Several claims at once (TOML, as in a claims file)"):
+        text = st.text_area("Claims", EXAMPLE_TOML, height=220, key="claims_toml")
+        if st.button("Check these claims", key="claims_toml_go"):
+            try:
+                parsed = tomllib.loads(text)
+                typed = parsed.get("claim") or parsed.get("claims") or []
+            except tomllib.TOMLDecodeError as exc:
+                st.error(f"Not valid TOML: {exc}")
+    if typed:
+        try:
+            results = evaluate_claims(ctx.run, typed)
+        except AuditError as exc:
+            st.error(f"The claim cannot be checked: {exc}")
+        else:
+            st.session_state["claims_results"] = (ctx.info.run_id, results)
+    saved = st.session_state.get("claims_results")
+    if saved and saved[0] == ctx.info.run_id:
+        st.markdown("#### Checked on this page")
+        show_results(saved[1])
+    for name, doc in stored_claims(ctx):
+        st.markdown(
+            f"#### Stored claims file `{esc(doc.get('claims_file', name))}` · checked {esc(doc.get('created', ''))}"
+        )
+        show_results(doc.get("results") or [])
+    if not saved and not stored_claims(ctx):
+        st.caption(
+            f"To store claims with the run for the exports: python -m audits claims {ctx.path} claims.toml"
+        )

@@ -1,0 +1,86 @@
+"""Small pure helpers of the dashboard: readers of optional outputs, filters, claim building."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dashboard.claims_view import slice_spec
+from dashboard.gallery import region_lines
+from dashboard.images import _row_of, data_root, image_file, suspects
+from dashboard.pages.classes import filter_rows, metrics_frame
+from dashboard.pages.confusion import focus_index
+from dashboard.pages.failures import failures_frame
+
+
+def test_data_root_for_manifest_and_imagefolder(tmp_path: Path) -> None:
+    (tmp_path / "set").mkdir()
+    assert (
+        data_root({"dataset": {"path": str(tmp_path / "set" / "manifest.csv"), "kind": "manifest"}})
+        == tmp_path / "set"
+    )
+    assert (
+        data_root({"dataset": {"path": str(tmp_path / "set"), "kind": "imagefolder"}})
+        == tmp_path / "set"
+    )
+    assert data_root({"dataset": {}}) is None and data_root({}) is None
+    (tmp_path / "set" / "a.png").write_bytes(b"x")
+    assert image_file(tmp_path / "set", "a.png") == tmp_path / "set" / "a.png"
+    assert image_file(tmp_path / "set", "missing.png") is None and image_file(None, "a.png") is None
+
+
+def test_overlay_names_and_suspects() -> None:
+    assert _row_of("123") == 123 and _row_of("row42_gradcam") == 42 and _row_of("overlay") is None
+    integrity = {
+        "suspect_labels": {"n_flagged": 2, "rows": [{"row": 7, "suggested": "targa"}, {"row": "x"}]}
+    }
+    assert suspects(integrity) == {7: {"row": 7, "suggested": "targa"}}
+    assert suspects(None) == {} and suspects({"suspect_labels": {"error": "boom"}}) == {}
+
+
+def test_region_lines_read_explain_columns() -> None:
+    regions = pd.DataFrame(
+        {"role": ["predicted", "true"], "class": ["carrera", "targa"], "method": ["gradcam"] * 2,
+         "roi_energy": [0.05, 0.4], "roi_peak": pd.array([False, True], dtype="boolean")}
+    )  # fmt: skip
+    (line,) = region_lines(regions)
+    assert "carrera 5% ✗" in line and "targa 40% ✓" in line and "gradcam" in line
+    no_box = regions.assign(roi_energy=np.nan, roi_peak=pd.array([None, None], dtype="boolean"))
+    assert "no region box" in region_lines(no_box)[0]
+    assert region_lines(None) == [] and region_lines(regions.iloc[0:0]) == []
+
+
+def test_class_filters_and_table() -> None:
+    rows = [{"class": "targa", "support": 50, "recall": 0.9}, {"class": "carrera", "support": 5, "recall": 0.2},
+            {"class": "turbo", "support": 0, "recall": None}]  # fmt: skip
+    assert [r["class"] for r in filter_rows(rows, "", 0, "Worst first")] == [
+        "carrera",
+        "targa",
+        "turbo",
+    ]
+    assert [r["class"] for r in filter_rows(rows, "TAR", 0, "Worst first")] == ["targa"]
+    assert [r["class"] for r in filter_rows(rows, "", 10, "Model order")] == ["targa"]
+    frame = metrics_frame(rows)
+    assert (
+        list(frame.columns)[:4] == ["class", "support", "correct", "recall"]
+        and frame["precision"].isna().all()
+    )
+
+
+def test_focus_index_and_failures() -> None:
+    cm = np.array([[10, 5, 0, 1], [2, 10, 0, 0], [0, 0, 10, 0], [0, 0, 3, 10]])
+    assert focus_index(cm, 0, 3) == [0, 1, 3]
+    table = pd.DataFrame({"label_idx": [0, 1, -1, 2], "pred_idx": [0, 2, 1, 1]})
+    assert list(failures_frame(table).index) == [1, 3]  # unlabelled rows are not failures
+
+
+def test_slice_spec_builds_claim_values() -> None:
+    kinds = {"dog": "boolean", "source": "category", "width": "numeric", "date": "date"}
+    assert slice_spec("All images", kinds) == {}
+    assert slice_spec("dog = true", kinds) == {"dog": True}
+    assert slice_spec("source = fan", kinds) == {"source": "fan"}
+    assert slice_spec("width = 400 to 800", kinds) == {"width": {"min": 400.0, "max": 800.0}}
+    assert slice_spec("date = 2024-07", kinds) == {"date": "2024-07"}
+    assert slice_spec("source = (missing)", kinds) == {"source": None}
