@@ -30,9 +30,10 @@ EPS = 1e-7
 def minmax(maps: Tensor) -> Tensor:
     """Scale each ``[..., h, w]`` map to [0, 1] exactly as pytorch-grad-cam's ``scale_cam_image``."""
     flat = maps.flatten(-2)
-    flat = flat - flat.amin(dim=-1, keepdim=True)
-    flat = flat / (EPS + flat.amax(dim=-1, keepdim=True))
-    return flat.view_as(maps)
+    low, high = torch.aminmax(flat, dim=-1, keepdim=True)
+    # max(x - min) == max(x) - min; (x - min) / d as one fused pass: x * (1/d) - min/d.
+    inv = 1.0 / (EPS + (high - low))
+    return torch.addcmul(-low * inv, flat, inv).view_as(maps)
 
 
 def scale_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
@@ -45,7 +46,8 @@ def scale_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
             maps.reshape(-1, 1, *maps.shape[-2:]), size=size, mode="bilinear", align_corners=False
         )
         maps = maps.reshape(*lead, *size)
-    return minmax(maps.clamp_min(0))
+    # Bilinear weights are convex, so the upsampled map stays >= 0: no second ReLU needed.
+    return minmax(maps)
 
 
 def as_targets(

@@ -140,4 +140,5 @@ class GradCAM(LayerGradientCAM):
 
     def cam(self, act: Tensor, grads: Tensor) -> Tensor:
         weights = grads.mean(dim=(-2, -1))  # [N, K, C]
-        return torch.einsum("nkc,nchw->nkhw", weights, act)
+        # One batched matmul: [N, K, C] @ [N, C, h*w].
+        return torch.bmm(weights, act.flatten(2)).view(*weights.shape[:2], *act.shape[-2:])

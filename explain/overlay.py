@@ -60,7 +60,7 @@ def render(
     heats: list[np.ndarray],
     captions: list[str],
     box: tuple[float, float, float, float] | None = None,
-    min_side: int = 160,
+    min_side: int = 128,
 ) -> Image.Image:
     """One PNG-ready picture: ``[image | overlay per heat]`` with a caption over each panel.
 
@@ -99,4 +99,5 @@ def save_overlay(
     box: tuple[float, float, float, float] | None = None,
 ) -> None:
     """Render and write one overlay PNG."""
-    render(image, heats, captions, box).save(path, format="PNG", optimize=False)
+    # Fast zlib level: these are previews, and level 6 costs several times more CPU for ~15%.
+    render(image, heats, captions, box).save(path, format="PNG", compress_level=1)

@@ -3,6 +3,13 @@
 Compares, for the failures of a pair, the heatmap of the *predicted* class (what the model
 looked at when it said "carrera") with the heatmap of correct images of the same true class
 (what it looks at when it gets a targa right). Works on the ``regions.parquet`` table.
+
+"Below" is judged per image against a threshold on the energy share in the region box:
+
+- ``threshold=None`` (default): the box's own share of the image (``roi_area``), i.e. what a
+  flat heatmap would put there. Region boxes vary from a whole car to a thin roll bar, so a
+  fixed cut such as 10% says little about a box that covers 1% of the image.
+- a number: that share for every image (``0.10`` reads "less than 10% of the heatmap").
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-DEFAULT_THRESHOLD = 0.10
+#: None: judge each image against its box's share of the image (chance level).
+DEFAULT_THRESHOLD: float | None = None
 
 
-def pct(value: float) -> str:
-    """A share as a whole percentage ("46%"), or "n/a"."""
-    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.0f}%"
+def pct(value: float | None) -> str:
+    """A share as a percentage: "46%", "2.6%" below 10%, or "n/a"."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
 
 
 def separation_auc(baseline: np.ndarray, failures: np.ndarray) -> float:
@@ -28,15 +38,51 @@ def separation_auc(baseline: np.ndarray, failures: np.ndarray) -> float:
     return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
-def _median(values: pd.Series) -> float:
-    values = values.dropna()
+def _median(values: pd.Series | np.ndarray) -> float:
+    values = pd.Series(values, dtype=float).dropna()
     return float(values.median()) if len(values) else float("nan")
+
+
+def _rate(values: pd.Series) -> float:
+    values = pd.Series(values, dtype="float64").dropna()
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _with_box(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["roi_energy"].notna()]
+
+
+def _below(frame: pd.DataFrame, threshold: float | None) -> np.ndarray:
+    limit = frame["roi_area"].to_numpy(dtype=float) if threshold is None else threshold
+    return frame["roi_energy"].to_numpy(dtype=float) < limit
+
+
+def class_baselines(regions: pd.DataFrame) -> list[dict[str, Any]]:
+    """Region numbers of the correct (baseline) images, per class."""
+    if regions.empty:
+        return []
+    base = regions[(regions["kind"] == "baseline") & (regions["role"] == "predicted")]
+    out = []
+    for label, part in base.groupby("label", sort=True):
+        boxed = _with_box(part)
+        out.append(
+            {
+                "class": label,
+                "n": int(len(part)),
+                "n_with_box": int(len(boxed)),
+                "energy_median": _median(boxed["roi_energy"]),
+                "area_median": _median(boxed["roi_area"]),
+                "lift_median": _median(boxed["roi_energy"] / boxed["roi_area"]),
+                "peak_in_box_rate": _rate(boxed["roi_peak"]),
+            }
+        )
+    return out
 
 
 def pair_summaries(
     regions: pd.DataFrame,
     totals: dict[tuple[str, str], int] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = DEFAULT_THRESHOLD,
     region_name: str = "the region box",
 ) -> list[dict[str, Any]]:
     """One entry per confused pair among the explained failures, largest first."""
@@ -50,51 +96,41 @@ def pair_summaries(
     out = []
     for (label, pred), n in counts.items():
         grp = predicted[(predicted["label"] == label) & (predicted["pred"] == pred)]
-        base = baseline[baseline["label"] == label]
+        base = _with_box(baseline[baseline["label"] == label])
         entry: dict[str, Any] = {
             "true": label,
             "predicted": pred,
             "n_explained": int(n),
             "n_failures": int((totals or {}).get((label, pred), n)),
             "confidence_median": _median(grp["confidence"]),
-            "n_baseline": int(len(base)),
+            "n_baseline": int((baseline["label"] == label).sum()),
         }
-        energy = grp["roi_energy"].dropna().to_numpy(dtype=float)
-        if len(energy):
-            base_energy = base["roi_energy"].dropna().to_numpy(dtype=float)
+        boxed = _with_box(grp)
+        if len(boxed):
             same_pair = true_maps[(true_maps["label"] == label) & (true_maps["pred"] == pred)]
-            below = int((energy < threshold).sum())
-            base_below = int((base_energy < threshold).sum())
+            below = int(_below(boxed, threshold).sum())
+            base_below = int(_below(base, threshold).sum())
+            energy = boxed["roi_energy"].to_numpy(dtype=float)
+            base_energy = base["roi_energy"].to_numpy(dtype=float)
             entry.update(
                 {
-                    "n_with_box": int(len(energy)),
+                    "threshold": "box area" if threshold is None else threshold,
+                    "n_with_box": int(len(boxed)),
                     "energy_median": float(np.median(energy)),
+                    "area_median": _median(boxed["roi_area"]),
+                    "lift_median": _median(boxed["roi_energy"] / boxed["roi_area"]),
                     "below_threshold": below,
-                    "peak_in_box_rate": float(np.nanmean(grp["roi_peak"].to_numpy(dtype=float))),
+                    "peak_in_box_rate": _rate(boxed["roi_peak"]),
                     "true_class_energy_median": _median(same_pair["roi_energy"]),
-                    "baseline_energy_median": float(np.median(base_energy))
-                    if len(base_energy)
-                    else float("nan"),
+                    "n_baseline_with_box": int(len(base)),
+                    "baseline_energy_median": _median(base_energy),
+                    "baseline_lift_median": _median(base["roi_energy"] / base["roi_area"]),
                     "baseline_below_threshold": base_below,
-                    "baseline_peak_in_box_rate": (
-                        float(np.nanmean(base["roi_peak"].to_numpy(dtype=float)))
-                        if len(base_energy)
-                        else float("nan")
-                    ),
+                    "baseline_peak_in_box_rate": _rate(base["roi_peak"]),
                     "separation_auc": separation_auc(base_energy, energy),
                 }
             )
-            if len(base_energy):
-                baseline_text = (
-                    f"correct {label} images: median {pct(entry['baseline_energy_median'])}, "
-                    f"{base_below} of {len(base_energy)} below {pct(threshold)}"
-                )
-            else:
-                baseline_text = f"no correct {label} images to compare"
-            entry["sentence"] = (
-                f"on {below} of {len(energy)} {label}→{pred} failures less than {pct(threshold)} of the heatmap "
-                f"lies inside {region_name} (median {pct(entry['energy_median'])}; {baseline_text})"
-            )
+            entry["sentence"] = _sentence(entry, label, pred, threshold, region_name)
         else:
             entry["sentence"] = (
                 f"{n} {label}→{pred} failures explained (median confidence {entry['confidence_median']:.2f}); "
@@ -102,3 +138,32 @@ def pair_summaries(
             )
         out.append(entry)
     return out
+
+
+def _sentence(
+    e: dict[str, Any], label: str, pred: str, threshold: float | None, region: str
+) -> str:
+    n, below, base_n = e["n_with_box"], e["below_threshold"], e["n_baseline_with_box"]
+    limit = "their box's share" if threshold is None else pct(threshold)
+    if base_n:
+        base = (
+            f"correct {label} images: median {pct(e['baseline_energy_median'])}, "
+            f"{e['baseline_below_threshold']} of {base_n} below {limit}"
+        )
+    else:
+        base = f"no correct {label} images to compare"
+    # State the majority: "on 2 of 46 ... less" reads worse than "on 44 of 46 ... at least".
+    few = below * 2 < n
+    count = n - below if few else below
+    if threshold is None:
+        share = "at least as much of the heatmap as" if few else "less of the heatmap than"
+        return (
+            f"on {count} of {n} {label}→{pred} failures {region} holds {share} of the image "
+            f"(median {pct(e['energy_median'])} of the heatmap on {pct(e['area_median'])} of the "
+            f"image; {base})"
+        )
+    share = f"at least {pct(threshold)}" if few else f"less than {pct(threshold)}"
+    return (
+        f"on {count} of {n} {label}→{pred} failures {share} of the heatmap lies inside {region} "
+        f"(median {pct(e['energy_median'])}; {base})"
+    )

@@ -4,8 +4,8 @@
   the top ``max_failures`` by loss (``top_by_loss``) or a seeded sample spread over the
   confused pairs in proportion to their size, each pair keeping at least one image, so that
   every pair still gets its numbers.
-- baseline: for each true class among the chosen failures, a seeded sample of up to
-  ``baseline`` correctly predicted images of that class.
+- baseline: for each class among the chosen failures (true or predicted), a seeded sample
+  of up to ``baseline`` correctly predicted images of that class.
 """
 
 from __future__ import annotations
@@ -99,7 +99,10 @@ def select_images(
     parts = []
     if baseline > 0:
         correct = labelled[labelled["correct"].astype(bool)]
-        for cls in sorted(chosen["label_idx"].unique()):
+        # Classes on either side of a confusion: "why carrera" maps are compared with correct
+        # carreras, and the true class's correct images are the pair's baseline.
+        classes = set(chosen["label_idx"].tolist()) | set(chosen["pred_idx"].tolist())
+        for cls in sorted(classes):
             pool = correct[correct["label_idx"] == cls]
             if len(pool) > baseline:
                 pool = pool.iloc[np.sort(rng.choice(len(pool), size=baseline, replace=False))]

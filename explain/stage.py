@@ -20,15 +20,17 @@ Files written into the output folder (``explain/`` of the run):
 - ``summary.json``: method, layer, counts, per-pair numbers and sentences, timings, layout.
 
 Options (``ctx.options`` / the command's flags): ``explain_method`` ("gradcam"),
-``explain_layer`` (card's ``target_layer`` or auto), ``explain_max`` (500 failures),
+``explain_layer`` (card's ``target_layer`` or auto), ``explain_max`` (500 failures; None: all),
 ``explain_top_by_loss`` (False), ``explain_baseline`` (50 correct images per class),
+``explain_threshold`` (None: each image's box share of the image; or a share such as 0.10),
 ``explain_batch_size`` (32 CPU / 64 CUDA), ``explain_overlays`` (True), ``explain_seed`` (0),
-``explain_threshold`` (0.10), ``explain_heatmap_side`` (128; 0 keeps input size),
+``explain_heatmap_side`` (128; 0 keeps input size),
 ``explain_amp`` (False: autocast on CUDA for the CAM forward).
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -41,13 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audits.datasets import ROI_COLUMNS, ImageSet, file_sha256
+from audits.datasets import ROI_COLUMNS, ImageSet
 from audits.errors import AuditError
 from audits.images import BadImage, load_for_model
 from audits.model_card import ModelCard
 from audits.store import write_json
 from explain.overlay import save_overlay
-from explain.pairs import DEFAULT_THRESHOLD, pair_summaries
+from explain.pairs import DEFAULT_THRESHOLD, class_baselines, pair_summaries
 from explain.regions import region_scores
 from explain.registry import DEFAULT_METHOD, canonical, get_method
 from explain.select import DEFAULT_BASELINE, DEFAULT_MAX_FAILURES, select_images
@@ -74,7 +76,7 @@ NORMALISATION = (
 )
 COMPACT_KEYS = (
     "method", "layer", "folder", "n_failures", "n_explained", "n_baseline", "capped", "top_by_loss",
-    "has_roi", "energy_threshold", "pairs", "heatmaps_per_s",
+    "has_roi", "energy_threshold", "pairs", "baselines", "heatmaps_per_s",
 )  # fmt: skip
 
 
@@ -102,7 +104,8 @@ def resolve_options(options: dict[str, Any] | None) -> dict[str, Any]:
         raise AuditError(
             f"unknown explain option(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}"
         )
-    merged = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    # None means "the default", except for explain_max where it means "no cap".
+    merged = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None or k == "explain_max"}}
     if merged["explain_max"] is not None and int(merged["explain_max"]) < 0:
         raise AuditError("--max must be 0 or more")
     return merged
@@ -126,7 +129,7 @@ class _Images(torch.utils.data.Dataset):
             data = path.read_bytes()
         except OSError as exc:
             return blank, i, f"cannot read file ({exc.strerror or exc})"
-        if self.verify and self.hashes[i] and file_sha256(path) != self.hashes[i]:
+        if self.verify and self.hashes[i] and hashlib.sha256(data).hexdigest() != self.hashes[i]:
             return blank, i, "changed since the run (sha256 differs)"
         try:
             arr, _, _ = load_for_model(data, self.card.size, self.card.channels)
@@ -257,12 +260,12 @@ def run_explain(
             scores = _scores(maps, part) if has_roi else None
             small = maps if store_hw == size else F.interpolate(maps, size=store_hw, mode="area")
             writer.put(idx, small.to(torch.float16).cpu().numpy())
-            maps_cpu = maps.float().cpu().numpy()
+            maps_cpu = maps.float().cpu().numpy() if overlays else None
             images = u8.permute(0, 2, 3, 1).numpy()
             for j, i in enumerate(idx):
                 row = part.iloc[j]
                 records.extend(_records(int(i), row, scores, j, method, overlays))
-                if overlays:
+                if maps_cpu is not None:
                     _overlay(
                         out_dir / "overlays" / f"{int(row['row'])}.png",
                         images[j],
@@ -278,7 +281,8 @@ def run_explain(
     regions = _regions_table(records)
     regions.to_parquet(out_dir / "regions.parquet", index=False)
     totals = _pair_totals(table)
-    pairs = pair_summaries(regions, totals, threshold=float(opts["explain_threshold"]))
+    threshold = None if opts["explain_threshold"] is None else float(opts["explain_threshold"])
+    pairs = pair_summaries(regions, totals, threshold=threshold)
     info = method.describe()
     n_fail = int((regions["kind"] == "failure").sum() // 2) if len(regions) else 0
     summary = {
@@ -291,8 +295,9 @@ def run_explain(
         "capped": selection.capped,
         "top_by_loss": bool(opts["explain_top_by_loss"]),
         "has_roi": has_roi,
-        "energy_threshold": float(opts["explain_threshold"]),
+        "energy_threshold": "box area" if threshold is None else threshold,
         "pairs": pairs,
+        "baselines": class_baselines(regions),
         "heatmaps_per_s": round(n_maps / attribution_s, 2) if attribution_s > 0 else None,
         "skipped": skipped,
         "device": device.type,

@@ -61,8 +61,12 @@ def test_checkerboard_contrast_and_laplacian_variance():
 
 def test_saturation_of_pure_and_grey_colours():
     assert props_of(Image.new("RGB", (8, 8), (255, 0, 0)))["saturation"] == 1.0
-    assert props_of(Image.new("RGB", (8, 8), (200, 100, 0)))["saturation"] == pytest.approx(255 / 255)
-    assert props_of(Image.new("RGB", (8, 8), (200, 150, 100)))["saturation"] == pytest.approx(127 / 255)
+    assert props_of(Image.new("RGB", (8, 8), (200, 100, 0)))["saturation"] == pytest.approx(
+        255 / 255
+    )
+    assert props_of(Image.new("RGB", (8, 8), (200, 150, 100)))["saturation"] == pytest.approx(
+        127 / 255
+    )
 
 
 def test_brightness_and_blur_orderings():
@@ -82,7 +86,9 @@ def test_jpeg_file_size_and_large_image():
     assert p["format"] == "JPEG" and p["file_size"] == len(data)
     big = props_of(Image.new("RGB", (MAX_SIDE * 2, 100), (10, 20, 30)))
     assert (big["width"], big["height"], big["aspect_ratio"]) == (MAX_SIDE * 2, 100, 20.48)
-    assert big["brightness"] == pytest.approx((0.299 * 10 + 0.587 * 20 + 0.114 * 30) / 255, abs=1 / 255)
+    assert big["brightness"] == pytest.approx(
+        (0.299 * 10 + 0.587 * 20 + 0.114 * 30) / 255, abs=1 / 255
+    )
 
 
 def test_set_properties_skips_unreadable(tmp_path):
@@ -160,11 +166,17 @@ def test_prediction_drift_combines_and_reports_accuracy():
     result = prediction_drift(ref, cur, ["a", "b", "c"], alpha=0.05)
     ks = stats.ks_2samp(ref["confidence"], cur["confidence"])
     assert result["confidence"]["p_value"] == pytest.approx(ks.pvalue)
-    assert result["p_value"] == pytest.approx(min(1.0, 2 * min(result["classes"]["p_value"], ks.pvalue)))
+    assert result["p_value"] == pytest.approx(
+        min(1.0, 2 * min(result["classes"]["p_value"], ks.pvalue))
+    )
     assert result["drift"] is True  # the confidence moved
     acc = result["accuracy"]
     assert acc["reference"] == pytest.approx(float(ref["correct"].mean()))
-    assert acc["current"] is None and acc["n_current_labelled"] == 0 and acc["n_reference_labelled"] == 300
+    assert (
+        acc["current"] is None
+        and acc["n_current_labelled"] == 0
+        and acc["n_reference_labelled"] == 300
+    )
 
 
 def test_farthest_examples_against_brute_force():
@@ -196,19 +208,23 @@ def test_property_drift_uses_evidently_ks_above_1000_rows():
             "format": rng.choice(["JPEG", "PNG"], n, p=[0.8, 0.2]), "file_size": rng.integers(10_000, 90_000, n),
         })  # fmt: skip
 
-    ref, cur = frame(1200, 0.5), frame(400, 0.4)
+    ref, cur = frame(1001, 0.5), frame(300, 0.4)
     rows, snapshot = property_drift(ref, cur, alpha=0.05)
     assert [r["name"] for r in rows] == PROPERTIES
     by = {r["name"]: r for r in rows}
     assert list(by["brightness"])[:3] == ["name", "p_value", "drift"]  # DESIGN.md order
     for name in ("brightness", "contrast", "sharpness", "file_size"):
         assert by[name]["test"] == "ks"
-        assert by[name]["p_value"] == pytest.approx(stats.ks_2samp(ref[name], cur[name]).pvalue, rel=1e-9)
+        assert by[name]["p_value"] == pytest.approx(
+            stats.ks_2samp(ref[name], cur[name]).pvalue, rel=1e-9
+        )
     assert by["brightness"]["drift"] is True and by["brightness"]["p_value"] < 1e-20
     assert by["brightness"]["current_mean"] == pytest.approx(cur["brightness"].mean())
     assert by["height"]["p_value"] == 1.0 and by["height"]["drift"] is False
     assert by["format"]["test"] == "chisquare" and 0 < by["format"]["p_value"] <= 1
-    assert by["format"]["reference_share"]["JPEG"] == pytest.approx((ref["format"] == "JPEG").mean())
+    assert by["format"]["reference_share"]["JPEG"] == pytest.approx(
+        (ref["format"] == "JPEG").mean()
+    )
     adjusted = holm([r["p_value"] for r in rows])
     assert [r["p_adjusted"] for r in rows] == pytest.approx(adjusted)
     assert sum(r["drift"] for r in rows) == sum(a < 0.05 for a in adjusted)

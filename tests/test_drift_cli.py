@@ -86,10 +86,17 @@ def test_cli_writes_a_drift_run_with_the_design_fields(built, tmp_path, capsys):
     assert meta["model"]["name"] == "tiny" and len(meta["model"]["weights_sha256"]) == 64
     for side, n in (("reference", 36), ("current", 30)):
         block = meta[side]
-        assert len(block["fingerprint"]) == 64 and block["n_images"] == n and block["n_skipped"] == 0
+        assert (
+            len(block["fingerprint"]) == 64 and block["n_images"] == n and block["n_skipped"] == 0
+        )
     assert meta["reference"]["n_labelled"] == 36 and meta["current"]["n_labelled"] == 0
     assert meta["auditor"]["version"] and meta["alpha"] == 0.05
-    assert sorted(p.name for p in run.path.iterdir()) == ["drift.json", "evidently.html", "evidently.json", "properties.parquet"]
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "drift.json",
+        "evidently.html",
+        "evidently.json",
+        "properties.parquet",
+    ]
 
 
 def test_fan_batch_drift_is_found_and_explained(fan_run):
@@ -100,13 +107,17 @@ def test_fan_batch_drift_is_found_and_explained(fan_run):
     assert {"brightness", "sharpness"} <= drifted
     assert not drifted & {"width", "height", "aspect_ratio", "format"}
     by = {p["name"]: p for p in meta["properties"]}
-    assert by["brightness"]["current_mean"] == pytest.approx(0.45 * by["brightness"]["reference_mean"], rel=0.05)
+    assert by["brightness"]["current_mean"] == pytest.approx(
+        0.45 * by["brightness"]["reference_mean"], rel=0.05
+    )
     assert by["sharpness"]["current_mean"] < 0.2 * by["sharpness"]["reference_mean"]
     assert meta["predictions"]["accuracy"]["current"] is None
     assert len(meta["examples"]) == 24
     distances = [e["distance"] for e in meta["examples"]]
     assert distances == sorted(distances, reverse=True) and distances[0] > 0
-    assert meta["examples"][0]["ratio"] == pytest.approx(distances[0] / meta["examples_method"]["reference_typical_distance"])
+    assert meta["examples"][0]["ratio"] == pytest.approx(
+        distances[0] / meta["examples_method"]["reference_typical_distance"]
+    )
 
 
 def test_properties_parquet_and_evidently_files(fan_run):
@@ -118,9 +129,9 @@ def test_properties_parquet_and_evidently_files(fan_run):
     meta = json.loads((fan_run / "drift.json").read_text())
     far = current.loc[current["nn_distance"].idxmax()]
     assert far["path"] == meta["examples"][0]["path"]
-    assert (fan_run / "evidently.html").read_text().lstrip().lower().startswith("<!doctype html") or (
-        "<html" in (fan_run / "evidently.html").read_text()[:2000].lower()
-    )
+    assert (fan_run / "evidently.html").read_text().lstrip().lower().startswith(
+        "<!doctype html"
+    ) or ("<html" in (fan_run / "evidently.html").read_text()[:2000].lower())
     evidently = json.loads((fan_run / "evidently.json").read_text())
     assert "metrics" in evidently
 
@@ -132,7 +143,9 @@ def test_same_source_batch_is_not_flagged(built, tmp_path, capsys):
     meta = load_run(out.strip().splitlines()[-1]).meta
     assert meta["embedding"]["p_value"] > 0.05
     assert not any(p["drift"] for p in meta["properties"])
-    assert meta["predictions"]["accuracy"]["current"] is not None  # labelled current: accuracy reported
+    assert (
+        meta["predictions"]["accuracy"]["current"] is not None
+    )  # labelled current: accuracy reported
 
 
 def _assert_refused(rc: int, err: str, store, *words: str) -> None:
@@ -170,7 +183,9 @@ def test_model_whose_classes_do_not_match_the_reference(built, tmp_path, capsys)
     store = tmp_path / "store"
     rc, _, err = drift(["--model", str(other), "--reference", str(built["reference"]),
                         "--current", str(built["fan"]), "--store", str(store), "--quiet"], capsys)  # fmt: skip
-    _assert_refused(rc, err, store, "36 image(s) have labels that are not classes of the model", "'cat'")
+    _assert_refused(
+        rc, err, store, "36 image(s) have labels that are not classes of the model", "'cat'"
+    )
 
 
 def test_bad_options(built, tmp_path, capsys):
@@ -190,5 +205,12 @@ def test_failure_while_writing_leaves_nothing(built, tmp_path, monkeypatch):
     monkeypatch.setattr("audits.drift.write_json", broken_write)
     store = tmp_path / "store"
     with pytest.raises(OSError, match="disk full"):
-        run_drift(built["model"], built["reference"], built["same"], store=store, workers=0, permutations=20)
+        run_drift(
+            built["model"],
+            built["reference"],
+            built["same"],
+            store=store,
+            workers=0,
+            permutations=20,
+        )
     assert store.exists() and list(store.iterdir()) == []  # the temporary folder is gone too

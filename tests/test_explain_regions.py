@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from explain.overlay import blend, colorize, render
-from explain.pairs import pair_summaries, separation_auc
+from explain.pairs import class_baselines, pair_summaries, separation_auc
 from explain.regions import box_masks, region_scores, scale_boxes
 from explain.select import select_images
 
@@ -78,6 +78,7 @@ def test_selection_cap_top_by_loss_spread_and_baseline():
     every = select_images(table, max_failures=None, baseline=10)
     assert len(every.failures) == 12 and not every.capped
     assert every.failures["loss"].is_monotonic_decreasing
+    # Classes on either side of a confusion (0, 1, 2): class 2 has no correct image.
     assert every.baseline["label_idx"].value_counts().to_dict() == {0: 10, 1: 2}
 
     top = select_images(table, max_failures=4, top_by_loss=True, baseline=0)
@@ -93,20 +94,21 @@ def test_selection_cap_top_by_loss_spread_and_baseline():
     assert again.failures["row"].tolist() == spread.failures["row"].tolist()  # seeded
 
 
-def _regions(fail_energy: list[float], base_energy: list[float]) -> pd.DataFrame:
+def _regions(fail_energy: list[float], base_energy: list[float], area: float = 0.1) -> pd.DataFrame:
     rows = []
     for i, e in enumerate(fail_energy):
         for role in ("predicted", "true"):
             rows.append({"kind": "failure", "role": role, "label": "targa", "pred": "carrera", "confidence": 0.9,
-                         "roi_energy": e if role == "predicted" else 0.5, "roi_peak": e > 0.3, "index": i})  # fmt: skip
+                         "roi_energy": e if role == "predicted" else 0.5, "roi_peak": e > 0.3,
+                         "roi_area": area, "index": i})  # fmt: skip
     for i, e in enumerate(base_energy):
         for role in ("predicted", "true"):
             rows.append({"kind": "baseline", "role": role, "label": "targa", "pred": "targa", "confidence": 0.95,
-                         "roi_energy": e, "roi_peak": True, "index": 100 + i})  # fmt: skip
+                         "roi_energy": e, "roi_peak": True, "roi_area": area, "index": 100 + i})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def test_pair_sentence_states_the_numbers():
+def test_pair_sentence_with_a_fixed_threshold():
     regions = _regions([0.02, 0.05, 0.08, 0.4], [0.3, 0.46, 0.5, 0.6, 0.05])
     (pair,) = pair_summaries(
         regions, {("targa", "carrera"): 17}, threshold=0.10, region_name="the roll bar"
@@ -118,19 +120,44 @@ def test_pair_sentence_states_the_numbers():
     assert pair["peak_in_box_rate"] == pytest.approx(0.25)
     assert pair["sentence"] == (
         "on 3 of 4 targa→carrera failures less than 10% of the heatmap lies inside the roll bar "
-        "(median 6%; correct targa images: median 46%, 1 of 5 below 10%)"
+        "(median 6.5%; correct targa images: median 46%, 1 of 5 below 10%)"
     )
-    assert pair["separation_auc"] == pytest.approx(
-        separation_auc(np.array([0.3, 0.46, 0.5, 0.6, 0.05]), np.array([0.02, 0.05, 0.08, 0.4]))
+    # Of the 20 (baseline, failure) pairs the baseline is higher in 16, tied in one (0.05).
+    assert pair["separation_auc"] == pytest.approx(16.5 / 20)
+
+
+def test_pair_sentence_against_the_box_share():
+    regions = _regions([0.001, 0.004, 0.03], [0.02, 0.026, 0.03, 0.004], area=0.008)
+    (pair,) = pair_summaries(regions)
+    assert pair["below_threshold"] == 2 and pair["baseline_below_threshold"] == 1
+    assert pair["lift_median"] == pytest.approx(0.5) and pair[
+        "baseline_lift_median"
+    ] == pytest.approx(2.875)
+    assert pair["sentence"] == (
+        "on 2 of 3 targa→carrera failures the region box holds less of the heatmap than of the "
+        "image (median 0.4% of the heatmap on 0.8% of the image; correct targa images: median "
+        "2.3%, 1 of 4 below their box's share)"
     )
-    assert separation_auc(np.array([1.0, 2.0]), np.array([0.0])) == 1.0
+    (flipped,) = pair_summaries(_regions([0.001, 0.02, 0.03], [0.02], area=0.008))
+    assert flipped["sentence"].startswith(
+        "on 2 of 3 targa→carrera failures the region box holds at least as much of the heatmap as"
+    )
+    (base,) = class_baselines(regions)
+    assert (
+        base["class"] == "targa"
+        and base["n"] == 4
+        and base["energy_median"] == pytest.approx(0.023)
+    )
 
 
 def test_pair_sentence_without_a_region_box():
     regions = _regions([float("nan")] * 2, [])
     (pair,) = pair_summaries(regions)
-    assert "no region box" in pair["sentence"] and pair["sentence"].startswith(
-        "2 targa→carrera failures"
+    assert "no region box" in pair["sentence"]
+    assert pair["sentence"].startswith("2 targa→carrera failures")
+    assert separation_auc(np.array([1.0, 2.0]), np.array([0.0])) == 1.0
+    assert separation_auc(np.array([]), np.array([0.0])) != separation_auc(
+        np.array([]), np.array([0.0])
     )
 
 
@@ -142,6 +169,6 @@ def test_overlay_panels_and_colours(tmp_path):
     picture = render(
         grey, [np.ones((20, 30)), np.zeros((20, 30))], ["a", "b", "c"], box=(2, 2, 10, 10)
     )
-    assert picture.size[0] > 3 * 160 and picture.size[1] > 160  # enlarged, three panels
+    assert picture.size[0] > 3 * 128 and picture.size[1] > 128  # enlarged, three panels
     picture.save(tmp_path / "o.png")
     assert Image.open(tmp_path / "o.png").mode == "RGB"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from fixtures import generate
 from fixtures.car import VARIANTS
@@ -37,7 +37,9 @@ def rows(demo) -> dict[str, list[dict[str, str]]]:
 
 def _shas(manifest: Path) -> set[str]:
     root = manifest.parent
-    return {hashlib.sha256((root / r["path"]).read_bytes()).hexdigest() for r in read_manifest(manifest)}
+    return {
+        hashlib.sha256((root / r["path"]).read_bytes()).hexdigest() for r in read_manifest(manifest)
+    }
 
 
 # --- determinism -----------------------------------------------------------------------------
@@ -54,6 +56,20 @@ def test_regenerating_gives_identical_bytes_and_the_committed_fingerprint(name, 
     expected = generate.load_fingerprints()["sets"][name]["head"]
     assert expected["n"] == head
     assert fingerprint_manifest(a) == expected["fingerprint"]
+
+
+def test_fingerprint_catches_a_changed_image_or_label(tmp_path):
+    manifest = generate.generate_set("heldout", tmp_path, limit=4, workers=1)
+    before = fingerprint_manifest(manifest)
+    image = manifest.parent / read_manifest(manifest)[0]["path"]
+    original = image.read_bytes()
+    image.write_bytes(original + b"\0")
+    assert fingerprint_manifest(manifest) != before
+    image.write_bytes(original)
+    assert fingerprint_manifest(manifest) == before
+    relabelled = manifest.read_text().replace("carrera", "targa", 1)
+    manifest.write_text(relabelled)
+    assert fingerprint_manifest(manifest) != before
 
 
 def test_full_sets_match_the_committed_fingerprints(demo):
@@ -73,7 +89,9 @@ def test_fingerprint_is_the_one_the_audit_computes(demo):
 def test_a_different_seed_gives_different_images(tmp_path):
     plan_a = plan_set(SETS["heldout"])[:4]
     plan_b = plan_set(SETS["heldout"], seed=7)[:4]
-    assert [render(r.shot)[0].tobytes() for r in plan_a] != [render(r.shot)[0].tobytes() for r in plan_b]
+    assert [render(r.shot)[0].tobytes() for r in plan_a] != [
+        render(r.shot)[0].tobytes() for r in plan_b
+    ]
 
 
 # --- content ---------------------------------------------------------------------------------
@@ -81,7 +99,9 @@ def test_a_different_seed_gives_different_images(tmp_path):
 
 @pytest.mark.parametrize("variant", ["targa", "turbo", "gt"])
 def test_variants_differ_from_the_carrera_only_inside_the_part_box(variant):
-    shot = next(r.shot for r in plan_set(SETS["heldout"]) if r.source == "dealer" and not r.shot.occluder)
+    shot = next(
+        r.shot for r in plan_set(SETS["heldout"]) if r.source == "dealer" and not r.shot.occluder
+    )
     shot = replace(shot, variant="carrera", roll=0.0, blur=0.0, jpeg=0, dog=False)
     base, _ = render(shot)
     other, roi = render(replace(shot, variant=variant))
@@ -106,7 +126,12 @@ def test_manifests_follow_the_contract(rows):
 
 
 def test_set_sizes_sources_and_rare_tags(rows):
-    assert {k: len(v) for k, v in rows.items()} == {"train": 3000, "train_v1": 3000, "heldout": 1200, "fan_batch": 400}
+    assert {k: len(v) for k, v in rows.items()} == {
+        "train": 3000,
+        "train_v1": 3000,
+        "heldout": 1200,
+        "fan_batch": 400,
+    }
     for name in ("train", "heldout"):
         table = rows[name]
         assert {r["source"] for r in table} == {"dealer", "fan", "scrape"}
@@ -134,7 +159,9 @@ def test_heldout_shares_no_image_and_no_group_with_training(demo, rows):
         assert not held_groups & {r["group"] for r in rows[name]}, name
         assert not held_shas & _shas(demo[name]), name
     # The held-out cars were photographed after every training car.
-    assert min(r["date"] for r in rows["heldout"]) > max(r["date"] for r in rows["train"] + rows["train_v1"])
+    assert min(r["date"] for r in rows["heldout"]) > max(
+        r["date"] for r in rows["train"] + rows["train_v1"]
+    )
 
 
 def test_train_v1_carries_the_colour_shortcut_and_heldout_does_not(rows):
@@ -149,12 +176,16 @@ def test_train_v1_carries_the_colour_shortcut_and_heldout_does_not(rows):
 
 
 def _brightness_and_sharpness(manifest: Path) -> tuple[float, float]:
+    """Median mean luma and median Laplacian variance of luma (the audit's definitions)."""
     root, values = manifest.parent, []
     for r in read_manifest(manifest):
         with Image.open(root / r["path"]) as img:
-            grey = img.convert("L")
-            edges = np.asarray(grey.filter(ImageFilter.Kernel((3, 3), [0, 1, 0, 1, -4, 1, 0, 1, 0], 1, 128)), dtype=float)
-            values.append((np.asarray(grey, dtype=float).mean(), edges.var()))
+            luma = np.asarray(img.convert("L"), dtype=np.float64)
+        lap = (
+            luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:]
+            - 4 * luma[1:-1, 1:-1]
+        )  # fmt: skip
+        values.append((luma.mean(), lap.var()))
     return tuple(np.median(np.array(values), axis=0))
 
 
@@ -175,9 +206,14 @@ def test_model_folders_are_complete_and_self_contained(version, train_set, demo)
     assert card["name"] == "car-variants" and card["version"] == version
     assert card["architecture"] == "net.py:SmallCNN" and card["weights"] == "weights.safetensors"
     assert card["classes"] == list(VARIANTS) and card["kwargs"] == {"num_classes": 6}
-    assert card["target_layer"] == "features.10" and card["code_commit"]
+    assert card["target_layer"] == "features.11" and card["code_commit"]
     assert (folder / card["training_manifest"]).resolve() == demo[train_set].resolve()
-    assert card["input"] == {"size": [SIZE, SIZE], "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
+    assert card["input"] == {
+        "size": [SIZE, SIZE],
+        "channels": 3,
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+    }
     assert (folder / "net.py").read_bytes() == (generate.FIXTURES / "net.py").read_bytes()
     assert (folder / "weights.safetensors").stat().st_size < 1_000_000
 
@@ -203,7 +239,9 @@ def heldout_results(demo) -> dict[str, dict]:
     for version in ("1.0.0", "1.1.0"):
         model = SmallCNN(num_classes=len(VARIANTS))
         model.load_state_dict(load_file(str(MODELS / version / "weights.safetensors")))
-        out[version] = summary(confusion(labels, predict(model, images), len(VARIANTS)), list(VARIANTS))
+        out[version] = summary(
+            confusion(labels, predict(model, images), len(VARIANTS)), list(VARIANTS)
+        )
     return out
 
 

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="target layer (default: the card's target_layer, else the last convolution)",
     )
     p.add_argument(
-        "--max", type=int, default=500, help="explain at most N failures (default 500; 0 = none)"
+        "--max", type=int, default=500, help="explain at most N failures (default 500)"
     )
     p.add_argument(
         "--top-by-loss",
