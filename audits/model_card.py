@@ -130,9 +130,9 @@ def load_card(model_dir: str | Path) -> ModelCard:
     training = raw.get("training_manifest")
     training_path = None
     if training is not None:
+        # A missing training set only disables the imbalance and leakage checks that need it;
+        # the audit itself does not depend on it, so it is reported there, not refused here.
         training_path = (model_dir / str(training)).resolve()
-        if not training_path.exists():
-            raise _fail(card, f"training_manifest '{training}' not found (relative to {model_dir})")
 
     target = raw.get("target_layer")
     if target is not None and (not isinstance(target, str) or not target):

@@ -73,7 +73,14 @@ def training_counts(card: ModelCard) -> dict[str, int] | None:
     """Images per class in the training manifest the card names, if any."""
     if card.training_manifest is None:
         return None
-    train = load_dataset(card.training_manifest)
+    try:
+        train = load_dataset(card.training_manifest)
+    except AuditError as exc:
+        print(
+            f"warning: training_manifest of {card.card_path} cannot be read, so training counts are left out: {exc}",
+            file=sys.stderr,
+        )
+        return None
     counts = train.items["label"].dropna().value_counts()
     return {c: int(counts.get(c, 0)) for c in card.classes}
 

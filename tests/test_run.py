@@ -247,3 +247,20 @@ def test_audit_json_is_strict_json(tmp_path):
     )
     text = (run_dir / "audit.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def test_missing_training_manifest_only_disables_what_needs_it(tmp_path):
+    model = make_model_dir(
+        tmp_path / "m", extra_toml='training_manifest = "../train/manifest.csv"\n'
+    )
+    run = load_run(
+        run_audit(
+            model,
+            make_imagefolder(tmp_path / "d", CLASSES, 2),
+            store=tmp_path / "s",
+            skip=("explain",),
+        )
+    )
+    assert run.meta["metrics"]["imbalance"]["train_counts"] is None
+    leak = run.read_json("integrity.json")["leakage"]
+    assert leak["available"] is False and "data set not found" in leak["reason"]
