@@ -13,9 +13,6 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-# Never decode a partly-missing file as if it were whole.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
-
 
 class BadImage(Exception):
     """An image that cannot be used; ``str(exc)`` is the reason recorded in the run."""
@@ -25,6 +22,10 @@ def decode(data: bytes) -> Image.Image:
     """Decode image bytes fully; raise ``BadImage`` with a reason on any failure."""
     if not data:
         raise BadImage("empty file (0 bytes)")
+    # Never decode a partly-missing file as if it were whole. The flag is process-global and
+    # other libraries flip it (weasyprint sets it True on import), so it is set for each call.
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -41,6 +42,8 @@ def decode(data: bytes) -> Image.Image:
         raise BadImage(f"unreadable image ({msg})") from None
     except Exception as exc:  # Pillow plugins raise assorted types on hostile input
         raise BadImage(f"unreadable image ({type(exc).__name__}: {exc})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     if img.width < 1 or img.height < 1:
         raise BadImage("image has no pixels")
     return img

@@ -82,3 +82,17 @@ def test_rgb_to_greyscale_and_resize_shape():
     img = Image.new("RGB", (40, 20), (255, 255, 255))
     arr, w, h = load_for_model(_png(img), (12, 30), 1)
     assert arr.shape == (12, 30, 1) and (w, h) == (40, 20) and arr.min() == 255
+
+
+def test_truncated_stays_refused_after_weasyprint_import():
+    """weasyprint sets Pillow's global LOAD_TRUNCATED_IMAGES on import; decoding must not care."""
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # what weasyprint does to the process
+    data = _png(
+        Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    )
+    with pytest.raises(BadImage, match="truncated|unreadable"):
+        load_for_model(data[: len(data) // 2], (8, 8), 3)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and the other library's setting is restored
