@@ -154,9 +154,15 @@ def _load_manifest(file: Path) -> ImageSet:
 
 
 def _inside(root: Path, rel: str) -> bool:
-    if not rel or os.path.isabs(rel) or rel.startswith("/"):
+    """Whether a manifest path stays inside its folder (lexically: no absolute path, no '..' out).
+
+    A string check rather than ``Path.resolve`` per row: resolving costs a few syscalls per
+    image, which dominated loading a 250,000-row manifest.
+    """
+    if not rel or os.path.isabs(rel) or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return False
-    return (root / rel).resolve().is_relative_to(root.resolve())
+    norm = os.path.normpath(rel)
+    return norm != ".." and not norm.startswith("../")
 
 
 def check_labels(image_set: ImageSet, classes: list[str]) -> None:

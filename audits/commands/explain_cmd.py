@@ -23,9 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="target layer (default: the card's target_layer, else the last convolution)",
     )
-    p.add_argument(
-        "--max", type=int, default=500, help="explain at most N failures (default 500)"
-    )
+    p.add_argument("--max", type=int, default=500, help="explain at most N failures (default 500)")
     p.add_argument(
         "--top-by-loss",
         action="store_true",
