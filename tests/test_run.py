@@ -264,3 +264,18 @@ def test_missing_training_manifest_only_disables_what_needs_it(tmp_path):
     assert run.meta["metrics"]["imbalance"]["train_counts"] is None
     leak = run.read_json("integrity.json")["leakage"]
     assert leak["available"] is False and "data set not found" in leak["reason"]
+
+
+def test_run_passes_explain_options(tmp_path):
+    model = make_model_dir(tmp_path / "m", seed=2)
+    data = make_manifest(tmp_path / "d", CLASSES, per_class=6)
+    store = tmp_path / "s"
+    proc = cli("run", "--model", str(model), "--data", str(data), "--store", str(store), "--no-integrity",
+               "--explain-method", "xgradcam", "--explain-max", "3", "--explain-baseline", "1", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    explained = load_run(proc.stdout.strip().splitlines()[-1]).meta["explain"]
+    assert "error" not in explained, explained
+    assert explained["method"] == "xgradcam"
+    n_failures = int((~load_run(proc.stdout.strip().splitlines()[-1]).table["correct"]).sum())
+    assert explained["n_failures"] == n_failures > 3
+    assert explained["n_explained"] == 3 and explained["capped"] is True and explained["n_baseline"] <= 1

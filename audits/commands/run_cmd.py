@@ -28,6 +28,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-explain", action="store_true", help="skip Grad-CAM on failures")
     p.add_argument(
+        "--explain-method",
+        default="gradcam",
+        help="attribution method (gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, integrated-gradients, …)",
+    )
+    p.add_argument(
+        "--explain-max",
+        type=int,
+        default=500,
+        help="explain at most N failures (default 500; 0 for all)",
+    )
+    p.add_argument(
+        "--explain-top-by-loss",
+        action="store_true",
+        help="over the cap, keep the highest-loss failures (default: a sample spread over the confused pairs)",
+    )
+    p.add_argument(
+        "--explain-baseline",
+        type=int,
+        default=50,
+        help="correct images per class explained as a baseline (default 50)",
+    )
+    p.add_argument(
         "--no-integrity", action="store_true", help="skip leakage, suspect labels and slices"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -52,6 +74,12 @@ def main(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         progress=not args.quiet,
         skip=skip,
+        options={
+            "explain_method": args.explain_method,
+            "explain_max": None if args.explain_max == 0 else args.explain_max,
+            "explain_top_by_loss": args.explain_top_by_loss,
+            "explain_baseline": args.explain_baseline,
+        },
     )
     if not args.quiet:
         print_summary(load_run(path))
