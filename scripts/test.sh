@@ -17,4 +17,7 @@ fi
 source scripts/venv.sh requirements-dev.txt
 ruff check .
 ruff format --check .
+# The demo store (data, two audited versions, drift, comparison) is what the demo-store tests
+# of the dashboard, the drift and the leakage checks run against; built once, then reused.
+python -m audits demo --store audit-store >/dev/null
 python -m pytest "$@"
