@@ -278,4 +278,8 @@ def test_run_passes_explain_options(tmp_path):
     assert explained["method"] == "xgradcam"
     n_failures = int((~load_run(proc.stdout.strip().splitlines()[-1]).table["correct"]).sum())
     assert explained["n_failures"] == n_failures > 3
-    assert explained["n_explained"] == 3 and explained["capped"] is True and explained["n_baseline"] <= 1
+    assert (
+        explained["n_explained"] == 3
+        and explained["capped"] is True
+        and explained["n_baseline"] <= 1
+    )
