@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -237,3 +238,31 @@ def paginate(n_items: int, per_page: int, key: str) -> tuple[int, int]:
 
 def placeholder(text: str) -> None:
     st.markdown(f'<div class="ma-ph">{esc(text)}</div>', unsafe_allow_html=True)
+
+
+SUSPECT_COLUMNS = (
+    "rank",
+    "row",
+    "path",
+    "label",
+    "suggested",
+    "predicted",
+    "self_confidence",
+    "confidence",
+)
+
+
+def suspect_table(rows: list[dict], height: int = 300) -> None:
+    """The ranked suspect-label table (the integrity stage's rows), shown the same on every page."""
+    frame = pd.DataFrame(rows)
+    keep = [c for c in SUSPECT_COLUMNS if c in frame.columns]
+    st.dataframe(
+        frame[keep],
+        hide_index=True,
+        width="stretch",
+        height=height,
+        column_config={
+            "self_confidence": st.column_config.NumberColumn("p(given label)", format="percent"),
+            "confidence": st.column_config.NumberColumn("confidence", format="percent"),
+        },
+    )

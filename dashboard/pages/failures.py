@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.components import chart, guard
+from dashboard.components import chart, guard, suspect_table
 from dashboard.gallery import gallery
 from dashboard.images import explanations, suspects
 from dashboard.page import PageContext, get, run_page
@@ -99,24 +99,7 @@ def render(ctx: PageContext) -> None:
         gallery(ctx, picked, key="fail_gallery", per_page=12)
     if flagged:
         with st.expander(f"Suspect labels ({len(flagged):,} listed)", icon=":material/flag:"):
-            frame = pd.DataFrame(list(flagged.values()))
-            keep = [
-                c
-                for c in (
-                    "rank",
-                    "row",
-                    "path",
-                    "label",
-                    "suggested",
-                    "predicted",
-                    "self_confidence",
-                    "confidence",
-                )
-                if c in frame.columns
-            ]
-            st.dataframe(frame[keep], hide_index=True, width="stretch", height=320,
-                         column_config={"self_confidence": st.column_config.NumberColumn("p(given label)", format="percent"),
-                                        "confidence": st.column_config.NumberColumn("confidence", format="percent")})  # fmt: skip
+            suspect_table(list(flagged.values()), height=320)
             st.caption(
                 "Ranked by how little probability the model gives the given label: the likeliest mislabels come first. Check these images before trusting the accuracy of their classes."
             )

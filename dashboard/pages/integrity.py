@@ -10,7 +10,15 @@ import streamlit as st
 from audits.narrative import pct
 from dashboard import charts, data
 from dashboard.claims_view import claims
-from dashboard.components import chart, empty_state, esc, guard, metric_card, placeholder
+from dashboard.components import (
+    chart,
+    empty_state,
+    esc,
+    guard,
+    metric_card,
+    placeholder,
+    suspect_table,
+)
 from dashboard.page import PageContext, get, run_page
 
 
@@ -138,24 +146,7 @@ def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
                     f"labelled **{esc(r.get('label'))}**, looks like **{esc(r.get('suggested'))}**"
                 )
                 st.caption(f"p(given label) {pct(r.get('self_confidence'))} · row {r.get('row')}")
-    frame = pd.DataFrame(rows)
-    keep = [
-        c
-        for c in (
-            "rank",
-            "row",
-            "path",
-            "label",
-            "suggested",
-            "predicted",
-            "self_confidence",
-            "confidence",
-        )
-        if c in frame.columns
-    ]
-    st.dataframe(frame[keep], hide_index=True, width="stretch", height=300,
-                 column_config={"self_confidence": st.column_config.NumberColumn("p(given label)", format="percent"),
-                                "confidence": st.column_config.NumberColumn("confidence", format="percent")})  # fmt: skip
+    suspect_table(rows, height=300)
     st.caption(
         "Likeliest mislabels first. The Failures page can show only these images, with their heatmaps."
     )
