@@ -1,3 +1,5 @@
-"""Model audits for PyTorch image classifiers: the domain package (see docs/ARCHITECTURE.md)."""
+"""Model audits for PyTorch image classifiers: the core (domain) package (docs/ARCHITECTURE.md)."""
 
-__version__ = "0.1.0"
+from audits.version import __version__
+
+__all__ = ["__version__"]

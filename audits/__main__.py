@@ -1,7 +1,7 @@
-"""``python -m audits``."""
+"""``python -m audits``: the entry point of the application layer (``auditapp.cli``)."""
 
 import sys
 
-from audits.cli import main
+from auditapp.cli import main
 
 sys.exit(main())

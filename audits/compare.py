@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from audits.errors import AuditError
+from audits.fsio import write_json
 from audits.paired_stats import balanced_accuracy_diff, bh_adjust, cluster_codes, paired_outcome
 from audits.speed import SpeedResult
 from audits.store import (
@@ -50,7 +51,6 @@ from audits.store import (
     load_run,
     new_run_id,
     utc_now,
-    write_json,
 )
 
 SCHEMA_VERSION = 1

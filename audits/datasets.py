@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from audits.errors import AuditError
+from audits.hashing import file_sha256 as _sha256
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
@@ -182,11 +183,7 @@ def check_labels(image_set: ImageSet, classes: list[str]) -> None:
 def file_sha256(path: Path) -> str | None:
     """sha256 of a file's bytes, or None when it cannot be read."""
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        return _sha256(path)
     except OSError:
         return None
 

@@ -52,6 +52,7 @@ from audits.datasets import (
     load_dataset,
 )
 from audits.errors import AuditError
+from audits.fsio import write_json
 from audits.image_properties import CATEGORICAL, NUMERIC, PROPERTIES, set_properties
 from audits.inference import Predictions, predict, resolve_device
 from audits.mmd import mmd_permutation_test
@@ -62,7 +63,6 @@ from audits.store import (
     create_run,
     new_run_id,
     utc_now,
-    write_json,
 )
 
 SCHEMA_VERSION = 1

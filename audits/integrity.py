@@ -17,11 +17,13 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from audits.context import AuditContext
 from audits.errors import AuditError
+from audits.fsio import write_json
 from audits.images import BadImage, decode, to_mode
 from audits.labels import suspect_labels
 from audits.leakage import (
@@ -33,10 +35,6 @@ from audits.leakage import (
     sample_rows,
 )
 from audits.slices import MIN_SUPPORT, slice_report
-from audits.store import write_json
-
-if TYPE_CHECKING:
-    from audits.runner import AuditContext
 
 INTEGRITY_FILE = "integrity.json"
 THUMBS_DIR = "integrity/thumbs"

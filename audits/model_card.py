@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from audits.errors import AuditError
+from audits.hashing import file_sha256
 
 CARD_NAME = "model.toml"
 _TOP_FIELDS = {
@@ -212,11 +213,7 @@ def _read_input(section: Any, card: Path) -> tuple[tuple[int, int], int, list[fl
 
 def weights_sha256(path: Path) -> str:
     """sha256 of the weights file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def resolve_architecture(card: ModelCard) -> Any:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -25,8 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import audits
 from audits.errors import AuditError
+from audits.fsio import atomic_dir
+from audits.text import slug
+from audits.version import __version__
 
 DEFAULT_STORE = Path("audit-store")
 META_FILES = {"audit": "audit.json", "drift": "drift.json", "comparison": "comparison.json"}
@@ -36,18 +36,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-
-
 def new_run_id(kind: str, name: str, version: str, when: datetime | None = None) -> str:
     when = when or utc_now()
-    return f"{when:%Y%m%dT%H%M%S}-{_slug(name)}-{_slug(version)}-{kind}-{secrets.token_hex(3)}"
+    return f"{when:%Y%m%dT%H%M%S}-{slug(name)}-{slug(version)}-{kind}-{secrets.token_hex(3)}"
 
 
 def auditor_identity() -> dict[str, str]:
     """This tool's own version and git commit (``+dirty`` when the checkout has edits)."""
-    here = Path(audits.__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent.parent
     commit = "unknown"
     try:
         out = subprocess.run(
@@ -64,30 +60,7 @@ def auditor_identity() -> dict[str, str]:
                 commit += "+dirty"
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"version": audits.__version__, "commit": commit}
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON values: numpy scalars to Python, NaN and inf to null."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON deterministically (sorted keys off: the field order is the documented one)."""
-    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    return {"version": __version__, "commit": commit}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -126,16 +99,8 @@ def create_run(store: str | Path, run_id: str) -> Iterator[Path]:
     final = store / run_id
     if final.exists():
         raise AuditError(f"{final}: a run with this id exists already")
-    tmp = store / f".tmp-{run_id}"
-    tmp.mkdir()
-    (tmp / ".pid").write_text(str(os.getpid()))
-    try:
+    with atomic_dir(final, marker=".pid") as tmp:
         yield tmp
-        (tmp / ".pid").unlink()
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -144,14 +109,8 @@ def add_to_run(run_dir: Path, name: str) -> Iterator[Path]:
     final = run_dir / name
     if final.exists():
         raise AuditError(f"{final}: exists already; runs are immutable (start a new run instead)")
-    tmp = run_dir / f".tmp-{name}-{secrets.token_hex(3)}"
-    tmp.mkdir()
-    try:
+    with atomic_dir(final) as tmp:
         yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @dataclass

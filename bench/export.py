@@ -58,9 +58,9 @@ def standin_run() -> Path:
         return existing[0].path
     import pandas as pd
 
-    from audits.cli import main as cli
+    from auditapp.cli import main as cli
+    from auditapp.pipeline.audit import run_audit
     from audits.drift import run_drift
-    from audits.runner import run_audit
     from tests.builders import make_model_dir
 
     held = REPO / "fixtures" / "data" / "heldout" / "manifest.csv"

@@ -2,7 +2,7 @@
 
 (a) decode + plain forward: the same DataLoader reading and decoding, the model's forward
     pass and nothing else;
-(b) the audit run (``audits.runner.run_audit``): hashing, the freeze check, inference with
+(b) the audit run (``auditapp.pipeline.audit.run_audit``): hashing, the freeze check, inference with
     top-5, losses and embeddings, metrics, and the run folder written atomically. The
     optional analyses (Grad-CAM, integrity) are timed separately as (c).
 
@@ -27,10 +27,10 @@ from PIL import Image  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import audits.tv  # noqa: E402,F401
+from auditapp.pipeline.audit import run_audit  # noqa: E402
 from audits.datasets import load_dataset  # noqa: E402
 from audits.inference import _Reader, default_workers, resolve_device  # noqa: E402
 from audits.model_card import load_card, load_model  # noqa: E402
-from audits.runner import run_audit  # noqa: E402
 
 
 def plain_forward(model_dir: Path, data: Path, device: torch.device, batch_size: int) -> float:

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from audits.errors import AuditError
-from audits.narrative import pct
+from reports.present.narrative import pct
 
 log = logging.getLogger("dashboard")
 

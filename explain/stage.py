@@ -35,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,19 +43,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audits.context import AuditContext
 from audits.datasets import ROI_COLUMNS, ImageSet
 from audits.errors import AuditError
+from audits.fsio import write_json
 from audits.images import BadImage, load_for_model
 from audits.model_card import ModelCard
-from audits.store import write_json
 from explain.overlay import save_overlay
 from explain.pairs import DEFAULT_THRESHOLD, class_baselines, pair_summaries
 from explain.regions import region_scores
 from explain.registry import DEFAULT_METHOD, canonical, get_method
 from explain.select import DEFAULT_BASELINE, DEFAULT_MAX_FAILURES, select_images
-
-if TYPE_CHECKING:
-    from audits.runner import AuditContext
 
 DEFAULTS: dict[str, Any] = {
     "explain_method": DEFAULT_METHOD,

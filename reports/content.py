@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audits import narrative
 from audits.errors import AuditError
 from audits.related import RunBundle, bundle
 from audits.store import Run, load_run
-from reports import fmt
+from reports.present import fmt, narrative
 from reports.sections import (
     claims_section,
     comparison_section,

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from audits.errors import AuditError
-from audits.store import Run, auditor_identity, utc_now, write_json
+from audits.fsio import write_json
+from audits.store import Run, auditor_identity, utc_now
 from reports import FORMATS
 from reports.content import build_content, open_audit
 from reports.manifest import MANIFEST, sha256_file, write_manifest

@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audits.fsio import to_jsonable
 from audits.related import RunBundle
-from audits.store import Run, to_jsonable
+from audits.store import Run
 from reports.content import ReportContent
 from reports.tree import error_of as _error_of
 from reports.tree import read_json as _read_json

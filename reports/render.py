@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-import audits
+from audits.version import __version__
 from reports.content import ReportContent
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -85,5 +85,5 @@ def render_report(
         interactive=interactive,
         plotly_js=Markup(plotly_js),
         css=Markup(css),
-        exporter_version=audits.__version__,
+        exporter_version=__version__,
     )

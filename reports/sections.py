@@ -1,7 +1,7 @@
 """The sections of a client report, each built from stored results only.
 
 A builder returns a ``Section`` (or ``None`` with the reason it is left out); numbers are
-formatted with ``reports.fmt`` and sentences come from ``audits.narrative`` where the dashboard
+formatted with ``reports.present.fmt`` and sentences come from ``reports.present.narrative`` where the dashboard
 says the same thing. Nothing is recomputed: only chosen, ordered and formatted.
 """
 
@@ -11,10 +11,9 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from audits import narrative
 from audits.related import RunBundle
 from audits.store import Run
-from reports import fmt
+from reports.present import fmt, narrative
 from reports.tree import (
     BODY_CLASSES,
     FULL_MATRIX_MAX,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from reports import fmt
+from reports.present import fmt
 
 #: Up to this many classes the body shows every class (table, chart, full confusion matrix).
 BODY_CLASSES = 40

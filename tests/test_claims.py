@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import fisher_exact, norm
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
+from auditapp.cli import main as cli_main
 from audits.claims import (
     CONTRADICTED,
     NOT_ENOUGH,
@@ -23,7 +24,6 @@ from audits.claims import (
     load_claims,
     validate_claim,
 )
-from audits.cli import main as cli_main
 from audits.errors import AuditError
 
 CLASSES = ["carrera", "targa", "turbo"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audits.cli import main as cli_main
+from auditapp.cli import main as cli_main
 from audits.compare import (
     Thresholds,
     align_runs,
@@ -20,8 +20,9 @@ from audits.compare import (
     save_comparison,
 )
 from audits.errors import AuditError
+from audits.fsio import write_json
 from audits.speed import SpeedResult
-from audits.store import load_run, write_json
+from audits.store import load_run
 
 CLASSES = ["carrera", "targa", "turbo"]
 FINGERPRINT = "f" * 64

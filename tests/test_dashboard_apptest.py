@@ -26,8 +26,8 @@ CLASSES = ["carrera", "targa", "turbo", "gt3"]
 def build_small_store(root: Path) -> Path:
     """Two versions of a tiny 4-class model audited on one manifest (with a training manifest,
     so integrity has leakage to find), and their comparison. Returns the store."""
+    from auditapp.pipeline.audit import run_audit
     from audits.compare import compare_runs, save_comparison
-    from audits.runner import run_audit
     from audits.speed import SpeedResult
     from audits.store import load_run
     from tests.builders import make_manifest, make_model_dir

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFilter
 
-from audits.cli import main
+from auditapp.cli import main
 from audits.drift import run_drift
 from audits.image_properties import PROPERTIES
 from audits.store import load_run

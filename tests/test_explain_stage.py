@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from audits.cli import main as cli
+from auditapp.cli import main as cli
+from auditapp.pipeline.audit import run_audit
 from audits.images import load_for_model
 from audits.model_card import load_card, load_model
-from audits.runner import run_audit
 from audits.store import load_run
 from explain.regions import region_scores
 from explain.registry import get_method

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from audits.runner import run_audit
+from auditapp.pipeline.audit import run_audit
 from audits.store import load_run
 from tests.test_leakage import CLASSES, build_split
 

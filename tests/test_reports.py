@@ -20,21 +20,21 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from audits.cli import main as cli
-from audits.narrative import pct
+from auditapp.cli import main as cli
 from audits.store import load_run
 from reports import csv_export, json_export
 from reports.content import build_content
 from reports.export import export_run, file_stem, parse_formats
 from reports.manifest import MANIFEST, verify
+from reports.present.narrative import pct
 from tests.builders import make_manifest, make_model_dir
 
 XSS = "<script>alert(1)</script>"
 
 
 def _build_store(root: Path) -> dict[str, Path]:
+    from auditapp.pipeline.audit import run_audit
     from audits.drift import run_drift
-    from audits.runner import run_audit
 
     safe = ["cat", "dog", "xss"]
     classes = ["cat", "dog", XSS]

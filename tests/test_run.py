@@ -16,8 +16,8 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
+from auditapp.pipeline.audit import run_audit
 from audits.model_card import load_card, load_model
-from audits.runner import run_audit
 from audits.store import list_runs, load_run
 from tests.builders import make_imagefolder, make_manifest, make_model_dir
 
@@ -150,12 +150,12 @@ def test_same_inputs_give_the_same_numbers_on_cpu(tmp_path):
 
 
 def test_failure_mid_run_leaves_no_folder(tmp_path, monkeypatch):
-    import audits.runner
+    import auditapp.pipeline.audit
 
     def boom(*_a, **_k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audits.runner, "audit_metrics", boom, raising=False)
+    monkeypatch.setattr(auditapp.pipeline.audit, "audit_metrics", boom, raising=False)
     monkeypatch.setattr("audits.metrics.audit_metrics", boom)
     store = tmp_path / "s"
     with pytest.raises(RuntimeError):

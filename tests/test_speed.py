@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from audits.cli import main as cli_main
+from auditapp.cli import main as cli_main
+from auditapp.pipeline.audit import run_audit
 from audits.errors import AuditError
-from audits.runner import run_audit
 from audits.speed import (
     SpeedResult,
     interleaved_blocks,

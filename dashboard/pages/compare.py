@@ -7,10 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from audits.narrative import pct
 from dashboard import charts, data, state
 from dashboard.components import chart, empty_state, esc, guard, metric_card
 from dashboard.page import PageContext, get, run_page
+from reports.present.narrative import pct
 
 
 def pts(x: Any) -> str:

@@ -8,11 +8,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from audits import narrative
 from dashboard import charts, data
 from dashboard.components import chart, code, empty_state, esc, guard, kv, metric_card, placeholder
 from dashboard.images import image_file
 from dashboard.page import PageContext, get, run_page
+from reports.present import narrative
 
 SIDE_COLUMNS = ("set", "split", "side", "which", "dataset", "source_set")
 
@@ -28,7 +28,7 @@ def _drift_word(flag: Any) -> str:
 
 
 def sentences(doc: dict[str, Any]) -> list[str]:
-    """The shared plain-language drift sentences when audits.narrative has them."""
+    """The shared plain-language drift sentences when reports.present.narrative has them."""
     fn = getattr(narrative, "drift_summary", None)
     if fn is None:
         return []

@@ -7,7 +7,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from audits.narrative import pct
 from dashboard import charts, data
 from dashboard.claims_view import claims
 from dashboard.components import (
@@ -20,6 +19,7 @@ from dashboard.components import (
     suspect_table,
 )
 from dashboard.page import PageContext, get, run_page
+from reports.present.narrative import pct
 
 
 def thumb(ctx: PageContext, rel: Any) -> None:

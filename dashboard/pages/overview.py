@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from audits import narrative
-from audits.narrative import pct
 from dashboard import charts
 from dashboard.components import chart, chip, esc, guard, interval, metric_card, version_block
 from dashboard.page import PageContext, get, run_page
+from reports.present import narrative
+from reports.present.narrative import pct
 
 
 def headline_cards(ctx: PageContext) -> None:

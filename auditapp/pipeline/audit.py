@@ -1,19 +1,16 @@
-"""``python -m audits run``: inference, metrics and the optional analyses, into one run folder."""
+"""The audit pipeline (``python -m audits run``): inference, metrics and the optional analyses,
+into one run folder."""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
+from audits.context import AuditContext
 from audits.datasets import (
-    ImageSet,
     check_frozen,
     check_labels,
     fingerprint,
@@ -21,34 +18,17 @@ from audits.datasets import (
     load_dataset,
 )
 from audits.errors import AuditError
+from audits.fsio import write_json
 from audits.inference import Predictions, predict, resolve_device
 from audits.model_card import ModelCard, load_card, load_model
+from audits.runs import SCHEMA_VERSION
 from audits.store import (
     DEFAULT_STORE,
     auditor_identity,
     create_run,
     new_run_id,
     utc_now,
-    write_json,
 )
-
-SCHEMA_VERSION = 1
-
-
-@dataclass
-class AuditContext:
-    """Everything an analysis stage may read; stages write only inside ``run_dir``."""
-
-    card: ModelCard
-    model: nn.Module
-    device: torch.device
-    image_set: ImageSet
-    predictions: Predictions
-    metrics: dict[str, Any]
-    run_dir: Path
-    options: dict[str, Any] = field(default_factory=dict)
-    progress: bool = False
-
 
 #: Optional analyses run before the run folder is sealed: (key in audit.json, loader of the
 #: stage function). Loaders import lazily so a missing optional dependency only skips a stage.

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.formatting import pct
 from audits.related import RunBundle
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    """0.8423 -> '84.2%'; None -> 'n/a'."""
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
 def _ci(low: float | None, high: float | None) -> str:

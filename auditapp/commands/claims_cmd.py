@@ -26,7 +26,8 @@ def main(args: argparse.Namespace) -> int:
 
     from audits.claims import evaluate_claims, load_claims
     from audits.errors import AuditError
-    from audits.store import add_to_run, load_run, utc_now, write_json
+    from audits.fsio import write_json
+    from audits.store import add_to_run, load_run, utc_now
 
     run = load_run(args.run)
     file = Path(args.claims)

@@ -1,16 +1,14 @@
-"""Number formatting shared by every renderer, so the PDF, the HTML and the tests agree.
+"""The one set of number formatters: terminal output, stored sentences, dashboard and exports.
 
-Percentages come from ``audits.narrative.pct`` (one decimal), the same helper the dashboard
-uses. Every function accepts None (or a value of the wrong type) and returns "n/a" rather than
-raising: a missing key in a run must never crash an export.
+Every function accepts ``None`` (or a non-finite or non-numeric value) and returns ``"n/a"``
+rather than raising, so a missing value never crashes a renderer. p-values read the same
+everywhere: ``"< 0.001"``, ``"0.023"``, ``"0.41"``.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-from audits.narrative import pct as _pct
 
 NA = "n/a"
 
@@ -22,7 +20,14 @@ def is_num(x: Any) -> bool:
 
 def pct(x: Any, digits: int = 1) -> str:
     """0.8423 -> '84.2%'."""
-    return _pct(float(x), digits) if is_num(x) else NA
+    return f"{100 * float(x):.{digits}f}%" if is_num(x) else NA
+
+
+def pct_short(x: Any) -> str:
+    """A target or threshold as short as it can be: 0.5 -> '50%', 0.125 -> '12.5%'."""
+    if not is_num(x):
+        return NA
+    return f"{100 * float(x):.1f}".rstrip("0").rstrip(".") + "%"
 
 
 def ci(low: Any, high: Any) -> str:
@@ -34,7 +39,7 @@ def ci(low: Any, high: Any) -> str:
 
 def count(x: Any) -> str:
     """1234 -> '1,234'."""
-    if isinstance(x, bool) or not is_num(x):
+    if not is_num(x):
         return NA
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.2f}"
 
@@ -44,36 +49,41 @@ def num(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if is_num(x) else NA
 
 
-def pval(p: Any) -> str:
-    """p-values as a reader expects them: '<0.001', '0.023', '0.41'."""
+def p_value(p: Any) -> str:
+    """'< 0.001', '0.023', '0.41': three decimals below 0.1, two above."""
     if not is_num(p):
         return NA
     if p < 0.001:
-        return "<0.001"
+        return "< 0.001"
     return f"{p:.2f}" if p >= 0.1 else f"{p:.3f}"
+
+
+def p_equals(p: Any) -> str:
+    """'p < 0.001' or 'p = 0.023', for sentences."""
+    text = p_value(p)
+    if text == NA:
+        return f"p {NA}"
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def pts(diff: Any) -> str:
     """A difference of proportions in percentage points: '+2.3 pts'."""
-    if not is_num(diff):
-        return NA
-    return f"{100 * diff:+.1f} pts"
+    return f"{100 * diff:+.1f} pts" if is_num(diff) else NA
 
 
 def pts_ci(low: Any, high: Any) -> str:
+    """'+1.2 to +3.4 pts'."""
     if not (is_num(low) and is_num(high)):
         return NA
     return f"{100 * low:+.1f} to {100 * high:+.1f} pts"
 
 
 def yes_no(x: Any) -> str:
-    if x is None:
-        return NA
-    return "yes" if bool(x) else "no"
+    return NA if x is None else ("yes" if bool(x) else "no")
 
 
 def text(x: Any) -> str:
-    """Any stored value as display text (None -> 'n/a'); escaping is the template's job."""
+    """Any stored value as display text (None -> 'n/a'); escaping is the renderer's job."""
     if x is None:
         return NA
     if isinstance(x, float):

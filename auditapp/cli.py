@@ -1,4 +1,4 @@
-"""The command line: ``python -m audits COMMAND``. Each command lives in ``audits/commands``.
+"""The command line: ``python -m audits COMMAND``. Each command lives in ``auditapp/commands``.
 
 Errors are one line on stderr and a non-zero exit, never a traceback (set AUDITS_DEBUG=1 to
 see one). A command's last line on stdout is its result (a run folder, a verdict…).
@@ -12,8 +12,8 @@ import os
 import sys
 import traceback
 
-from audits import __version__
 from audits.errors import AuditError
+from audits.version import __version__
 
 #: Command modules, in the order ``--help`` lists them. Each has ``add_parser(subparsers)``
 #: and ``main(args) -> int``, and imports heavy libraries inside ``main``.
@@ -40,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"audits.commands.{name.replace('-', '_')}_cmd")
+            module = importlib.import_module(f"auditapp.commands.{name.replace('-', '_')}_cmd")
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("audits.commands."):
+            if exc.name and exc.name.startswith("auditapp.commands."):
                 continue  # command not built yet
             raise
         module.add_parser(sub)

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from audits.demo import ensure_demo_store
+    from auditapp.demo import ensure_demo_store
 
     path = ensure_demo_store(args.store, args.device)
     print(path)

@@ -57,9 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from audits.runner import run_audit
+    from auditapp.pipeline.audit import run_audit
+    from auditapp.summary import print_summary
     from audits.store import load_run
-    from audits.summary import print_summary
 
     skip = tuple(
         k for k, off in (("explain", args.no_explain), ("integrity", args.no_integrity)) if off

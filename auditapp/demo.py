@@ -1,4 +1,4 @@
-"""Build the bundled demo store: the generated data, audits of car-variants 1.0.0 and 1.1.0 on
+"""Build the bundled demo store by calling the pipelines' Python functions: the generated data, audits of car-variants 1.0.0 and 1.1.0 on
 the frozen held-out set, a drift run of the fan batch for each, and the 1.0.0 → 1.1.0
 comparison. Each piece is built only when missing, so a second start is instant.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from auditapp.pipeline.audit import run_audit
 from audits.datasets import freeze, load_dataset, read_freeze
 from audits.errors import AuditError
 from audits.model_card import load_card, weights_sha256
@@ -40,14 +41,10 @@ def _find_audit(runs: list[Run], model_dir: Path, fingerprint: str) -> Run | Non
     return None
 
 
-def _cli(*args: str) -> int:
-    from audits.cli import main
-
-    return main(list(args))
-
-
 def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -> Path:
     """Build whatever the demo store lacks; returns the audit run of the newest version."""
+    from audits.compare import compare_runs, save_comparison
+    from audits.drift import run_drift
     from fixtures.generate import FingerprintMismatch, ensure_demo_data
 
     store = Path(store)
@@ -66,22 +63,7 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
         found = _find_audit(list_runs(store), model_dir, record["fingerprint"])
         if found is None:
             _say(f"auditing car-variants {version} on the held-out set")
-            if (
-                _cli(
-                    "run",
-                    "--model",
-                    str(model_dir),
-                    "--data",
-                    str(manifests["heldout"]),
-                    "--store",
-                    str(store),
-                    "--device",
-                    device,
-                    "--quiet",
-                )
-                != 0
-            ):
-                raise AuditError(f"the demo audit of {version} failed (see above)")
+            run_audit(model_dir, manifests["heldout"], store=store, device=device)
             found = _find_audit(list_runs(store), model_dir, record["fingerprint"])
             assert found is not None
         audits[version] = found
@@ -92,12 +74,14 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
         )
         if not has_drift:
             _say(f"checking the fan batch for drift against the held-out set ({version})")
-            code = _cli(
-                "drift", "--model", str(MODELS / version), "--reference", str(manifests["heldout"]),
-                "--current", str(manifests["fan_batch"]), "--store", str(store), "--device", device,
-            )  # fmt: skip
-            if code != 0:
-                raise AuditError("the demo drift run failed (see above)")
+            run_drift(
+                MODELS / version,
+                manifests["heldout"],
+                manifests["fan_batch"],
+                store=store,
+                device=device,
+                progress=True,
+            )
     old, new = audits[VERSIONS[0]], audits[VERSIONS[-1]]
     compared = any(
         r.kind == "comparison" and (r.meta.get("run_b") or {}).get("run_id") == new.run_id
@@ -105,6 +89,6 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
     )
     if not compared:
         _say(f"comparing {VERSIONS[0]} with {VERSIONS[-1]}")
-        if _cli("compare", str(old.path), str(new.path), "--store", str(store)) not in (0, 1):
-            raise AuditError("the demo comparison failed (see above)")
+        doc, aligned = compare_runs(old, new, measure=True, speed_options={"device": device})
+        save_comparison(doc, aligned, store)
     return new.path

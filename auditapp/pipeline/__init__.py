@@ -1,0 +1,1 @@
+"""Pipelines: load → infer → analyse → store, one module per kind of run."""
