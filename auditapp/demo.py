@@ -43,8 +43,8 @@ def _find_audit(runs: list[Run], model_dir: Path, fingerprint: str) -> Run | Non
 
 def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -> Path:
     """Build whatever the demo store lacks; returns the audit run of the newest version."""
+    from auditapp.pipeline.drift import run_drift
     from audits.compare import compare_runs, save_comparison
-    from audits.drift import run_drift
     from fixtures.generate import FingerprintMismatch, ensure_demo_data
 
     store = Path(store)

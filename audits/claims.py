@@ -9,7 +9,7 @@ dashboard)::
     slice = { dog = true }
     value = 0.5
 
-Kinds (``slice``, ``than`` and ``of`` are slice specs, see ``audits.slices.slice_mask``):
+Kinds (``slice``, ``than`` and ``of`` are slice specs, see ``audits.slice_spec.slice_mask``):
 
 ==================== =========================================================================
 ``lower``            ``metric`` on ``slice`` is lower than on ``than`` (default: the rest)
@@ -59,26 +59,54 @@ import pandas as pd
 from scipy.stats import fisher_exact, norm
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from audits.claim_sentences import (
+    CONTRADICTED,
+    NOT_ENOUGH,
+    SUPPORTED,
+    points,
+    sentence,
+    signed_points,
+)
 from audits.errors import AuditError
-from audits.intervals import wilson_interval
-from audits.slices import describe, slice_mask
+from audits.formatting import ci, pct_short
+from audits.intervals import proportion_with_ci
+from audits.slice_spec import slice_mask
 
-SUPPORTED, CONTRADICTED, NOT_ENOUGH = "supported", "contradicted", "not enough data"
 KINDS = (
-    "lower", "higher", "at_least", "at_most", "share_at_least", "share_at_most", "confused_more_than",
-)  # fmt: skip
+    "lower",
+    "higher",
+    "at_least",
+    "at_most",
+    "share_at_least",
+    "share_at_most",
+    "confused_more_than",
+)
 MIN_SUPPORT = 30
 MARGIN = 0.02
 ALPHA = 0.05
 _KEYS = {
-    "text", "kind", "metric", "slice", "than", "of", "value", "class", "with", "margin", "min_support", "id",
-}  # fmt: skip
+    "text",
+    "kind",
+    "metric",
+    "slice",
+    "than",
+    "of",
+    "value",
+    "class",
+    "with",
+    "margin",
+    "min_support",
+    "id",
+}
 _NEEDS_VALUE = {"at_least", "at_most", "share_at_least", "share_at_most", "confused_more_than"}
 #: Claim direction against its value: "above" (>= or >) or "below" (<=).
 _DIRECTION = {
-    "at_least": "above", "share_at_least": "above", "confused_more_than": "above",
-    "at_most": "below", "share_at_most": "below",
-}  # fmt: skip
+    "at_least": "above",
+    "share_at_least": "above",
+    "confused_more_than": "above",
+    "at_most": "below",
+    "share_at_most": "below",
+}
 
 
 # -- reading and validating ------------------------------------------------------------------
@@ -106,7 +134,8 @@ def load_claims(path: str | Path) -> list[dict[str, Any]]:
     items = data.get("claim", data.get("claims")) if isinstance(data, Mapping) else data
     if not isinstance(items, list) or not items:
         raise AuditError(
-            f"{path}: no claims; write one [[claim]] table per claim (TOML) or a 'claims:' list (YAML)"
+            f"{path}: no claims; write one [[claim]] table per claim (TOML) "
+            "or a 'claims:' list (YAML)"
         )
     return [validate_claim(c, i) for i, c in enumerate(items, start=1)]
 
@@ -161,14 +190,16 @@ def validate_claim(claim: Mapping[str, Any], index: int = 1) -> dict[str, Any]:
     if kind in ("lower", "higher"):
         if not out["slice"]:
             raise AuditError(
-                f"{where}: kind '{kind}' needs a slice to compare, e.g. slice = {{ source = \"fan\" }}"
+                f"{where}: kind '{kind}' needs a slice to compare, "
+                'e.g. slice = { source = "fan" }'
             )
         out["margin"] = _fraction(claim.get("margin", MARGIN), where)
     if kind == "confused_more_than":
         for key in ("class", "with"):
             if not isinstance(claim.get(key), str):
                 raise AuditError(
-                    f'{where}: kind \'confused_more_than\' needs class = "<true class>" and with = "<predicted class>"'
+                    f"{where}: kind 'confused_more_than' needs "
+                    'class = "<true class>" and with = "<predicted class>"'
                 )
             out[key] = claim[key]
     min_support = claim.get("min_support", MIN_SUPPORT)
@@ -202,12 +233,6 @@ def _metric_counts(
     raise AuditError(f"metric '{metric}': use accuracy, recall:<class> or precision:<class>")
 
 
-def metric_name(metric: str) -> str:
-    """``accuracy`` -> ``Accuracy``; ``recall:targa`` -> ``targa recall``."""
-    name, _, cls = metric.partition(":")
-    return f"{cls} {name}" if cls else name
-
-
 def _score_p(k: int, n: int, value: float) -> tuple[float, str]:
     """One-sided score test of the proportion against ``value``, in the direction of the data."""
     p_hat = k / n
@@ -218,33 +243,24 @@ def _score_p(k: int, n: int, value: float) -> tuple[float, str]:
     return float(norm.sf(z) if side == ">" else norm.cdf(z)), side
 
 
-def _pct(x: float | None, exact: bool = True) -> str:
-    """A percentage with one decimal (``exact``), or as short as possible for targets."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    text = f"{100 * x:.1f}"
-    if not exact:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text}%"
-
-
-def _range(lo: float, hi: float) -> str:
-    return f"{_pct(lo)[:-1]}–{_pct(hi)}"
-
-
-def _p_text(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def _proportion(
     k: int, n: int, value: float, direction: str, alpha: float, min_support: int
 ) -> dict[str, Any]:
-    """Verdict, interval and test for ``proportion >= / > value`` (above) or ``<= value`` (below)."""
-    lo, hi = wilson_interval(k, n, alpha=alpha) if n else (None, None)
+    """Verdict, interval and test for ``proportion >= / > value`` (above) or ``<= value``
+    (below)."""
+    measured, lo, hi = proportion_with_ci(k, n, alpha=alpha)
     out: dict[str, Any] = {
-        "measured": k / n if n else None, "ci_low": lo, "ci_high": hi, "target": value, "count": k, "n": n,
-        "test": None, "p_value": None, "reason": None, "too_few": False,
-    }  # fmt: skip
+        "measured": measured,
+        "ci_low": lo,
+        "ci_high": hi,
+        "target": value,
+        "count": k,
+        "n": n,
+        "test": None,
+        "p_value": None,
+        "reason": None,
+        "too_few": False,
+    }
     if n < min_support:
         out["verdict"], out["too_few"] = NOT_ENOUGH, True
         out["reason"] = (
@@ -260,13 +276,14 @@ def _proportion(
     else:
         out["verdict"] = SUPPORTED if below else CONTRADICTED if above else NOT_ENOUGH
     if out["verdict"] == NOT_ENOUGH:
-        out["reason"] = f"the 95% interval {_range(lo, hi)} includes {_pct(value, False)}"
+        out["reason"] = f"the 95% interval {ci(lo, hi)} includes {pct_short(value)}"
     return out
 
 
 def _side(k: int, n: int, alpha: float) -> dict[str, Any]:
-    lo, hi = wilson_interval(k, n, alpha=alpha) if n else (None, None)
-    return {"count": k, "n": n, "value": k / n if n else None, "ci_low": lo, "ci_high": hi}
+    """One side of a comparison: counts, proportion and its Wilson interval."""
+    value, lo, hi = proportion_with_ci(k, n, alpha=alpha)
+    return {"count": k, "n": n, "value": value, "ci_low": lo, "ci_high": hi}
 
 
 def _comparison(
@@ -281,15 +298,24 @@ def _comparison(
     (ka, na), (kb, nb) = a, b
     out: dict[str, Any] = {
         "sides": {"slice": _side(ka, na, alpha), "than": _side(kb, nb, alpha)},
-        "measured": ka / na - kb / nb if na and nb else None, "ci_low": None, "ci_high": None,
-        "target": 0.0, "margin": margin, "count": None, "n": min(na, nb), "test": None, "p_value": None,
-        "reason": None, "too_few": False,
-    }  # fmt: skip
+        "measured": ka / na - kb / nb if na and nb else None,
+        "ci_low": None,
+        "ci_high": None,
+        "target": 0.0,
+        "margin": margin,
+        "count": None,
+        "n": min(na, nb),
+        "test": None,
+        "p_value": None,
+        "reason": None,
+        "too_few": False,
+    }
     if min(na, nb) < min_support:
         which = "the slice" if na < nb else "the comparison group"
         out["verdict"], out["too_few"] = NOT_ENOUGH, True
         out["reason"] = (
-            f"only {min(na, nb)} image{'s' if min(na, nb) != 1 else ''} in {which}; at least {min_support} needed"
+            f"only {min(na, nb)} image{'s' if min(na, nb) != 1 else ''} in {which}; "
+            f"at least {min_support} needed"
         )
         return out
     lo, hi = confint_proportions_2indep(
@@ -309,103 +335,11 @@ def _comparison(
     out["verdict"] = verdict
     if verdict == NOT_ENOUGH:
         out["reason"] = (
-            f"the 95% interval of the difference ({_signed(lo)} to {_signed(hi)} points) "
-            f"neither excludes 0 nor rules out a gap of {_pts(margin, False)} points"
+            f"the 95% interval of the difference "
+            f"({signed_points(lo)} to {signed_points(hi)} points) "
+            f"neither excludes 0 nor rules out a gap of {points(margin, False)} points"
         )
     return out
-
-
-def _pts(x: float, exact: bool = True) -> str:
-    """Percentage points with one decimal (``exact``), or as short as possible for a margin."""
-    text = f"{100 * x:.1f}"
-    return text if exact else text.rstrip("0").rstrip(".")
-
-
-def _signed(x: float) -> str:
-    return ("+" if x > 0 else "−" if x < 0 else "") + _pts(abs(x))
-
-
-# -- sentences ---------------------------------------------------------------------------------
-
-
-def _in(spec: Mapping[str, Any]) -> str:
-    return "all images" if not spec else f"images with {describe(spec)}"
-
-
-def _sentence(claim: Mapping[str, Any], r: Mapping[str, Any]) -> str:
-    kind, verdict = claim["kind"], r["verdict"]
-    if kind in ("lower", "higher"):
-        return _comparison_sentence(claim, r)
-    value = r["target"]
-    if not r["n"]:
-        scope = claim["of"] if kind.startswith("share") else claim["slice"]
-        return f"No images in scope ({_in(scope)}), so the claim cannot be judged."
-    cite = f"95% CI {_range(r['ci_low'], r['ci_high'])}, {r['count']:,} of {r['n']:,}"
-    if kind.startswith("share"):
-        among = f"of {_in(claim['of'])}, " if claim["of"] else ""
-        noun = "" if claim["of"] else " of images"
-        body = f"{among}{_pct(r['measured'])}{noun} {_having(claim['slice'])} ({cite})"
-        word = "at least" if kind == "share_at_least" else "at most"
-    elif kind == "confused_more_than":
-        where = "" if not claim["slice"] else f" (within {_in(claim['slice'])})"
-        body = (
-            f"{claim['class'].capitalize()} images{where} are predicted as {claim['with']} "
-            f"{_pct(r['measured'])} of the time ({cite})"
-        )
-        word = "more than"
-    else:
-        where = "" if not claim["slice"] else f" on {_in(claim['slice'])}"
-        body = f"{_cap(metric_name(claim['metric']))}{where} is {_pct(r['measured'])} ({cite})"
-        word = "at least" if kind == "at_least" else "at most"
-    target = f"{word} {_pct(value, False)}"
-    if verdict == CONTRADICTED:
-        if kind.startswith("share") and r["measured"] < value:
-            body = f"{among}only {body[len(among) :]}"
-        return f"{_cap(body)}, not {target}."
-    body = _cap(body)
-    if verdict == SUPPORTED:
-        return f"{body}: {target}, as claimed."
-    if r["too_few"]:
-        return f"{body}: too few images to judge whether it is {target} (at least {claim['min_support']} needed)."
-    return f"{body}: the interval includes {_pct(value, False)}, so these images cannot tell whether it is {target}."
-
-
-def _having(spec: Mapping[str, Any]) -> str:
-    """``are tagged dog`` for a single yes/no tag, else ``have source = fan``."""
-    if len(spec) == 1 and next(iter(spec.values())) is True:
-        return f"are tagged {next(iter(spec))}"
-    return f"have {describe(spec)}"
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _comparison_sentence(claim: Mapping[str, Any], r: Mapping[str, Any]) -> str:
-    name = _cap(metric_name(claim["metric"]))
-    a, b = r["sides"]["slice"], r["sides"]["than"]
-    a_name = describe(claim["slice"])
-    b_name = describe(claim["than"]) if claim["than"] else "the other images"
-    word = "higher" if claim["kind"] == "higher" else "lower"
-
-    def part(label: str, s: Mapping[str, Any]) -> str:
-        if not s["n"]:
-            return f"{label} (no images)"
-        return f"{label} {_pct(s['value'])} (95% CI {_range(s['ci_low'], s['ci_high'])}, {s['n']:,} images)"
-
-    both = f"{part(a_name, a)} vs {part(b_name, b)}"
-    if r["too_few"]:
-        return (
-            f"{name}: {both}. Too few images to judge whether it is {word} on {a_name} "
-            f"(at least {claim['min_support']} needed on each side)."
-        )
-    diff = f"{_signed(r['measured'])} points (95% CI {_signed(r['ci_low'])} to {_signed(r['ci_high'])})"
-    head = f"{name}: {both}, a difference of {diff}, one-sided {_p_text(r['p_value'])}"
-    if r["verdict"] == SUPPORTED:
-        return f"{head}. It is {word} on {a_name}, as claimed."
-    if r["verdict"] == CONTRADICTED:
-        return f"{head}. It is not meaningfully {word} on {a_name} (any gap is under {_pts(r['margin'], False)} points)."
-    return f"{head}. Too uncertain to say whether it is {word} on {a_name}."
 
 
 # -- evaluating --------------------------------------------------------------------------------
@@ -441,7 +375,8 @@ def evaluate_claim(
         for key in ("class", "with"):
             if c[key] not in classes:
                 raise AuditError(
-                    f"claim '{c['text'] or c['id']}': '{c[key]}' is not a class of the model ({', '.join(classes)})"
+                    f"claim '{c['text'] or c['id']}': '{c[key]}' is not a class of the model "
+                    f"({', '.join(classes)})"
                 )
         rows = slice_mask(table, c["slice"]) & (table["label"].to_numpy() == c["class"])
         k = int((rows & (table["pred"].to_numpy() == c["with"])).sum())
@@ -454,7 +389,7 @@ def evaluate_claim(
         "verdict": result.pop("verdict"),
     } | result
     result["ci_level"] = 1 - alpha
-    result["sentence"] = _sentence(c, result)
+    result["sentence"] = sentence(c, result)
     return result
 
 

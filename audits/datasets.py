@@ -197,6 +197,7 @@ def hash_files(image_set: ImageSet, threads: int = 8) -> list[str | None]:
 
 def fingerprint_rows(rows: Iterable[tuple[str, str | None, str | None]]) -> str:
     """sha256 over the sorted (path, file sha256, label) rows."""
+    # Streamed into one digest: joining 250,000 rows first for bytes_sha256 is slower.
     digest = hashlib.sha256()
     for path, sha, label in sorted(rows, key=lambda r: r[0]):
         digest.update(f"{path}\t{sha or ''}\t{'' if label is None else label}\n".encode())

@@ -1,17 +1,20 @@
-"""Safe image decoding with Pillow and resizing to the model's input.
+"""Safe image reading and decoding with Pillow, and resizing to the model's input.
 
-Decoding never raises anything but ``BadImage``: a zero-byte, truncated, non-image or
-decompression-bomb file becomes a skip with a reason. Odd modes (CMYK, 16-bit, palette,
-alpha) are converted to the model's channels rather than refused.
+Reading and decoding never raise anything but ``BadImage``: a missing, unreadable, zero-byte,
+truncated, non-image or decompression-bomb file becomes a skip with a reason. Odd modes (CMYK,
+16-bit, palette, alpha) are converted to the model's channels rather than refused.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from audits.hashing import bytes_sha256
 
 
 class BadImage(Exception):
@@ -84,3 +87,23 @@ def load_for_model(
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr, width, height
+
+
+def read_file(path: str | Path) -> bytes:
+    """The file's bytes; raise ``BadImage`` with a reason when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadImage("file not found") from None
+    except OSError as exc:
+        raise BadImage(f"cannot read file ({exc.strerror or exc})") from None
+
+
+def read_for_model(
+    path: str | Path, size: tuple[int, int], channels: int, expected_sha256: str | None = None
+) -> tuple[np.ndarray, int, int]:
+    """``load_for_model`` on a file; ``expected_sha256`` (a run's record) refuses a changed file."""
+    data = read_file(path)
+    if expected_sha256 and bytes_sha256(data) != expected_sha256:
+        raise BadImage("changed since the run (sha256 differs)")
+    return load_for_model(data, size, channels)

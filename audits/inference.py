@@ -2,7 +2,9 @@
 
 ``BatchPredictor`` is a pure function over a batch of decoded uint8 images (the unit a
 distributed engine such as Ray Data's ``map_batches`` would call); ``predict`` streams an
-``ImageSet`` through it with a DataLoader, so memory holds only a few batches of images.
+``ImageSet`` through it with ``ImageBatches`` (a DataLoader), so memory holds only a few batches
+of images. The reading (``ImageBatches``), the normalisation (``pixel_scale``, ``normalise``) and
+the autocast choice (``amp_dtype``) are shared with the explain stage.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from tqdm import tqdm
 
 from audits.datasets import ImageSet
 from audits.errors import AuditError
-from audits.images import BadImage, load_for_model
+from audits.images import BadImage, read_for_model
 from audits.model_card import ModelCard
 
 TOP_K = 5
@@ -57,6 +60,24 @@ def classifier_head(model: nn.Module, n_classes: int) -> nn.Module | None:
     return head
 
 
+def pixel_scale(card: ModelCard, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The card's mean and std in 0..255 pixel units, shaped ``[1, C, 1, 1]`` on ``device``."""
+    shape = (1, card.channels, 1, 1)
+    mean = torch.tensor(card.mean, device=device).view(shape) * 255.0
+    std = torch.tensor(card.std, device=device).view(shape) * 255.0
+    return mean, std
+
+
+def normalise(
+    batch_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, channels_last: bool = False
+) -> torch.Tensor:
+    """A uint8 NCHW batch as float model input on the device of ``mean`` (see ``pixel_scale``)."""
+    x = batch_u8.to(mean.device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return (x.float() - mean) / std
+
+
 class BatchPredictor:
     """Callable over uint8 NCHW batches: normalise on the device, forward, capture embeddings."""
 
@@ -67,9 +88,7 @@ class BatchPredictor:
         self.channels_last = device.type == "cuda"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        shape = (1, card.channels, 1, 1)
-        self.mean = torch.tensor(card.mean, device=device).view(shape) * 255.0
-        self.std = torch.tensor(card.std, device=device).view(shape) * 255.0
+        self.mean, self.std = pixel_scale(card, device)
         self._captured: torch.Tensor | None = None
         head = classifier_head(model, len(card.classes))
         self.embedding_source = "penultimate" if head is not None else "logits"
@@ -85,10 +104,7 @@ class BatchPredictor:
             self._hook = None
 
     def normalise(self, batch_u8: torch.Tensor) -> torch.Tensor:
-        x = batch_u8.to(self.device, non_blocking=True)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return (x.float() - self.mean) / self.std
+        return normalise(batch_u8, self.mean, self.std, self.channels_last)
 
     @torch.inference_mode()
     def __call__(self, batch_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,28 +117,109 @@ class BatchPredictor:
         return logits.float(), emb.flatten(1).float()
 
 
-class _Reader(torch.utils.data.Dataset):
-    """Reads and decodes one image; failures come back as a reason, never an exception."""
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers for decoding: one core left to the main process, at most 4 (8 on CUDA)."""
+    cores = os.cpu_count() or 1
+    return max(0, min(8, cores - 1)) if device.type == "cuda" else max(0, min(4, cores - 1))
 
-    def __init__(self, root: Path, paths: list[str], size: tuple[int, int], channels: int) -> None:
+
+class ImageReader(torch.utils.data.Dataset):
+    """Reads and decodes one image for the model; a failure is a reason, never an exception.
+
+    Items are ``(uint8 CHW, position, reason, width, height)``; ``reason`` is "" for a good
+    image. With ``expected_sha256`` (one per path, None to skip) a changed file is refused.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        paths: list[str],
+        size: tuple[int, int],
+        channels: int,
+        expected_sha256: list[str | None] | None = None,
+    ) -> None:
         self.root, self.paths, self.size, self.channels = root, paths, size, channels
+        self.expected = expected_sha256
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str, int, int]:
-        blank = torch.zeros(self.channels, *self.size, dtype=torch.uint8)
+        expected = self.expected[i] if self.expected is not None else None
         try:
-            data = (self.root / self.paths[i]).read_bytes()
-        except FileNotFoundError:
-            return blank, i, "file not found", 0, 0
-        except OSError as exc:
-            return blank, i, f"cannot read file ({exc.strerror or exc})", 0, 0
-        try:
-            arr, width, height = load_for_model(data, self.size, self.channels)
+            arr, width, height = read_for_model(
+                self.root / self.paths[i], self.size, self.channels, expected
+            )
         except BadImage as exc:
+            blank = torch.zeros(self.channels, *self.size, dtype=torch.uint8)
             return blank, i, str(exc), 0, 0
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, "", width, height
+
+
+@dataclass
+class ImageBatch:
+    """The readable images of one batch: uint8 NCHW, their positions and original sizes."""
+
+    images: torch.Tensor
+    index: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+
+
+class ImageBatches:
+    """Streams the readable images of ``paths`` (relative to ``root``) in batches.
+
+    Reading runs in DataLoader workers; unreadable images are left out of the batches and
+    listed in ``skipped`` as ``{"path", "reason"}``. A progress bar on stderr with ``progress``.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        paths: list[str],
+        card: ModelCard,
+        device: torch.device,
+        *,
+        batch_size: int,
+        workers: int | None = None,
+        expected_sha256: list[str | None] | None = None,
+        progress: bool = False,
+        desc: str = "",
+    ) -> None:
+        self.paths = paths
+        reader = ImageReader(root, paths, card.size, card.channels, expected_sha256)
+        self.loader = torch.utils.data.DataLoader(
+            reader,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=default_workers(device) if workers is None else workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+        self.progress, self.desc = progress, desc
+        self.skipped: list[dict[str, str]] = []
+
+    def __iter__(self) -> Iterator[ImageBatch]:
+        bar = tqdm(
+            total=len(self.paths),
+            unit="img",
+            desc=self.desc,
+            file=sys.stderr,
+            disable=not self.progress,
+        )
+        try:
+            for images, index, reasons, width, height in self.loader:
+                bar.update(len(index))
+                index = index.numpy()
+                ok = np.array([r == "" for r in reasons], dtype=bool)
+                for i in np.flatnonzero(~ok):
+                    self.skipped.append({"path": str(self.paths[index[i]]), "reason": reasons[i]})
+                if ok.any():
+                    # All good: keep the loader's (pinned) tensor rather than copying it.
+                    kept = images if ok.all() else images[torch.from_numpy(ok)]
+                    yield ImageBatch(kept, index[ok], width.numpy()[ok], height.numpy()[ok])
+        finally:
+            bar.close()
 
 
 class _RowWriter:
@@ -182,11 +279,6 @@ class Predictions:
     embedding_source: str = "penultimate"
 
 
-def default_workers(device: torch.device) -> int:
-    cores = os.cpu_count() or 1
-    return max(0, min(8, cores - 1)) if device.type == "cuda" else max(0, min(4, cores - 1))
-
-
 def predict(
     model: nn.Module,
     card: ModelCard,
@@ -208,160 +300,129 @@ def predict(
         raise AuditError("--batch-size must be at least 1")
     predictor = BatchPredictor(model, card, dev)
     items = image_set.items
-    paths = items["path"].tolist()
-    reader = _Reader(image_set.root, paths, card.size, card.channels)
-    n_workers = default_workers(dev) if workers is None else workers
-    loader = torch.utils.data.DataLoader(
-        reader,
+    batches = ImageBatches(
+        image_set.root,
+        items["path"].tolist(),
+        card,
+        dev,
         batch_size=batch_size,
-        shuffle=False,
-        num_workers=n_workers,
-        pin_memory=dev.type == "cuda",
-        persistent_workers=False,
-    )
-    class_index = {c: i for i, c in enumerate(card.classes)}
-    label_idx_all = np.array(
-        [class_index.get(lab, -1) if lab is not None else -1 for lab in items["label"]],
-        dtype=np.int64,
-    )
-    k = min(TOP_K, len(card.classes))
-
-    kept: list[np.ndarray] = []
-    pred_idx: list[np.ndarray] = []
-    conf: list[np.ndarray] = []
-    loss: list[np.ndarray] = []
-    top_idx: list[np.ndarray] = []
-    top_prob: list[np.ndarray] = []
-    widths = np.zeros(len(paths), dtype=np.int64)
-    heights = np.zeros(len(paths), dtype=np.int64)
-    skipped: list[dict[str, str]] = []
-    probs_out = _RowWriter(len(paths), out_dir / "probabilities.npy" if out_dir else None)
-    emb_out = _RowWriter(len(paths), out_dir / "embeddings.npy" if out_dir else None)
-    emb_dim = 0
-
-    started = time.perf_counter()
-    bar = tqdm(
-        total=len(paths),
-        unit="img",
+        workers=workers,
+        progress=progress,
         desc=f"{card.name} {card.version}",
-        file=sys.stderr,
-        disable=not progress,
     )
+    outputs = _Outputs(card, label_indices(items["label"], card.classes), out_dir)
+    started = time.perf_counter()
     try:
-        for batch, index, reasons, width, height in loader:
-            index = index.numpy()
-            ok = np.array([r == "" for r in reasons], dtype=bool)
-            for i, reason in zip(index[~ok], np.asarray(reasons, dtype=object)[~ok], strict=True):
-                skipped.append({"path": paths[i], "reason": reason})
-            bar.update(len(index))
-            if not ok.any():
-                continue
-            idx = index[ok]
-            widths[idx] = width.numpy()[ok]
-            heights[idx] = height.numpy()[ok]
-            logits, emb = predictor(batch[torch.from_numpy(ok)])
-            log_p = torch.log_softmax(logits, dim=1)
-            probs = log_p.exp()
-            top_p, top_i = probs.topk(k, dim=1)
-            labels = torch.from_numpy(label_idx_all[idx]).to(log_p.device)
-            picked = log_p.gather(1, labels.clamp(min=0).unsqueeze(1)).squeeze(1)
-            row_loss = torch.where(labels >= 0, -picked, torch.full_like(picked, float("nan")))
-            kept.append(idx)
-            pred_idx.append(top_i[:, 0].cpu().numpy())
-            conf.append(top_p[:, 0].cpu().numpy())
-            loss.append(row_loss.cpu().numpy())
-            top_idx.append(top_i.cpu().numpy())
-            top_prob.append(top_p.cpu().numpy())
-            probs_out.add(probs.cpu().numpy())
-            emb_np = emb.cpu().numpy()
-            emb_dim = emb_np.shape[1]
-            emb_out.add(emb_np)
+        for batch in batches:
+            outputs.add(batch, *predictor(batch.images))
     finally:
-        bar.close()
         predictor.close()
     elapsed = time.perf_counter() - started
-
-    rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    table = _table(
-        items,
-        rows,
-        label_idx_all,
-        card,
-        pred_idx,
-        conf,
-        loss,
-        top_idx,
-        top_prob,
-        widths,
-        heights,
-        hashes,
-    )
-    probabilities = probs_out.finish(len(card.classes))
-    embeddings = emb_out.finish(emb_dim)
     return Predictions(
-        table=table,
-        probabilities=probabilities,
-        embeddings=embeddings,
-        skipped=skipped,
+        table=outputs.table(items, card, hashes),
+        probabilities=outputs.probabilities.finish(len(card.classes)),
+        embeddings=outputs.embeddings.finish(outputs.emb_dim),
+        skipped=batches.skipped,
         device=describe_device(dev, predictor.amp),
         timings={
             "inference_s": round(elapsed, 4),
-            "images_per_s": round(len(paths) / elapsed, 2) if elapsed > 0 else 0.0,
+            "images_per_s": round(len(items) / elapsed, 2) if elapsed > 0 else 0.0,
         },
         embedding_source=predictor.embedding_source,
     )
 
 
-def _table(
-    items: pd.DataFrame,
-    rows: np.ndarray,
-    label_idx_all: np.ndarray,
-    card: ModelCard,
-    pred_idx: list[np.ndarray],
-    conf: list[np.ndarray],
-    loss: list[np.ndarray],
-    top_idx: list[np.ndarray],
-    top_prob: list[np.ndarray],
-    widths: np.ndarray,
-    heights: np.ndarray,
-    hashes: list[str | None] | None,
-) -> pd.DataFrame:
-    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Each label's position in ``classes``; -1 for a missing or unknown label."""
+    class_index = {c: i for i, c in enumerate(classes)}
+    return np.array(
+        [class_index.get(lab, -1) if lab is not None else -1 for lab in labels], dtype=np.int64
+    )
+
+
+class _Outputs:
+    """What ``predict`` gathers batch by batch: per-row columns, image sizes and the arrays."""
+
+    COLUMNS = ("row_index", "pred_idx", "confidence", "loss", "topk_idx", "topk_prob")
+
+    def __init__(self, card: ModelCard, label_idx: np.ndarray, out_dir: Path | None) -> None:
+        n = len(label_idx)
+        self.k = min(TOP_K, len(card.classes))
+        self.label_idx = label_idx
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in self.COLUMNS}
+        self.widths = np.zeros(n, dtype=np.int64)
+        self.heights = np.zeros(n, dtype=np.int64)
+        self.probabilities = _RowWriter(n, out_dir / "probabilities.npy" if out_dir else None)
+        self.embeddings = _RowWriter(n, out_dir / "embeddings.npy" if out_dir else None)
+        self.emb_dim = 0
+
+    def add(self, batch: ImageBatch, logits: torch.Tensor, emb: torch.Tensor) -> None:
+        """Top-k, confidence and loss (NaN without a known label) of one batch's logits."""
+        idx = batch.index
+        self.widths[idx] = batch.width
+        self.heights[idx] = batch.height
+        log_p = torch.log_softmax(logits, dim=1)
+        probs = log_p.exp()
+        top_p, top_i = probs.topk(self.k, dim=1)
+        labels = torch.from_numpy(self.label_idx[idx]).to(log_p.device)
+        picked = log_p.gather(1, labels.clamp(min=0).unsqueeze(1)).squeeze(1)
+        row_loss = torch.where(labels >= 0, -picked, torch.full_like(picked, float("nan")))
+        columns = {
+            "pred_idx": top_i[:, 0],
+            "confidence": top_p[:, 0],
+            "loss": row_loss,
+            "topk_idx": top_i,
+            "topk_prob": top_p,
+        }
+        self.parts["row_index"].append(idx)
+        for name, values in columns.items():
+            self.parts[name].append(values.cpu().numpy())
+        self.probabilities.add(probs.cpu().numpy())
+        emb_np = emb.cpu().numpy()
+        self.emb_dim = emb_np.shape[1]
+        self.embeddings.add(emb_np)
+
+    def _cat(self, name: str, dtype: Any) -> np.ndarray:
+        parts = self.parts[name]
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
-    classes = np.asarray(card.classes, dtype=object)
-    p_idx = cat(pred_idx, np.int64)
-    l_idx = label_idx_all[rows]
-    meta = items.iloc[rows].reset_index(drop=True)
-    table = pd.DataFrame(
-        {
-            "row": np.arange(len(rows), dtype=np.int64),
-            "path": meta["path"].to_numpy(),
-            "label": meta["label"].to_numpy(),
-            "label_idx": l_idx,
-            "pred": classes[p_idx] if len(p_idx) else np.zeros(0, dtype=object),
-            "pred_idx": p_idx,
-            "confidence": cat(conf, np.float32),
-            "loss": cat(loss, np.float32),
-            "correct": (p_idx == l_idx) & (l_idx >= 0),
-            "topk_idx": list(cat(top_idx, np.int64).reshape(len(rows), -1)) if len(rows) else [],
-            "topk_prob": list(cat(top_prob, np.float32).reshape(len(rows), -1))
-            if len(rows)
-            else [],
-            "width": widths[rows],
-            "height": heights[rows],
-            "file_sha256": [hashes[i] for i in rows] if hashes is not None else [None] * len(rows),
-        }
-    )
-    for column in meta.columns:
-        if column not in ("path", "label"):
-            table[column] = meta[column].to_numpy()
-    return table
+    def table(
+        self, items: pd.DataFrame, card: ModelCard, hashes: list[str | None] | None
+    ) -> pd.DataFrame:
+        """The predictions table: one row per readable image, in reading order."""
+        rows = self._cat("row_index", np.int64)
+        classes = np.asarray(card.classes, dtype=object)
+        p_idx = self._cat("pred_idx", np.int64)
+        l_idx = self.label_idx[rows]
+        meta = items.iloc[rows].reset_index(drop=True)
+        n = len(rows)
+        table = pd.DataFrame(
+            {
+                "row": np.arange(n, dtype=np.int64),
+                "path": meta["path"].to_numpy(),
+                "label": meta["label"].to_numpy(),
+                "label_idx": l_idx,
+                "pred": classes[p_idx] if len(p_idx) else np.zeros(0, dtype=object),
+                "pred_idx": p_idx,
+                "confidence": self._cat("confidence", np.float32),
+                "loss": self._cat("loss", np.float32),
+                "correct": (p_idx == l_idx) & (l_idx >= 0),
+                "topk_idx": list(self._cat("topk_idx", np.int64).reshape(n, -1)) if n else [],
+                "topk_prob": list(self._cat("topk_prob", np.float32).reshape(n, -1)) if n else [],
+                "width": self.widths[rows],
+                "height": self.heights[rows],
+                "file_sha256": [hashes[i] for i in rows] if hashes is not None else [None] * n,
+            }
+        )
+        for column in meta.columns:
+            if column not in ("path", "label"):
+                table[column] = meta[column].to_numpy()
+        return table
 
 
 def describe_device(device: torch.device, amp: torch.dtype | None) -> dict[str, Any]:
     """What ran the inference, for the run's record."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "type": device.type,
         "name": name,
@@ -371,7 +432,8 @@ def describe_device(device: torch.device, amp: torch.dtype | None) -> dict[str, 
     }
 
 
-def _cpu_name() -> str:
+def cpu_name(fallback: str | None = None) -> str:
+    """The CPU's model name (``/proc/cpuinfo``); else ``fallback``, else the platform's word."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -380,4 +442,4 @@ def _cpu_name() -> str:
         pass
     import platform
 
-    return platform.processor() or "cpu"
+    return fallback or platform.processor() or "cpu"

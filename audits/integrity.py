@@ -1,9 +1,10 @@
 """The integrity stage of an audit run: leakage, suspect labels and slices.
 
-``integrity_stage(ctx)`` runs inside ``runner.run_audit`` before the run folder is sealed. It
-writes ``integrity.json`` (full results) and ``integrity/thumbs/*.jpg`` (small copies of the
-images it names, so the dashboard and the exports can show them even after the data moves)
-into ``ctx.run_dir``, and returns the compact summary stored as ``audit.json["integrity"]``.
+``integrity_stage(ctx)`` runs inside ``auditapp.pipeline.audit.run_audit`` before the run
+folder is sealed. It writes ``integrity.json`` (full results) and ``integrity/thumbs/*.jpg``
+(small copies of the images it names, so the dashboard and the exports can show them even
+after the data moves) into ``ctx.run_dir``, and returns the compact summary stored as
+``audit.json["integrity"]``.
 
 Each section is computed on its own: one that fails records ``{"error": ...}`` and the others
 still run. Options (``ctx.options``, all optional): ``phash_max_distance``,
@@ -22,18 +23,15 @@ from typing import Any
 import numpy as np
 
 from audits.context import AuditContext
+from audits.datasets import ImageSet, hash_files, load_dataset
 from audits.errors import AuditError
-from audits.fsio import write_json
 from audits.images import BadImage, decode, to_mode
+from audits.inference import predict
 from audits.labels import suspect_labels
-from audits.leakage import (
-    COSINE_MIN,
-    MAX_TRAIN_NEAR,
-    PHASH_MAX_DISTANCE,
-    THUMB_RMS_MAX,
-    find_leakage,
-    sample_rows,
-)
+from audits.leakage.near import sample_rows
+from audits.leakage.report import find_leakage
+from audits.leakage.thresholds import COSINE_MIN, MAX_TRAIN_NEAR, PHASH_MAX_DISTANCE, THUMB_RMS_MAX
+from audits.runs import write_record
 from audits.slices import MIN_SUPPORT, slice_report
 
 INTEGRITY_FILE = "integrity.json"
@@ -98,11 +96,9 @@ class _Thumbs:
 
 
 def _train_embeddings(
-    ctx: AuditContext, train: Any, rows: np.ndarray, opts: IntegrityOptions
+    ctx: AuditContext, train: ImageSet, rows: np.ndarray, opts: IntegrityOptions
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embed the sampled training rows with the audited model: (embeddings, their positions)."""
-    from audits.datasets import ImageSet
-    from audits.inference import predict
 
     subset = ImageSet(
         train.source, train.root, train.kind, train.items.iloc[rows].reset_index(drop=True)
@@ -117,23 +113,29 @@ def _train_embeddings(
     return np.asarray(preds.embeddings, dtype=np.float32), embedded
 
 
+NO_TRAINING_MANIFEST = (
+    "the model card names no training_manifest, so leakage between training "
+    "and held-out images cannot be checked; add training_manifest to model.toml"
+)
+
+
 def leakage_section(ctx: AuditContext, opts: IntegrityOptions, thumbs: _Thumbs) -> dict[str, Any]:
     """Leakage between the card's training manifest and the held-out set, or why it cannot run."""
-    from audits.datasets import hash_files, load_dataset
-
     manifest = ctx.card.training_manifest
     if manifest is None:
-        return {
-            "available": False,
-            "reason": "the model card names no training_manifest, so leakage between training "
-            "and held-out images cannot be checked; add training_manifest to model.toml",
-        }
+        return {"available": False, "reason": NO_TRAINING_MANIFEST}
     try:
         train = load_dataset(manifest)
     except AuditError as exc:
         return {"available": False, "reason": f"training manifest unreadable: {exc}"}
+    result = _find_leakage(ctx, train, opts)
+    _add_thumbnails(result, ctx.image_set.root, train, thumbs, opts.thumbnails)
+    return result
+
+
+def _find_leakage(ctx: AuditContext, train: ImageSet, opts: IntegrityOptions) -> dict[str, Any]:
+    """Run the leakage checks of the held-out predictions against the training set."""
     table = ctx.predictions.table
-    hashes = hash_files(train)
     near_rows = sample_rows(len(train.items), opts.max_train_near)
     train_emb = embedded = test_emb = None
     if opts.cosine_min is not None:  # embedding the training set costs a full inference pass
@@ -146,7 +148,7 @@ def leakage_section(ctx: AuditContext, opts: IntegrityOptions, thumbs: _Thumbs) 
         ctx.image_set.root,
         train.items,
         train.root,
-        hashes,
+        hash_files(train),
         near_rows=near_rows,
         test_embeddings=test_emb,
         train_embeddings=train_emb,
@@ -159,30 +161,37 @@ def leakage_section(ctx: AuditContext, opts: IntegrityOptions, thumbs: _Thumbs) 
     )
     result["training_manifest"] = str(train.source)
     result["training_root"] = str(train.root)
+    near = result["checks"]["near"]
     if opts.cosine_min is not None:
-        result["checks"]["near"]["embedding_source"] = ctx.predictions.embedding_source
-    if result["checks"]["near"]["sampled"]:
-        result["checks"]["near"]["note"] = (
+        near["embedding_source"] = ctx.predictions.embedding_source
+    if near["sampled"]:
+        near["note"] = (
             f"near duplicates searched among a uniform sample of {len(near_rows):,} of "
             f"{len(train.items):,} training images; exact and group checks used all of them"
         )
-    test_root, train_root = ctx.image_set.root, train.root
+    return result
+
+
+def _add_thumbnails(
+    result: dict[str, Any], test_root: Path, train: ImageSet, thumbs: _Thumbs, limit: int
+) -> None:
+    """Thumbnails of the first ``limit`` pairs and groups of each list, named by row/position."""
     train_pos = {p: j for j, p in enumerate(train.items["path"])}
+
+    def train_thumb(path: str) -> str | None:
+        return thumbs(train.root / path, f"train-{train_pos[path]}")
+
     for key in ("exact", "near"):
-        for entry in result[key][: opts.thumbnails]:
+        for entry in result[key][:limit]:
             entry["test_thumb"] = thumbs(
                 test_root / entry["test_path"], f"test-{entry['test_row']}"
             )
-            entry["train_thumb"] = thumbs(
-                train_root / entry["train_path"], f"train-{train_pos[entry['train_path']]}"
-            )
-    for entry in result["groups"][: opts.thumbnails]:
+            entry["train_thumb"] = train_thumb(entry["train_path"])
+    for entry in result["groups"][:limit]:
         entry["test_thumb"] = thumbs(
             test_root / entry["test_paths"][0], f"test-{entry['test_rows'][0]}"
         )
-        first = entry["train_paths"][0]
-        entry["train_thumb"] = thumbs(train_root / first, f"train-{train_pos[first]}")
-    return result
+        entry["train_thumb"] = train_thumb(entry["train_paths"][0])
 
 
 def _section(name: str, compute: Any) -> tuple[dict[str, Any], float]:
@@ -225,7 +234,7 @@ def integrity_stage(ctx: AuditContext) -> dict[str, Any]:
         "slices": slices,
         "timings": {"leakage_s": t_leak, "suspect_labels_s": t_labels, "slices_s": t_slices},
     }
-    write_json(ctx.run_dir / INTEGRITY_FILE, report)
+    write_record(ctx.run_dir, report, "integrity")
     return summarize(report)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
@@ -31,3 +33,21 @@ def wilson_interval(
     if low.ndim == 0:
         return float(low), float(high)
     return low, high
+
+
+def proportion_with_ci(
+    k: int, n: int, alpha: float = 0.05
+) -> tuple[float | None, float | None, float | None]:
+    """``k / n`` and its Wilson interval as ``(value, low, high)``; all ``None`` when n = 0."""
+    if not n:
+        return None, None, None
+    low, high = wilson_interval(int(k), int(n), alpha=alpha)
+    return int(k) / int(n), low, high
+
+
+def accuracy_block(correct: np.ndarray | list[bool], alpha: float = 0.05) -> dict[str, Any]:
+    """``{n, correct, accuracy, ci_low, ci_high}`` for a boolean array (nulls when n = 0)."""
+    n = int(len(correct))
+    k = int(np.sum(correct))
+    value, low, high = proportion_with_ci(k, n, alpha=alpha)
+    return {"n": n, "correct": k, "accuracy": value, "ci_low": low, "ci_high": high}

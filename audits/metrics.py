@@ -31,7 +31,7 @@ import pandas as pd
 
 from audits.calibration import DEFAULT_BINS, calibration_summary
 from audits.errors import AuditError
-from audits.intervals import wilson_interval
+from audits.intervals import proportion_with_ci, wilson_interval
 
 TOP_K = (1, 3, 5)
 # float32 softmax can land a hair outside [0, 1]; anything further out is a broken table.
@@ -248,6 +248,58 @@ def _ranked_column(
     return ranked
 
 
+def _labelled_outcomes(
+    table: pd.DataFrame, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labelled-row mask, true class indices, predicted class indices), checked."""
+    label_idx = _int_column(table, "label_idx")
+    pred_idx = _int_column(table, "pred_idx")
+    if "confidence" not in table.columns:
+        raise AuditError("predictions table has no 'confidence' column")
+    mask = label_idx >= 0
+    if not mask.any():
+        raise AuditError(
+            "no labelled images: metrics need rows whose label is one of the model's classes "
+            "(give the held-out set a label column or class folders)"
+        )
+    y_true, y_pred = label_idx[mask], pred_idx[mask]
+    if y_true.max() >= n_classes:
+        raise AuditError(f"predictions column 'label_idx' exceeds the model's {n_classes} classes")
+    if y_pred.min() < 0 or y_pred.max() >= n_classes:
+        raise AuditError(
+            f"predictions column 'pred_idx' is outside the model's {n_classes} classes"
+        )
+    return mask, y_true, y_pred
+
+
+def _confidence(table: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
+    """The labelled rows' confidences, checked to be probabilities and clipped to [0, 1]."""
+    confidence = table["confidence"].to_numpy(dtype=np.float64)[mask]
+    in_range = confidence.min() >= -_CONFIDENCE_SLACK and confidence.max() <= 1 + _CONFIDENCE_SLACK
+    if not (np.all(np.isfinite(confidence)) and in_range):
+        raise AuditError("predictions column 'confidence' must be probabilities in [0, 1]")
+    return np.clip(confidence, 0.0, 1.0)
+
+
+def per_class_rows(cm: np.ndarray, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``per_class`` block: one row per class in model order, nulls where undefined."""
+    pc = per_class_arrays(cm)
+    return [
+        {
+            "class": classes[i],
+            "support": int(pc["support"][i]),
+            "correct": int(pc["correct"][i]),
+            "recall": _float_or_none(pc["recall"][i]),
+            "precision": float(pc["precision"][i]),
+            "f1": _float_or_none(pc["f1"][i]),
+            "ci_low": _float_or_none(pc["ci_low"][i]),
+            "ci_high": _float_or_none(pc["ci_high"][i]),
+            "predicted": int(pc["predicted"][i]),
+        }
+        for i in range(len(classes))
+    ]
+
+
 def audit_metrics(
     table: pd.DataFrame,
     classes: Sequence[str],
@@ -267,68 +319,29 @@ def audit_metrics(
     n_classes = len(classes)
     if n_classes == 0 or len(set(classes)) != n_classes:
         raise AuditError("the model's class list must be non-empty and without duplicates")
-    label_idx = _int_column(table, "label_idx")
-    pred_idx = _int_column(table, "pred_idx")
-    if "confidence" not in table.columns:
-        raise AuditError("predictions table has no 'confidence' column")
-
-    mask = label_idx >= 0
-    n_labelled = int(mask.sum())
-    if n_labelled == 0:
-        raise AuditError(
-            "no labelled images: metrics need rows whose label is one of the model's classes "
-            "(give the held-out set a label column or class folders)"
-        )
-    y_true, y_pred = label_idx[mask], pred_idx[mask]
-    if y_true.max() >= n_classes:
-        raise AuditError(f"predictions column 'label_idx' exceeds the model's {n_classes} classes")
-    if y_pred.min() < 0 or y_pred.max() >= n_classes:
-        raise AuditError(
-            f"predictions column 'pred_idx' is outside the model's {n_classes} classes"
-        )
-    confidence = table["confidence"].to_numpy(dtype=np.float64)[mask]
-    in_range = confidence.min() >= -_CONFIDENCE_SLACK and confidence.max() <= 1 + _CONFIDENCE_SLACK
-    if not (np.all(np.isfinite(confidence)) and in_range):
-        raise AuditError("predictions column 'confidence' must be probabilities in [0, 1]")
-    confidence = np.clip(confidence, 0.0, 1.0)
+    mask, y_true, y_pred = _labelled_outcomes(table, n_classes)
+    confidence = _confidence(table, mask)
     ranked = _ranked_column(table, mask, probabilities, n_classes)
-
     cm = confusion_counts(y_true, y_pred, n_classes)
-    pc = per_class_arrays(cm)
     calibration = calibration_summary(confidence, y_true == y_pred, n_bins)
-    per_class = [
-        {
-            "class": classes[i],
-            "support": int(pc["support"][i]),
-            "correct": int(pc["correct"][i]),
-            "recall": _float_or_none(pc["recall"][i]),
-            "precision": float(pc["precision"][i]),
-            "f1": _float_or_none(pc["f1"][i]),
-            "ci_low": _float_or_none(pc["ci_low"][i]),
-            "ci_high": _float_or_none(pc["ci_high"][i]),
-            "predicted": int(pc["predicted"][i]),
-        }
-        for i in range(n_classes)
-    ]
-    n_correct = int(np.trace(cm))
-    acc_low, acc_high = wilson_interval(n_correct, n_labelled)
+    _, acc_low, acc_high = proportion_with_ci(int(np.trace(cm)), len(y_true))
     return {
         "accuracy": accuracy(cm),
-        "accuracy_ci_low": float(acc_low),
-        "accuracy_ci_high": float(acc_high),
+        "accuracy_ci_low": acc_low,
+        "accuracy_ci_high": acc_high,
         "balanced_accuracy": balanced_accuracy(cm),
         "macro_f1": macro_f1(cm),
         "ece": calibration["ece"],
         "top_k_accuracy": {str(k): top_k_accuracy(y_true, ranked, k, n_classes) for k in TOP_K},
-        "per_class": per_class,
+        "per_class": per_class_rows(cm, classes),
         "confusion": {
             "labels": list(classes),
             "matrix": cm.tolist(),
             "normalized": row_normalize(cm).tolist(),
         },
         "n_classes": n_classes,
-        "n_labelled": n_labelled,
+        "n_labelled": len(y_true),
         "most_confused": most_confused(cm, classes, top_pairs),
-        "imbalance": class_imbalance(pc["support"], classes, train_counts, min_support),
+        "imbalance": class_imbalance(cm.sum(axis=1), classes, train_counts, min_support),
         "calibration": calibration,
     }

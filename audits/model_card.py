@@ -86,19 +86,23 @@ def _fail(card: Path, what: str) -> AuditError:
     return AuditError(f"{card}: {what}")
 
 
-def load_card(model_dir: str | Path) -> ModelCard:
-    """Read and validate ``<model_dir>/model.toml`` (no code is run)."""
+def _card_file(model_dir: str | Path) -> tuple[Path, Path]:
+    """(model folder, its model.toml); ``--model`` may also name the card itself."""
     model_dir = Path(model_dir).expanduser().resolve()
     card = model_dir / CARD_NAME
     if model_dir.is_file() and model_dir.name == CARD_NAME:
         model_dir, card = model_dir.parent, model_dir
     if not card.is_file():
         raise AuditError(f"{card}: not found; --model must be a folder holding a model.toml")
+    return model_dir, card
+
+
+def _read_raw(card: Path) -> dict[str, Any]:
+    """The card's TOML with known fields only, the required ones present and non-empty."""
     try:
         raw = tomllib.loads(card.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(card, f"is not valid TOML ({exc})") from None
-
     unknown = sorted(set(raw) - _TOP_FIELDS)
     if unknown:
         raise _fail(
@@ -111,16 +115,26 @@ def load_card(model_dir: str | Path) -> ModelCard:
     for key in ("name", "version", "architecture", "weights"):
         if not isinstance(raw[key], str) or not raw[key].strip():
             raise _fail(card, f"field '{key}' must be a non-empty string")
+    return raw
 
-    weights = (model_dir / raw["weights"]).resolve()
+
+def _read_weights(value: str, model_dir: Path, card: Path) -> Path:
+    weights = (model_dir / value).resolve()
     if not weights.is_file():
-        raise _fail(card, f"weights file '{raw['weights']}' not found in {model_dir}")
+        raise _fail(card, f"weights file '{value}' not found in {model_dir}")
     if weights.suffix not in {".safetensors", ".pt", ".pth"}:
         raise _fail(
             card,
             f"field 'weights': expected a .safetensors, .pt or .pth file, got '{weights.name}'",
         )
+    return weights
 
+
+def load_card(model_dir: str | Path) -> ModelCard:
+    """Read and validate ``<model_dir>/model.toml`` (no code is run)."""
+    model_dir, card = _card_file(model_dir)
+    raw = _read_raw(card)
+    weights = _read_weights(raw["weights"], model_dir, card)
     classes = _read_classes(raw["classes"], model_dir, card)
     size, channels, mean, std = _read_input(raw.get("input", {}), card)
 

@@ -21,7 +21,7 @@ Methods (each checked against an independent computation in tests/test_compare_s
 * Balanced accuracy (the mean per-class recall) has no textbook paired interval: a stratified
   cluster bootstrap (seeded, classes keep their size) gives its interval and a sign-flip
   permutation test (swap A and B within a group at random) its p-value.
-* Several classes tested at once: Benjamini-Hochberg via ``statsmodels.stats.multitest``.
+* Several classes tested at once: Benjamini-Hochberg via ``audits.multitest``.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.multitest import multipletests
 
 from audits.intervals import wilson_interval
+from audits.multitest import benjamini_hochberg
 
 #: Seed of every resampling: a comparison is reproducible to the last digit.
 SEED = 20261123
@@ -222,11 +222,9 @@ def paired_outcome(
 
 
 def bh_adjust(p_values: np.ndarray | list[float]) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (statsmodels ``fdr_bh``), same order as given."""
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.size == 0:
-        return p
-    return multipletests(p, method="fdr_bh")[1]
+    """Benjamini-Hochberg adjusted p-values (``audits.multitest``), same order as given."""
+    adjusted = benjamini_hochberg(np.asarray(p_values, dtype=np.float64).tolist())
+    return np.array([np.nan if a is None else a for a in adjusted], dtype=np.float64)
 
 
 def _class_clusters(
@@ -241,6 +239,31 @@ def _class_clusters(
         sizes = np.bincount(local).astype(np.float64)
         out.append((int(mask.sum()), sums, sizes))
     return out
+
+
+def _resampled_means(
+    per_class: list[tuple[int, np.ndarray, np.ndarray]],
+    n_boot: int,
+    n_perm: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws of the B-minus-A balanced accuracy and its sign-flip null draws.
+
+    Identical (sum, size) groups of a class are pooled, so a draw is a multinomial over few
+    kinds; for each |sum| kind the number of positive signs is Binomial(count, 1/2).
+    """
+    boot = np.zeros(n_boot)
+    perm = np.zeros(n_perm)
+    for n_c, sums, sizes in per_class:
+        kinds, counts = np.unique(np.stack([sums, sizes], axis=1), axis=0, return_counts=True)
+        draws = rng.multinomial(len(sums), counts / counts.sum(), size=n_boot)
+        num, den = draws @ kinds[:, 0], draws @ kinds[:, 1]
+        boot += np.divide(num, den, out=np.zeros(n_boot), where=den > 0)
+        mags, mag_counts = np.unique(np.abs(sums[sums != 0]), return_counts=True)
+        if len(mags):
+            pos = rng.binomial(mag_counts, 0.5, size=(n_perm, len(mags)))
+            perm += ((2 * pos - mag_counts) @ mags) / n_c
+    return boot / len(per_class), perm / len(per_class)
 
 
 def balanced_accuracy_diff(
@@ -266,39 +289,23 @@ def balanced_accuracy_diff(
     labels = np.asarray(labels)
     n = len(a)
     if n == 0:
-        nan = math.nan
-        return {
-            "balanced_accuracy_a": nan,
-            "balanced_accuracy_b": nan,
-            "diff": nan,
-            "ci_low": nan,
-            "ci_high": nan,
-            "p_value": nan,
-        }
+        keys = (
+            "balanced_accuracy_a",
+            "balanced_accuracy_b",
+            "diff",
+            "ci_low",
+            "ci_high",
+            "p_value",
+        )
+        return dict.fromkeys(keys, math.nan)
     outcome = b.astype(np.int64) - a.astype(np.int64)
     codes = cluster_codes(clusters, n)
     classes = np.unique(labels)
     recall_a = np.array([a[labels == c].mean() for c in classes])
     recall_b = np.array([b[labels == c].mean() for c in classes])
     diff = float(recall_b.mean() - recall_a.mean())
-
     rng = np.random.default_rng(seed)
-    boot = np.zeros(n_boot)
-    perm = np.zeros(n_perm)
-    per_class = _class_clusters(outcome, labels, codes)
-    for n_c, sums, sizes in per_class:
-        # Pool identical (sum, size) groups: the draw is then a multinomial over few kinds.
-        kinds, counts = np.unique(np.stack([sums, sizes], axis=1), axis=0, return_counts=True)
-        draws = rng.multinomial(len(sums), counts / counts.sum(), size=n_boot)
-        num, den = draws @ kinds[:, 0], draws @ kinds[:, 1]
-        boot += np.divide(num, den, out=np.zeros(n_boot), where=den > 0)
-        # Sign flips: for each |sum| kind, the number of positive signs is Binomial(count, 1/2).
-        mags, mag_counts = np.unique(np.abs(sums[sums != 0]), return_counts=True)
-        if len(mags):
-            pos = rng.binomial(mag_counts, 0.5, size=(n_perm, len(mags)))
-            perm += ((2 * pos - mag_counts) @ mags) / n_c
-    boot /= len(per_class)
-    perm /= len(per_class)
+    boot, perm = _resampled_means(_class_clusters(outcome, labels, codes), n_boot, n_perm, rng)
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     # Small slack: the observed value itself must count as "at least as extreme".
     extreme = int(np.sum(np.abs(perm) >= abs(diff) - 1e-12))

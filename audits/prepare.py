@@ -105,12 +105,15 @@ def reopen_audited(
     purpose: str = "rebuild the model",
     hint: str = "audit it again",
     with_data: bool = True,
+    unusable_hint: str | None = None,
 ) -> Prepared:
     """The exact model (and, with ``with_data``, the data set) an audit run used.
 
     ``record`` is the run's ``audit.json``; ``run_label`` names the run in messages; ``purpose``
-    and ``hint`` finish the messages ("cannot time car-variants 1.1.0 … use --no-speed").
-    Refuses a model folder that is gone, weights whose sha256 changed and classes that changed.
+    and ``hint`` finish the messages ("cannot time car-variants 1.1.0 … use --no-speed");
+    ``unusable_hint`` (default ``hint``) ends the one for a model folder that can no longer be
+    loaded. Refuses a model folder that is gone, weights whose sha256 changed and classes that
+    changed.
     """
     ident = record.get("model") or {}
     label = f"{ident.get('name', '?')} {ident.get('version', '?')}"
@@ -124,7 +127,7 @@ def reopen_audited(
     except AuditError as exc:
         raise AuditError(
             f"model {label} of run {run_label} is no longer usable at {model_dir} ({exc}); "
-            f"put it back, or {hint}"
+            f"put it back, or {unusable_hint or hint}"
         ) from None
     actual = weights_sha256(card.weights)
     if recorded and actual != recorded:

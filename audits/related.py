@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from audits.errors import AuditError
+from audits.runs.base import ModelIdentity
 from audits.store import Run, list_runs
 
 
@@ -21,32 +23,33 @@ class RunBundle:
     previous: Run | None = None  # the run it was compared with (run_a), when still in the store
 
 
-def _same_model(meta: dict, name: str, version: str, sha: str | None) -> bool:
-    model = meta.get("model") or {}
-    if model.get("name") != name or model.get("version") != version:
+def _same_model(other: ModelIdentity, model: ModelIdentity) -> bool:
+    """Same name and version, and the same weights where both record them."""
+    if other.name != model.name or other.version != model.version:
         return False
-    return sha is None or model.get("weights_sha256") in (None, sha)
+    return model.weights_sha256 is None or other.weights_sha256 in (None, model.weights_sha256)
+
+
+def _candidate_of(run: Run, run_id: str) -> bool:
+    """Whether comparison ``run`` has ``run_id`` as its candidate (an invalid one has none)."""
+    try:
+        return run.comparison.run_b.run_id == run_id
+    except AuditError:
+        return False
 
 
 def bundle(audit: Run, store: str | Path | None = None) -> RunBundle:
     """Collect the related runs from ``store`` (default: the folder holding the audit run)."""
     store = Path(store) if store is not None else audit.path.parent
-    model = audit.meta.get("model") or {}
-    name, version, sha = model.get("name"), model.get("version"), model.get("weights_sha256")
     runs = list_runs(store)  # newest first
     drift = next(
-        (r for r in runs if r.kind == "drift" and _same_model(r.meta, name, version, sha)), None
+        (r for r in runs if r.kind == "drift" and _same_model(r.identity, audit.identity)), None
     )
     comparison = next(
-        (
-            r
-            for r in runs
-            if r.kind == "comparison" and (r.meta.get("run_b") or {}).get("run_id") == audit.run_id
-        ),
-        None,
+        (r for r in runs if r.kind == "comparison" and _candidate_of(r, audit.run_id)), None
     )
     previous = None
     if comparison is not None:
-        prev_id = (comparison.meta.get("run_a") or {}).get("run_id")
+        prev_id = comparison.comparison.run_a.run_id
         previous = next((r for r in runs if r.run_id == prev_id), None)
     return RunBundle(audit=audit, drift=drift, comparison=comparison, previous=previous)

@@ -21,10 +21,11 @@ shown beside them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,29 +110,25 @@ def load_run_model(
     run: Run, device: torch.device, allow_pickle: bool = False
 ) -> tuple[Any, torch.nn.Module]:
     """The run's model card and module, refusing weights that no longer match the run."""
-    from audits.model_card import load_card, load_model, weights_sha256
+    from audits.prepare import reopen_audited
 
     ident = run.meta.get("model") or {}
-    model_dir, recorded = ident.get("dir"), ident.get("weights_sha256")
     label = f"{ident.get('name', '?')} {ident.get('version', '?')}"
-    if not model_dir:
+    if not ident.get("dir"):  # named by its folder here, by its run id below
         raise AuditError(
             f"{run.path}: the run does not record its model folder; cannot time {label} (use --no-speed)"
         )
-    try:
-        card = load_card(model_dir)
-    except AuditError as exc:
-        raise AuditError(
-            f"model {label} of run {run.run_id} is no longer usable at {model_dir} ({exc}); "
-            "put it back, or compare without timing: --no-speed"
-        ) from None
-    actual = weights_sha256(card.weights)
-    if recorded and actual != recorded:
-        raise AuditError(
-            f"{card.weights}: weights changed since run {run.run_id} (sha256 {actual[:12]}, the run "
-            f"recorded {recorded[:12]}); the model moved or was retrained: audit it again, or use --no-speed"
-        )
-    return card, load_model(card, device, allow_pickle=allow_pickle)
+    prepared = reopen_audited(
+        run.meta,
+        run.run_id,
+        device=device,
+        allow_pickle=allow_pickle,
+        purpose=f"time {label}",
+        hint="audit it again, or use --no-speed",
+        unusable_hint="compare without timing: --no-speed",
+        with_data=False,
+    )
+    return prepared.card, prepared.model
 
 
 def load_images(
@@ -231,6 +228,134 @@ def _flat(blocks: list[list[float]]) -> list[float]:
     return [t for b in blocks for t in b]
 
 
+@dataclass
+class _Timings:
+    """Per repeat: each model's latency (ms) and throughput (images/s), and the B/A ratios."""
+
+    latency: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+    throughput: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+    latency_ratio: list[float] = field(default_factory=list)
+    throughput_ratio: list[float] = field(default_factory=list)
+
+
+def _heldout_root(run: Run) -> Any:
+    """The folder of the held-out set the run was audited on (its images are timed)."""
+    from audits.datasets import load_dataset
+
+    data_path = (run.meta.get("dataset") or {}).get("path")
+    if not data_path:
+        raise AuditError(
+            f"{run.path}: the run does not record its held-out set's path; use --no-speed"
+        )
+    try:
+        return load_dataset(data_path).root
+    except AuditError as exc:
+        raise AuditError(
+            f"the held-out set is needed to time the models ({exc}); use --no-speed"
+        ) from None
+
+
+def _time_repeats(
+    calls: tuple[Callable[[torch.Tensor], Any], Callable[[torch.Tensor], Any]],
+    workloads: tuple[tuple[list[torch.Tensor], ...], tuple[list[torch.Tensor], ...]],
+    device: torch.device,
+    repeats: int,
+    min_time: float,
+    clock: Callable[[], float],
+) -> _Timings:
+    """Warm up, then ``repeats`` rounds of interleaved latency and throughput blocks.
+
+    B/A per repeat is the median over pairs of adjacent blocks: load that lasts longer than a
+    block slows both blocks of a pair and cancels in their ratio.
+    """
+    singles, batches = workloads
+    n_lat, batch = len(singles[0]), len(batches[0][0])
+    out = _Timings()
+    # Warm-up: allocator, kernels, cuDNN autotuning, caches.
+    interleaved_blocks(calls, singles, device)
+    interleaved_blocks(calls, batches, device)
+    for _ in range(repeats):
+        ba, bb = interleaved_blocks(
+            calls, singles, device, min_time, max(MIN_CALLS, n_lat), clock=clock
+        )
+        out.latency[0].append(1000.0 * statistics.median(_flat(ba)))
+        out.latency[1].append(1000.0 * statistics.median(_flat(bb)))
+        out.latency_ratio.append(_paired_ratio(ba, bb))
+        ba, bb = interleaved_blocks(calls, batches, device, min_time, MIN_CALLS, clock=clock)
+        out.throughput[0].append(batch / statistics.median(_flat(ba)))
+        out.throughput[1].append(batch / statistics.median(_flat(bb)))
+        out.throughput_ratio.append(1.0 / _paired_ratio(ba, bb))
+    return out
+
+
+def _workloads(
+    inputs: list[torch.Tensor], latency_images: int, batch_size: int
+) -> tuple[tuple[list[torch.Tensor], ...], tuple[list[torch.Tensor], ...]]:
+    """Per model: single images for latency, and whole batches for throughput."""
+    n = min(len(x) for x in inputs)
+    n_lat = min(latency_images, n)
+    batch = min(batch_size, n)
+    singles = tuple([x[i : i + 1] for i in range(n_lat)] for x in inputs)
+    batches = tuple([x[i * batch : (i + 1) * batch] for i in range(n // batch)] for x in inputs)
+    return singles, batches
+
+
+def _model_speed(timings: _Timings, m: int, size: tuple[int, int]) -> ModelSpeed:
+    lat, thr = timings.latency[m], timings.throughput[m]
+    return ModelSpeed(
+        latency_ms=statistics.median(lat),
+        latency_ms_iqr=_iqr(lat),
+        throughput=statistics.median(thr),
+        throughput_iqr=_iqr(thr),
+        params=int(size[0]),
+        weights_bytes=int(size[1]),
+        latency_ms_repeats=tuple(round(v, 4) for v in lat),
+        throughput_repeats=tuple(round(v, 2) for v in thr),
+    )
+
+
+def _settings(
+    n_images: int, n_lat: int, batch: int, repeats: int, min_time: float, cpu_clock: bool
+) -> dict[str, Any]:
+    return {
+        "source": "measured",
+        "images": int(n_images),
+        "latency_images": int(n_lat),
+        "batch_size": int(batch),
+        "repeats": int(repeats),
+        "warmup": 1,
+        "min_time_s": float(min_time),
+        "order": f"blocks of 1 untimed + {BLOCK} timed calls per model, in order A B, B A, ...",
+        "min_calls": MIN_CALLS,
+        "clock": "thread CPU time" if cpu_clock else "wall time",
+        "statistic": "per repeat: median call time, and B/A as the median over adjacent "
+        "block pairs of their median call times; reported: medians over repeats",
+    }
+
+
+@contextlib.contextmanager
+def _quiet_process(device: torch.device, threads: int | None) -> Iterator[bool]:
+    """Fix the CPU thread count and hold the garbage collector while timing; yields whether
+    the timing thread's CPU time is the clock (one CPU thread does all the work)."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
+    # One CPU thread does all the work in this thread: its CPU time is the model's compute,
+    # without the time the scheduler gave to other processes. Anything else is wall time.
+    cpu_clock = device.type == "cpu" and torch.get_num_threads() == 1
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection in the middle of one model's call would bias that model
+    try:
+        yield cpu_clock
+    finally:
+        torch.set_num_threads(previous_threads)
+        if gc_was_enabled:
+            gc.enable()
+
+
 def measure_speed(
     run_a: Run,
     run_b: Run,
@@ -253,7 +378,6 @@ def measure_speed(
     """
     import torch
 
-    from audits.datasets import load_dataset
     from audits.inference import BatchPredictor, describe_device, resolve_device
 
     if min(n_images, latency_images, batch_size, repeats) < 1:
@@ -261,103 +385,33 @@ def measure_speed(
             "speed settings (images, latency images, batch size, repeats) must be at least 1"
         )
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    data_path = (run_a.meta.get("dataset") or {}).get("path")
-    if not data_path:
-        raise AuditError(
-            f"{run_a.path}: the run does not record its held-out set's path; use --no-speed"
-        )
-    try:
-        root = load_dataset(data_path).root
-    except AuditError as exc:
-        raise AuditError(
-            f"the held-out set is needed to time the models ({exc}); use --no-speed"
-        ) from None
+    root = _heldout_root(run_a)
     sample = sample_paths(list(paths), n_images)
-
     predictors, sizes, inputs = [], [], []
     for run in (run_a, run_b):
         card, model = load_run_model(run, dev, allow_pickle=allow_pickle)
         predictors.append(BatchPredictor(model, card, dev))
         sizes.append((sum(p.numel() for p in model.parameters()), card.weights.stat().st_size))
         inputs.append(load_images(root, sample, card.size, card.channels))
-    n_lat = min(latency_images, min(len(x) for x in inputs))
-
-    singles = tuple([x[i : i + 1] for i in range(n_lat)] for x in inputs)
-    batch = min(batch_size, min(len(x) for x in inputs))
-    n_batches = min(len(x) for x in inputs) // batch
-    batches = tuple([x[i * batch : (i + 1) * batch] for i in range(n_batches)] for x in inputs)
-    calls = (predictors[0], predictors[1])
-    lat: list[list[float]] = [[], []]
-    thr: list[list[float]] = [[], []]
-    # B/A per repeat, each the median over pairs of adjacent blocks: load that lasts longer
-    # than a block slows both blocks of a pair and cancels in their ratio.
-    lat_ratio: list[float] = []
-    thr_ratio: list[float] = []
-    previous_threads = torch.get_num_threads()
-    if dev.type == "cpu" and threads:
-        torch.set_num_threads(threads)
-    # One CPU thread does all the work in this thread: its CPU time is the model's compute,
-    # without the time the scheduler gave to other processes. Anything else is wall time.
-    cpu_clock = dev.type == "cpu" and torch.get_num_threads() == 1
-    clock = time.thread_time if cpu_clock else time.perf_counter
-    device_info = describe_device(dev, predictors[0].amp)
-    gc.collect()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection in the middle of one model's call would bias that model
+    singles, batches = _workloads(inputs, latency_images, batch_size)
     try:
-        # Warm-up: allocator, kernels, cuDNN autotuning, caches.
-        interleaved_blocks(calls, singles, dev)
-        interleaved_blocks(calls, batches, dev)
-        for _ in range(repeats):
-            ba, bb = interleaved_blocks(
-                calls, singles, dev, min_time, max(MIN_CALLS, n_lat), clock=clock
-            )
-            lat[0].append(1000.0 * statistics.median(_flat(ba)))
-            lat[1].append(1000.0 * statistics.median(_flat(bb)))
-            lat_ratio.append(_paired_ratio(ba, bb))
-            ba, bb = interleaved_blocks(calls, batches, dev, min_time, MIN_CALLS, clock=clock)
-            thr[0].append(batch / statistics.median(_flat(ba)))
-            thr[1].append(batch / statistics.median(_flat(bb)))
-            thr_ratio.append(1.0 / _paired_ratio(ba, bb))
+        with _quiet_process(dev, threads) as cpu_clock:
+            device_info = describe_device(dev, predictors[0].amp)
+            clock = time.thread_time if cpu_clock else time.perf_counter
+            calls = (predictors[0], predictors[1])
+            timings = _time_repeats(calls, (singles, batches), dev, repeats, min_time, clock)
     finally:
-        torch.set_num_threads(previous_threads)
-        if gc_was_enabled:
-            gc.enable()
         for p in predictors:
             p.close()
-
-    def model_speed(m: int) -> ModelSpeed:
-        return ModelSpeed(
-            latency_ms=statistics.median(lat[m]),
-            latency_ms_iqr=_iqr(lat[m]),
-            throughput=statistics.median(thr[m]),
-            throughput_iqr=_iqr(thr[m]),
-            params=int(sizes[m][0]),
-            weights_bytes=int(sizes[m][1]),
-            latency_ms_repeats=tuple(round(v, 4) for v in lat[m]),
-            throughput_repeats=tuple(round(v, 2) for v in thr[m]),
-        )
-
     return SpeedResult(
-        a=model_speed(0),
-        b=model_speed(1),
-        latency_ratio=statistics.median(lat_ratio),
-        latency_ratio_iqr=_iqr(lat_ratio),
-        throughput_ratio=statistics.median(thr_ratio),
-        throughput_ratio_iqr=_iqr(thr_ratio),
+        a=_model_speed(timings, 0, sizes[0]),
+        b=_model_speed(timings, 1, sizes[1]),
+        latency_ratio=statistics.median(timings.latency_ratio),
+        latency_ratio_iqr=_iqr(timings.latency_ratio),
+        throughput_ratio=statistics.median(timings.throughput_ratio),
+        throughput_ratio_iqr=_iqr(timings.throughput_ratio),
         device=device_info,
-        settings={
-            "source": "measured",
-            "images": int(len(inputs[0])),
-            "latency_images": int(n_lat),
-            "batch_size": int(batch),
-            "repeats": int(repeats),
-            "warmup": 1,
-            "min_time_s": float(min_time),
-            "order": f"blocks of 1 untimed + {BLOCK} timed calls per model, in order A B, B A, ...",
-            "min_calls": MIN_CALLS,
-            "clock": "thread CPU time" if cpu_clock else "wall time",
-            "statistic": "per repeat: median call time, and B/A as the median over adjacent "
-            "block pairs of their median call times; reported: medians over repeats",
-        },
+        settings=_settings(
+            len(inputs[0]), len(singles[0]), len(batches[0][0]), repeats, min_time, cpu_clock
+        ),
     )

@@ -14,7 +14,6 @@ bench/RESULTS.md. Run from the repository root: ``python bench/dashboard.py [--w
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -23,8 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    REPO,
+    cpu_name,
+    make_parser,
+    memory_gib,
+    timed,
+    timings,
+    write_section,
+)
 
 PAGES = [
     ("overview", "Overview"), ("classes", "Classes"), ("confusion", "Confusion"), ("failures", "Failures"),
@@ -35,27 +43,10 @@ BUDGET_S = 3.0
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(
-            next(
-                line
-                for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")
-            ).split()[1]
-        )
-        mem = f", {kb / 1024**2:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    """CPU, cores, memory, OS and Python, for the section's heading."""
+    gib = memory_gib()
+    mem = f", {gib:.0f} GiB RAM" if gib is not None else ""
+    return f"{cpu_name('unknown CPU')}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def time_apptest(store: Path, repeats: int) -> tuple[float, dict[str, tuple[float, float]]]:
@@ -65,27 +56,18 @@ def time_apptest(store: Path, repeats: int) -> tuple[float, dict[str, tuple[floa
 
     os.environ["AUDIT_STORE"] = str(store)
     at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=300)
-    t0 = time.perf_counter()
-    at.run()
-    first = time.perf_counter() - t0
+    first = timed(at.run)
     assert not at.exception, [e.value for e in at.exception]
     out = {}
     for key, _ in PAGES:
         st.cache_data.clear()
         st.cache_resource.clear()
         at.switch_page(f"dashboard/pages/{key}.py")
-        t0 = time.perf_counter()
-        at.run()
-        cold = time.perf_counter() - t0
+        cold = timed(at.run)
         problems = [e.value for e in at.exception] + [e.value for e in at.error]
         if problems:
             raise SystemExit(f"{key}: {problems}")
-        warm = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            at.run()
-            warm.append(time.perf_counter() - t0)
-        out[key] = (cold, statistics.median(warm))
+        out[key] = (cold, statistics.median(timings(at.run, repeats)))
     return first, out
 
 
@@ -142,6 +124,7 @@ def time_browser(store: Path) -> dict[str, float]:
 def table(
     first: float, times: dict[str, tuple[float, float]], browser: dict[str, float] | None
 ) -> str:
+    """The markdown table of page times and the budget verdict."""
     head = "| page | cold (caches cleared) | warm (cached reads) |" + (
         " browser, warm |" if browser else ""
     )
@@ -161,22 +144,8 @@ def table(
     return "\n".join(rows)
 
 
-def write_results(text: str) -> Path:
-    """Replace only this benchmark's section of bench/RESULTS.md."""
-    path = REPO / "bench" / "RESULTS.md"
-    body = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    start = body.find(SECTION)
-    if start < 0:
-        body = body.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        nxt = body.find("\n## ", start + len(SECTION))
-        body = body[:start] + text.rstrip("\n") + "\n" + (body[nxt:] if nxt >= 0 else "")
-    path.write_text(body, encoding="utf-8")
-    return path
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--classes", type=int, default=250)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument(
@@ -221,7 +190,7 @@ def main() -> None:
             + f". Warm = median of {args.repeats} reruns with cached reads.\n\n"
             f"Machine: {machine()} (shared with other jobs while measured).\n\n{result}\n"
         )
-        print(f"wrote {write_results(text)}", file=sys.stderr)
+        print(f"wrote {write_section(SECTION, text)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

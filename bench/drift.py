@@ -20,19 +20,32 @@ import argparse
 import json
 import os
 import platform
-import re
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    REPO,
+    Stopwatch,
+    cpu_name,
+    gemm_gflops,
+    make_parser,
+    peak_rss_mib,
+    write_section,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 SECTION = "## Drift (issue 5)"
 
 
-def _data(n: int, dim: int, seed: int = 0):
+def _data(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate-like embeddings: non-negative, clustered (ten classes), float32."""
     import numpy as np
 
@@ -43,28 +56,7 @@ def _data(n: int, dim: int, seed: int = 0):
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _gemm_gflops() -> float:
-    """The float32 matrix-product rate right now: how much of the machine this process gets."""
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 1024)
-    a @ b
-    started = time.perf_counter()
-    for _ in range(3):
-        a @ b
-    return 3 * 2 * 2048 * 2048 * 1024 / (time.perf_counter() - started) / 1e9
-
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def _naive(x, y, permutations: int, seed: int, bandwidth: float) -> dict:
+def _naive(x: np.ndarray, y: np.ndarray, permutations: int, seed: int, bandwidth: float) -> dict:
     """Full kernel matrix once, then a Python loop: re-index K per permutation, sum its blocks."""
     import numpy as np
     import torch
@@ -103,16 +95,13 @@ def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
     from audits.mmd import median_bandwidth, mmd_permutation_test
 
     x, y = _data(n, dim, seed)
-    gflops = _gemm_gflops()
-    baseline = _peak_mib()
-    cpu = _cpu_s()
-    started = time.perf_counter()  # the bandwidth (median heuristic) is part of the test
-    if case == "naive":
-        result = _naive(x, y, permutations, seed, median_bandwidth(x))
-    else:
-        result = mmd_permutation_test(x, y, permutations=permutations, seed=seed, device="cpu")
-    elapsed = time.perf_counter() - started
-    cpu = _cpu_s() - cpu
+    gflops = gemm_gflops()
+    baseline = peak_rss_mib()
+    with Stopwatch() as clock:  # the bandwidth (median heuristic) is part of the test
+        if case == "naive":
+            result = _naive(x, y, permutations, seed, median_bandwidth(x))
+        else:
+            result = mmd_permutation_test(x, y, permutations=permutations, seed=seed, device="cpu")
     if case == "naive":  # untimed: the batched path on the same permutations, for agreement
         same = mmd_permutation_test(x, y, permutations=permutations, seed=seed, device="cpu")
         result["batched_p_value"] = same["p_value"]
@@ -121,10 +110,10 @@ def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
         "n": n,
         "dim": dim,
         "permutations": permutations,
-        "seconds": elapsed,
-        "cpu_s": cpu,
+        "seconds": clock.wall,
+        "cpu_s": clock.cpu,
         "gemm_gflops": gflops,
-        "peak_rss_mib": _peak_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "rss_before_mib": baseline,
         "p_value": result["p_value"],
         "mmd2": result["mmd2"],
@@ -138,29 +127,28 @@ def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
 def _child(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
     cmd = [sys.executable, __file__, "--case", case, "--n", str(n), "--dim", str(dim),
            "--permutations", str(permutations), "--seed", str(seed)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
     if out.returncode != 0:
         raise SystemExit(f"case {case} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-DEMO_MODEL = ROOT / "fixtures" / "models" / "car-variants" / "1.0.0"
-DEMO_HELDOUT = ROOT / "fixtures" / "data" / "heldout" / "manifest.csv"
-DEMO_FAN = ROOT / "fixtures" / "data" / "fan_batch" / "manifest.csv"
+DEMO_MODEL = REPO / "fixtures" / "models" / "car-variants" / "1.0.0"
+DEMO_HELDOUT = REPO / "fixtures" / "data" / "heldout" / "manifest.csv"
+DEMO_FAN = REPO / "fixtures" / "data" / "fan_batch" / "manifest.csv"
 
 
 def demo_lines(splits: int, permutations: int) -> list[str]:
     """The demo's fan batch against its held-out set, and a no-drift check of the whole pipeline."""
+    return _fan_batch_lines(permutations) + _no_drift_lines(splits, permutations)
+
+
+def _fan_batch_lines(permutations: int) -> list[str]:
+    """The drift command on the demo: the fan batch against the held-out set."""
     import tempfile
 
-    import numpy as np
-
     import audits.tv  # noqa: F401 - the CPU-torch workaround before anything imports torchvision
-    from audits.datasets import load_dataset
-    from audits.drift import embedding_drift, prediction_drift, property_drift, run_drift
-    from audits.image_properties import set_properties
-    from audits.inference import predict
-    from audits.model_card import load_card, load_model
+    from auditapp.pipeline.drift import run_drift
     from audits.store import load_run
 
     with tempfile.TemporaryDirectory() as store:
@@ -170,7 +158,7 @@ def demo_lines(splits: int, permutations: int) -> list[str]:
     emb, pred = meta["embedding"], meta["predictions"]
     drifted = [p for p in meta["properties"] if p["drift"]]
     acc = pred["accuracy"]
-    lines = [
+    return [
         f"**Demo** (`python -m audits drift --model fixtures/models/car-variants/1.0.0 --reference "
         f"fixtures/data/heldout/manifest.csv --current fixtures/data/fan_batch/manifest.csv`): "
         f"{meta['reference']['n_images']} held-out vs {meta['current']['n_images']} fan images, "
@@ -185,7 +173,18 @@ def demo_lines(splits: int, permutations: int) -> list[str]:
         f"Whole command {meta['timings']['total_s']:.1f} s (permutation test {emb['elapsed_s']:.2f} s).",
         "",
     ]
-    # No-drift check: random splits of the held-out set through every view (inference once).
+
+
+def _no_drift_lines(splits: int, permutations: int) -> list[str]:
+    """Random splits of the held-out set through every drift view (inference once)."""
+    import numpy as np
+
+    import audits.tv  # noqa: F401 - the CPU-torch workaround before anything imports torchvision
+    from audits.datasets import load_dataset
+    from audits.image_properties import set_properties
+    from audits.inference import predict
+    from audits.model_card import load_card, load_model
+
     card = load_card(DEMO_MODEL)
     data = load_dataset(DEMO_HELDOUT)
     preds = predict(load_model(card, "cpu"), card, data, "cpu")
@@ -202,44 +201,46 @@ def demo_lines(splits: int, permutations: int) -> list[str]:
     for i in range(splits):
         order = rng.permutation(n)
         ref, cur = order[: 2 * n // 3], order[2 * n // 3 :]
-        e = embedding_drift(embeddings[ref], embeddings[cur], 0.05, permutations, seed=i)["drift"]
-        p = any(r["drift"] for r in property_drift(props.iloc[ref], props.iloc[cur], 0.05)[0])
-        q = prediction_drift(preds.table.iloc[ref], preds.table.iloc[cur], card.classes, 0.05)[
-            "drift"
-        ]
-        for key, flag in (
-            ("embedding", e),
-            ("properties", p),
-            ("predictions", q),
-            ("overall", e or p or q),
-        ):
+        views = _split_flags(
+            embeddings, props, preds.table, card.classes, ref, cur, permutations, i
+        )
+        for key, flag in views.items():
             flags[key].append(bool(flag))
     rates = ", ".join(f"{k} {100 * np.mean(v):.1f}%" for k, v in flags.items())
-    lines += [
+    return [
         f"**No-drift check on the demo**: {splits} random {2 * n // 3}/{n - 2 * n // 3} splits of the held-out "
         f"set, alpha 0.05, {permutations} permutations; share of splits flagged: {rates}.",
         "",
     ]
-    return lines
+
+
+def _split_flags(
+    embeddings: np.ndarray,
+    props: pd.DataFrame,
+    table: pd.DataFrame,
+    classes: list[str],
+    ref: np.ndarray,
+    cur: np.ndarray,
+    permutations: int,
+    seed: int,
+) -> dict[str, bool]:
+    """Whether each drift view (and any of them) flags one split, at alpha 0.05."""
+    from audits.drift.embedding import embedding_drift
+    from audits.drift.predictions import prediction_drift
+    from audits.drift.properties import property_drift
+
+    e = embedding_drift(embeddings[ref], embeddings[cur], 0.05, permutations, seed=seed)["drift"]
+    p = any(r["drift"] for r in property_drift(props.iloc[ref], props.iloc[cur], 0.05)[0])
+    q = prediction_drift(table.iloc[ref], table.iloc[cur], classes, 0.05)["drift"]
+    return {"embedding": e, "properties": p, "predictions": q, "overall": e or p or q}
 
 
 def _machine() -> str:
-    name = platform.processor() or "cpu"
-    try:
-        for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=False
-        ).stdout.splitlines():
-            if line.startswith("Model name:"):
-                name = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{os.cpu_count()}-core {name}, {platform.system()}"
+    return f"{os.cpu_count()}-core {cpu_name()}, {platform.system()}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def _parse_args() -> argparse.Namespace:
+    parser = make_parser(__doc__, full=True)
     parser.add_argument("--case", choices=["batched", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=5000, help="points per side (default 5000)")
     parser.add_argument("--dim", type=int, default=512)
@@ -266,13 +267,11 @@ def main() -> None:
     parser.add_argument(
         "--splits", type=int, default=40, help="random splits of the no-drift check"
     )
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
+    return parser.parse_args()
 
-    if args.case:
-        print(json.dumps(run_case(args.case, args.n, args.dim, args.permutations, args.seed)))
-        return
 
+def _measure(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], float]:
+    """The table's rows (label, result), each case in fresh processes; the highest load seen."""
     load = os.getloadavg()[0]
     # Best of a few fresh processes: other jobs share the cores, the minimum is the test's cost.
     tries = [
@@ -294,8 +293,12 @@ def main() -> None:
         rows.append(
             ("batched", _child("batched", args.large, args.dim, args.permutations, args.seed))
         )
-    load = max(load, os.getloadavg()[0])
+    return rows, max(load, os.getloadavg()[0])
 
+
+def _table_lines(args: argparse.Namespace, rows: list[tuple[str, dict]], load: float) -> list[str]:
+    """The section's heading, its table and the batched-over-naive sentence."""
+    batched, naive = rows[0][1], rows[1][1]
     lines = [
         SECTION,
         "",
@@ -312,7 +315,7 @@ def main() -> None:
             f"| {label} | {r['n']:,} vs {r['n']:,} | {r['seconds']:.2f} | {r['cpu_s']:.2f} | "
             f"{r['gemm_gflops']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_before_mib']:.0f} | {r['p_value']:.4f} |"
         )
-    lines += [
+    return lines + [
         "",
         f"Batched over naive at {args.n:,} vs {args.n:,}: **{naive['seconds'] / batched['seconds']:.0f}x** "
         f"(naive: {naive['kernel_s']:.2f} s kernel + {naive['loop_s'] / args.naive_permutations:.3f} s per permutation).",
@@ -325,6 +328,15 @@ def main() -> None:
         "<= 3 s and >= 10x the naive loop at 5,000 vs 5,000, 20,000 vs 20,000 within 8 GiB.",
         "",
     ]
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.n, args.dim, args.permutations, args.seed)))
+        return
+    rows, load = _measure(args)
+    lines = _table_lines(args, rows, load)
     if args.demo:
         if all(p.exists() for p in (DEMO_MODEL / "model.toml", DEMO_HELDOUT, DEMO_FAN)):
             lines += demo_lines(args.splits, args.permutations)
@@ -336,14 +348,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-        new = (
-            pattern.sub(lambda _: text + "\n", old)
-            if pattern.search(old)
-            else old.rstrip("\n") + "\n\n" + text
-        )
-        RESULTS.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -14,21 +14,26 @@ results to bench/RESULTS.md under "## Export (issue 9)" (replacing that section 
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import audits.tv  # noqa: E402,F401
 from audits.store import list_runs  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPO,
+    Stopwatch,
+    cpu_name,
+    load_average,
+    make_parser,
+    write_section,
+)
 
 OUT = REPO / "bench" / "out"
 STANDIN = OUT / "export-store"
@@ -37,6 +42,7 @@ TARGET_S = 30.0
 
 
 def demo_run() -> Path | None:
+    """The newest car-variants audit in ``audit-store/`` (highest version first), if any."""
     runs = [
         r
         for r in list_runs(REPO / "audit-store", kind="audit")
@@ -60,7 +66,7 @@ def standin_run() -> Path:
 
     from auditapp.cli import main as cli
     from auditapp.pipeline.audit import run_audit
-    from audits.drift import run_drift
+    from auditapp.pipeline.drift import run_drift
     from tests.builders import make_model_dir
 
     held = REPO / "fixtures" / "data" / "heldout" / "manifest.csv"
@@ -82,19 +88,12 @@ def standin_run() -> Path:
 
 
 def scale_run() -> Path:
+    """The synthetic 250-class, 50,000-prediction run (built once in ``bench/out``)."""
     from fixtures.synthetic_store import write_synthetic_run
 
     store = OUT / "export-store-250"
     existing = list_runs(store, kind="audit")
     return existing[0].path if existing else write_synthetic_run(store, 250, 50_000)
-
-
-def _cpu(who: int = 0) -> float:
-    """User + system CPU seconds of this process (0) or of its finished children (1)."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_CHILDREN if who else resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def in_process(run: Path, out: Path) -> dict[str, tuple[float, float]]:
@@ -107,9 +106,9 @@ def in_process(run: Path, out: Path) -> dict[str, tuple[float, float]]:
     export_run(run, "json", out / "warm")  # imports and caches (weasyprint, matplotlib, plotly)
     result: dict[str, tuple[float, float]] = {}
     for fmt in (*FORMATS, "all"):
-        t0, c0 = time.perf_counter(), _cpu()
-        folder = export_run(run, fmt, out / fmt)
-        result["all formats" if fmt == "all" else fmt] = (time.perf_counter() - t0, _cpu() - c0)
+        with Stopwatch() as clock:
+            folder = export_run(run, fmt, out / fmt)
+        result["all formats" if fmt == "all" else fmt] = (clock.wall, clock.cpu)
     seconds = json.loads((folder / "export.json").read_text())["seconds"]
     result["(of which the content model)"] = (seconds["content"], float("nan"))
     return result
@@ -119,31 +118,25 @@ def cli_seconds(run: Path, out: Path, repeats: int) -> list[tuple[float, float]]
     """(wall, CPU) seconds of ``python -m audits export RUN --format all`` in a fresh process."""
     times = []
     for k in range(repeats):
-        t0, c0 = time.perf_counter(), _cpu(1)
-        subprocess.run(
-            [sys.executable, "-m", "audits", "export", str(run), "--format", "all", "--out", str(out / f"cli{k}")],
-            cwd=REPO, check=True, capture_output=True,
-        )  # fmt: skip
-        times.append((time.perf_counter() - t0, _cpu(1) - c0))
+        with Stopwatch(children=True) as clock:
+            subprocess.run(
+                [sys.executable, "-m", "audits", "export", str(run), "--format", "all", "--out", str(out / f"cli{k}")],
+                cwd=REPO, check=True, capture_output=True,
+            )  # fmt: skip
+        times.append((clock.wall, clock.cpu))
     return times
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, no GPU, load average {load:.1f} at the start (shared machine)"
+    """CPU, cores and load, for the section's heading."""
+    cpu = cpu_name(platform.processor() or platform.machine())
+    return f"{cpu}, {os.cpu_count()} cores, no GPU, load average {load_average():.1f} at the start (shared machine)"
 
 
 def report(
     rows: list[tuple[str, Path, dict[str, tuple[float, float]], list[tuple[float, float]]]],
 ) -> str:
+    """The section: one table per exported run, and the CLI verdict."""
     lines = [SECTION, "", f"Machine: {machine()}. `python bench/export.py --write`.", "",
              "Wall seconds depend on how busy the shared cores are; CPU seconds (user + system) are "
              "what the export itself costs, the wall time of an idle machine.", ""]  # fmt: skip
@@ -177,21 +170,8 @@ def report(
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    """Replace (or append) this benchmark's section of bench/RESULTS.md; other sections stay."""
-    path = REPO / "bench" / "RESULTS.md"
-    old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("\n" + old[end + 1 :] if end >= 0 else "")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--run", help="audit run to export (default: the demo's, else a stand-in)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-scale", action="store_true", help="skip the 250-class run")
@@ -221,7 +201,7 @@ def main() -> None:
     text = report(rows)
     print(text)
     if args.write:
-        write_results(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,11 @@ present; the rest of the file is left alone).
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import re
 import statistics
 import sys
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,6 +41,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from audits.tv import torchvision  # noqa: E402 - the CPU-torch workaround, before captum and grad-cam
+from bench.common import (  # noqa: E402
+    Stopwatch,
+    cpu_name,
+    load_average,
+    make_parser,
+    torch_device,
+    write_section,
+)
 from explain.base import frozen_parameters  # noqa: E402
 from explain.gradcam import GradCAM  # noqa: E402
 from explain.layers import find_target_layer  # noqa: E402
@@ -70,11 +75,31 @@ class SmallCNN(nn.Module):
 
 
 def batches(x: torch.Tensor, t: torch.Tensor, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, targets) in consecutive batches of ``size``."""
     return [(x[i : i + size], t[i : i + size]) for i in range(0, len(x), size)]
 
 
 #: name -> (function of one unit of work, unit index), heatmaps per unit, number of units
 Steps = dict[str, tuple[Callable[[int], None], int, int]]
+
+
+@dataclass
+class _Work:
+    """The images, targets and model every path of one case works on."""
+
+    model: nn.Module
+    layer: nn.Module
+    x: torch.Tensor
+    t: torch.Tensor
+    batch: int
+
+    def __post_init__(self) -> None:
+        self.chunks = batches(self.x, self.t, self.batch)
+        self.chunks2 = batches(self.x, torch.stack([self.t, (self.t + 1) % 10], dim=1), self.batch)
+
+    def sync(self) -> None:
+        if self.x.device.type == "cuda":
+            torch.cuda.synchronize()
 
 
 def steps(
@@ -86,35 +111,43 @@ def steps(
     batch: int,
 ) -> Steps:
     """Each path as one unit of work: a batch (batched paths) or one image (the per-image loop)."""
+    work = _Work(model, layer, x, t, batch)
+    return {**_our_steps(work, layer_name), **_library_steps(work), **_bare_steps(work)}
+
+
+def _our_steps(work: _Work, layer_name: str) -> Steps:
+    """Our batched torch Grad-CAM, one and two classes per image."""
+    ours = GradCAM(work.model, work.layer, layer_name)
+
+    def run_ours(i: int) -> None:
+        ours.attribute(*work.chunks[i])
+        work.sync()
+
+    def run_ours2(i: int) -> None:
+        ours.attribute(*work.chunks2[i])
+        work.sync()
+
+    n_chunks = len(work.chunks)
+    return {
+        "ours (batched torch Grad-CAM)": (run_ours, work.batch, n_chunks),
+        "ours, 2 classes per image": (run_ours2, 2 * work.batch, n_chunks),
+    }
+
+
+def _library_steps(work: _Work) -> Steps:
+    """pytorch-grad-cam batched and per image, and captum's LayerGradCam."""
     from captum.attr import LayerGradCam
     from pytorch_grad_cam import GradCAM as LibGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    device = x.device
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    chunks = batches(x, t, batch)
-    chunks2 = batches(x, torch.stack([t, (t + 1) % 10], dim=1), batch)
-    ours = GradCAM(model, layer, layer_name)
+    model, layer, x, t = work.model, work.layer, work.x, work.t
     captum = LayerGradCam(model, layer)
-    store: dict[str, torch.Tensor] = {}
-
-    def keep(_m: nn.Module, _a: tuple, out: torch.Tensor) -> torch.Tensor:
-        store["a"] = out.detach().requires_grad_(True)
-        return store["a"]
-
-    def run_ours(i: int) -> None:
-        ours.attribute(*chunks[i])
-        sync()
-
-    def run_ours2(i: int) -> None:
-        ours.attribute(*chunks2[i])
-        sync()
 
     # pytorch-grad-cam's hooks stay on the layer for the life of its object and keep every
     # activation they see, so an object lives for one unit only: left attached, it would also
     # slow down (and grow memory under) the other paths.
     def run_lib(i: int) -> None:
-        xb, tb = chunks[i]
+        xb, tb = work.chunks[i]
         with LibGradCAM(model=model, target_layers=[layer]) as lib:
             lib(input_tensor=xb, targets=[ClassifierOutputTarget(int(c)) for c in tb])
         model.zero_grad(set_to_none=True)
@@ -126,36 +159,12 @@ def steps(
         model.zero_grad(set_to_none=True)
 
     def run_captum(i: int) -> None:
-        xb, tb = chunks[i]
+        xb, tb = work.chunks[i]
         captum.attribute(xb, target=tb)
-        sync()
+        work.sync()
 
-    def run_floor(i: int) -> None:
-        xb, tb = chunks[i]
-        handle = layer.register_forward_hook(keep)
-        try:
-            with frozen_parameters(model), torch.enable_grad():
-                out = model(xb)
-        finally:
-            handle.remove()
-        torch.autograd.grad(out.gather(1, tb[:, None]).sum(), store.pop("a"))
-        sync()
-
-    def run_full(i: int) -> None:
-        xb, tb = chunks[i]
-        model(xb.clone().requires_grad_(True)).gather(1, tb[:, None]).sum().backward()
-        model.zero_grad(set_to_none=True)
-        sync()
-
-    def run_forward(i: int) -> None:
-        with torch.inference_mode():
-            model(chunks[i][0])
-        sync()
-
-    n_chunks = len(chunks)
+    n_chunks, batch = len(work.chunks), work.batch
     return {
-        "ours (batched torch Grad-CAM)": (run_ours, batch, n_chunks),
-        "ours, 2 classes per image": (run_ours2, 2 * batch, n_chunks),
         "pytorch-grad-cam batched": (run_lib, batch, n_chunks),
         "pytorch-grad-cam per image": (
             run_lib_loop,
@@ -163,6 +172,42 @@ def steps(
             max(1, batch // 2 // PER_IMAGE_UNIT),
         ),
         "captum LayerGradCam": (run_captum, batch, n_chunks),
+    }
+
+
+def _bare_steps(work: _Work) -> Steps:
+    """The bare passes: the floor (forward + backward to the layer), full backward, forward."""
+    model, layer = work.model, work.layer
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(_m: nn.Module, _a: tuple, out: torch.Tensor) -> torch.Tensor:
+        store["a"] = out.detach().requires_grad_(True)
+        return store["a"]
+
+    def run_floor(i: int) -> None:
+        xb, tb = work.chunks[i]
+        handle = layer.register_forward_hook(keep)
+        try:
+            with frozen_parameters(model), torch.enable_grad():
+                out = model(xb)
+        finally:
+            handle.remove()
+        torch.autograd.grad(out.gather(1, tb[:, None]).sum(), store.pop("a"))
+        work.sync()
+
+    def run_full(i: int) -> None:
+        xb, tb = work.chunks[i]
+        model(xb.clone().requires_grad_(True)).gather(1, tb[:, None]).sum().backward()
+        model.zero_grad(set_to_none=True)
+        work.sync()
+
+    def run_forward(i: int) -> None:
+        with torch.inference_mode():
+            model(work.chunks[i][0])
+        work.sync()
+
+    n_chunks, batch = len(work.chunks), work.batch
+    return {
         "floor: forward + backward to layer": (run_floor, batch, n_chunks),
         "forward + full backward": (run_full, batch, n_chunks),
         "forward only (inference)": (run_forward, batch, n_chunks),
@@ -199,35 +244,9 @@ def bench_model(
     diff = agreement(model, layer, x[:batch], t[:batch])
     # The per-image loop is slow: it runs on the first batch/2 images (a rate is a rate).
     todo = steps(model, layer, name, x, t, batch)
-    for key, (fn, _, units) in todo.items():  # warm-up: allocator, oneDNN primitives, cudnn plans
-        start = time.perf_counter()
-        for i in range(units):
-            fn(i)
-        print(
-            f"  warm-up {label}: {key} {time.perf_counter() - start:.2f}s",
-            file=sys.stderr,
-            flush=True,
-        )
-    # Every unit is timed on its own, round-robin over the paths. On the CPU the measure is the
-    # process's CPU time (all threads): time spent waiting for a core on a shared machine is not
-    # counted. On CUDA it is wall time.
+    _warm_up(todo, label)
     cpu = device.type == "cpu"
-    cost: dict[str, list[float]] = {key: [] for key in todo}
-    wall: dict[str, list[float]] = {key: [] for key in todo}
-    keys = list(todo)
-    for round_ in range(repeats):
-        # Rotate the order each round, and run one untimed unit before a path's timed ones: the
-        # first unit after switching paths pays for the switch (fresh pages for new buffer
-        # sizes), which a real run over many batches of one path never does.
-        for key in keys[round_ % len(keys) :] + keys[: round_ % len(keys)]:
-            fn, _, units = todo[key]
-            fn(0)
-            for i in range(units):
-                c0, w0 = time.process_time(), time.perf_counter()
-                fn(i)
-                cost[key].append(time.process_time() - c0 if cpu else time.perf_counter() - w0)
-                wall[key].append(time.perf_counter() - w0)
-        print(f"  round {round_ + 1}/{repeats} of {label} done", file=sys.stderr, flush=True)
+    cost, wall = _round_robin(todo, repeats, label, cpu)
     rates = {key: todo[key][1] / min(cost[key]) for key in todo}
     typical = {key: todo[key][1] / statistics.median(wall[key]) for key in todo}
     return {
@@ -242,7 +261,44 @@ def bench_model(
     }
 
 
+def _warm_up(todo: Steps, label: str) -> None:
+    """One pass over every path: the allocator, oneDNN primitives, cudnn plans."""
+    for key, (fn, _, units) in todo.items():
+        with Stopwatch() as clock:
+            for i in range(units):
+                fn(i)
+        print(f"  warm-up {label}: {key} {clock.wall:.2f}s", file=sys.stderr, flush=True)
+
+
+def _round_robin(
+    todo: Steps, repeats: int, label: str, cpu: bool
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(cost, wall) seconds of every unit of every path, timed one unit at a time.
+
+    Round-robin over the paths. On the CPU the cost is the process's CPU time (all threads):
+    time spent waiting for a core on a shared machine is not counted. On CUDA it is wall time.
+    """
+    cost: dict[str, list[float]] = {key: [] for key in todo}
+    wall: dict[str, list[float]] = {key: [] for key in todo}
+    keys = list(todo)
+    for round_ in range(repeats):
+        # Rotate the order each round, and run one untimed unit before a path's timed ones: the
+        # first unit after switching paths pays for the switch (fresh pages for new buffer
+        # sizes), which a real run over many batches of one path never does.
+        for key in keys[round_ % len(keys) :] + keys[: round_ % len(keys)]:
+            fn, _, units = todo[key]
+            fn(0)
+            for i in range(units):
+                with Stopwatch() as clock:
+                    fn(i)
+                cost[key].append(clock.cpu if cpu else clock.wall)
+                wall[key].append(clock.wall)
+        print(f"  round {round_ + 1}/{repeats} of {label} done", file=sys.stderr, flush=True)
+    return cost, wall
+
+
 def table(result: dict) -> list[str]:
+    """One case's markdown table and its targets line."""
     rates, typical = result["rates"], result["typical"]
     lib = rates["pytorch-grad-cam batched"]
     floor = rates["floor: forward + backward to layer"]
@@ -268,36 +324,17 @@ def table(result: dict) -> list[str]:
 
 
 def machine(device: torch.device) -> str:
+    """The GPU, or the CPU with its torch threads and load, for the section's heading."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0]
     return (
-        f"{os.cpu_count()}-core CPU ({cpu}), torch threads: {torch.get_num_threads()}, "
-        f"torch {torch.__version__}, load average {load:.1f} at the start (shared machine)"
+        f"{os.cpu_count()}-core CPU ({cpu_name()}), torch threads: {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, load average {load_average():.1f} at the start (shared machine)"
     )
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section; other sections stay as they are."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _m: text.rstrip() + "\n\n", old, count=1).rstrip() + "\n"
-    else:
-        new = old.rstrip() + "\n\n" + text.rstrip() + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
@@ -310,14 +347,8 @@ def main() -> int:
         "--results", type=Path, default=None, help="write the section into this markdown file"
     )
     args = parser.parse_args()
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
+    device = torch_device(args.device, args.threads)
     gpu = device.type == "cuda"
-    if not gpu:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cases = [
         ("small CNN, 3x28x28", SmallCNN(), (3, 28, 28), 2048 if gpu else 512, 256 if gpu else 128),
@@ -350,7 +381,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.results:
-        write_section(args.results, text)
+        write_section(SECTION, text, args.results)
         print(f"wrote {args.results}")
     return 0
 

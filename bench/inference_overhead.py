@@ -12,7 +12,6 @@ Targets: (b)/(a) throughput ratio at most 1.3 on CPU, at most 1.15 on a GPU.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -29,8 +28,9 @@ from safetensors.torch import save_file  # noqa: E402
 import audits.tv  # noqa: E402,F401
 from auditapp.pipeline.audit import run_audit  # noqa: E402
 from audits.datasets import load_dataset  # noqa: E402
-from audits.inference import _Reader, default_workers, resolve_device  # noqa: E402
+from audits.inference import ImageReader, default_workers  # noqa: E402
 from audits.model_card import load_card, load_model  # noqa: E402
+from bench.common import make_parser, timed, torch_device  # noqa: E402
 
 
 def plain_forward(model_dir: Path, data: Path, device: torch.device, batch_size: int) -> float:
@@ -38,7 +38,7 @@ def plain_forward(model_dir: Path, data: Path, device: torch.device, batch_size:
     card = load_card(model_dir)
     model = load_model(card, device)
     ds = load_dataset(data)
-    reader = _Reader(ds.root, ds.items["path"].tolist(), card.size, card.channels)
+    reader = ImageReader(ds.root, ds.items["path"].tolist(), card.size, card.channels)
     loader = torch.utils.data.DataLoader(
         reader,
         batch_size=batch_size,
@@ -92,24 +92,18 @@ def measure(
     repeats: int,
     store: Path,
 ) -> dict:
+    """Median plain, audit and audit-with-stages times of one case, as images/s and ratios."""
     n = len(load_dataset(data).items)
+
+    def audit(skip: tuple[str, ...]) -> None:
+        run_audit(model_dir, data, store=store, device=str(device), batch_size=batch, skip=skip)
+
     plain_forward(model_dir, data, device, batch)  # warm-up: page cache, kernels
     plain, full, extra = [], [], []
     for _ in range(repeats):  # interleaved so machine noise hits both alike
         plain.append(plain_forward(model_dir, data, device, batch))
-        t = time.perf_counter()
-        run_audit(
-            model_dir,
-            data,
-            store=store,
-            device=str(device),
-            batch_size=batch,
-            skip=("explain", "integrity"),
-        )
-        full.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        run_audit(model_dir, data, store=store, device=str(device), batch_size=batch)
-        extra.append(time.perf_counter() - t)
+        full.append(timed(lambda: audit(("explain", "integrity"))))
+        extra.append(timed(lambda: audit(())))
     a, b, c = statistics.median(plain), statistics.median(full), statistics.median(extra)
     return {
         "case": label,
@@ -123,13 +117,13 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

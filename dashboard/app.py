@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import data, state
+from dashboard import data, state, stored
 from dashboard.catalog import Catalog
 from dashboard.components import esc, inject_css
+from reports.present import fmt
 
 log = logging.getLogger("dashboard")
 
@@ -87,14 +88,15 @@ def sidebar(cat: Catalog, sel: state.Selection) -> None:
                          on_change=_on_pick, args=(cat, "run"),
                          help="Runs are immutable; each audit of the same model version is listed by time.")  # fmt: skip
             _related(sel)
-        st.caption(f"Store: `{cat.store}` · {len(cat.runs)} run(s)")
+        st.caption(f"Store: `{cat.store}` · {fmt.count(len(cat.runs))} run(s)")
         if cat.in_progress:
             st.caption(
-                f"{len(cat.in_progress)} run(s) still being written (not shown until complete)."
+                f"{fmt.count(len(cat.in_progress))} run(s) still being written (not shown until complete)."
             )
         if cat.broken:
             with st.expander(
-                f"{len(cat.broken)} folder(s) could not be read", icon=":material/warning:"
+                f"{fmt.count(len(cat.broken))} folder(s) could not be read",
+                icon=":material/warning:",
             ):
                 for b in cat.broken:
                     st.markdown(f"`{esc(b.name)}`: {esc(b.reason)}")
@@ -109,9 +111,13 @@ def _related(sel: state.Selection) -> None:
         return
     lines = []
     if b.drift is not None:
-        lines.append(f"Drift run: {'drift found' if b.drift.meta.get('drift') else 'no drift'}")
+        lines.append(
+            f"Drift run: {'drift found' if stored.drift(b.drift.meta)['drift'] else 'no drift'}"
+        )
     if b.comparison is not None:
-        lines.append(f"Release gate: **{b.comparison.meta.get('verdict', '?')}**")
+        lines.append(
+            f"Release gate: **{fmt.text(stored.comparison(b.comparison.meta)['verdict'])}**"
+        )
     if lines:
         st.caption(" · ".join(lines))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from audits.errors import AuditError
 from audits.store import load_run
+from dashboard.stored import listing
 
 
 @dataclass(frozen=True)
@@ -102,20 +103,7 @@ def scan(store: Path) -> Catalog:
         except OSError as exc:
             cat.broken.append(Broken(entry.name, f"unreadable ({exc.strerror})"))
             continue
-        meta = run.meta if isinstance(run.meta, dict) else {}
-        model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-        if run.kind == "comparison" and not model:
-            # A comparison names its candidate's model inside run_b.
-            model = (meta.get("run_b") or {}).get("model") or {}
-        cat.runs.append(
-            RunInfo(
-                run_id=entry.name,
-                path=run.path,
-                kind=run.kind,
-                model=str(model.get("name") or "unknown model"),
-                version=str(model.get("version") or "unknown version"),
-                created=str(meta.get("created") or ""),
-            )
-        )
+        model, version, created = listing(run.meta, run.kind)
+        cat.runs.append(RunInfo(entry.name, run.path, run.kind, model, version, created))
     cat.runs.sort(key=lambda r: (r.created, r.run_id), reverse=True)
     return cat

@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from audits.errors import AuditError
-from dashboard import data
+from dashboard import data, stored
 from dashboard.components import esc
 from dashboard.page import PageContext
 from dashboard.slicing import column_kinds, slice_options
@@ -81,68 +81,76 @@ def slice_spec(choice: str, kinds: dict[str, str]) -> dict[str, Any]:
     return {col: value}
 
 
+def _fields(kind: str, options: list[str], classes: list[str]) -> dict[str, Any]:
+    """The form's fields for one kind of claim (inside the form), with their values."""
+    compare, share = kind in ("lower", "higher"), kind.startswith("share")
+    f: dict[str, Any] = {
+        "metric": "accuracy",
+        "group": options[0],
+        "than": "the rest",
+        "value": 80.0,
+    }
+    c1, c2, c3 = st.columns(3)
+    if kind == "confused_more_than":
+        f["true"] = c1.selectbox("Images of", classes)
+        f["with"] = c2.selectbox("Mistaken for", classes, index=min(1, len(classes) - 1))
+        f["value"] = c3.number_input("More than (%)", 0.0, 100.0, 10.0, 1.0)
+        return f
+    f["group"] = c1.selectbox("Group (slice)", options if not compare else options[1:] or options,
+                              help="The images the claim is about, by a metadata value.")  # fmt: skip
+    if compare:
+        f["than"] = c2.selectbox("Compared with", ["the rest", *options[1:]])
+    elif share:
+        f["value"] = c2.number_input("Share (%)", 0.0, 100.0, 50.0, 1.0)
+    else:
+        f["value"] = c2.number_input(
+            "Value (%)", 0.0, 100.0, 80.0, 1.0, help="The threshold the claim states."
+        )
+    if not share:
+        f["metric"] = c3.selectbox("Measured by", ["accuracy", *[f"recall:{c}" for c in classes]],
+                                   format_func=lambda m: "accuracy" if m == "accuracy" else f"accuracy on {m.split(':', 1)[1]}")  # fmt: skip
+    return f
+
+
+def _claim(kind: str, text: str, f: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    """The claim as evaluate_claims reads it, from the submitted fields."""
+    claim: dict[str, Any] = {"text": text or KIND_LABELS[kind], "kind": kind}
+    if kind == "confused_more_than":
+        claim.update({"class": f["true"], "with": f["with"], "value": f["value"] / 100})
+    elif kind in ("lower", "higher"):
+        claim.update({"metric": f["metric"], "slice": slice_spec(f["group"], kinds)})
+        if f["than"] != "the rest":
+            claim["than"] = slice_spec(f["than"], kinds)
+    elif kind.startswith("share"):
+        claim.update({"slice": slice_spec(f["group"], kinds), "value": f["value"] / 100})
+    else:
+        claim.update(
+            {
+                "metric": f["metric"],
+                "slice": slice_spec(f["group"], kinds),
+                "value": f["value"] / 100,
+            }
+        )
+    return claim
+
+
 def claim_form(ctx: PageContext) -> list[dict[str, Any]] | None:
     """A guided form for one claim (its fields follow the kind picked above it); the claim when submitted."""
     options, _ = slice_options(ctx.path)
-    kinds = column_kinds(ctx.path)
-    classes = ctx.classes
     # The kind lives outside the form so that changing it redraws the form with its own fields.
     kind = st.selectbox(
         "What kind of claim", list(KIND_LABELS), format_func=KIND_LABELS.get, key="claim_kind"
     )
-    compare = kind in ("lower", "higher")
-    confused = kind == "confused_more_than"
-    share = kind.startswith("share")
     with st.form("claim_form", border=True):
         text = st.text_input(
             "The claim, in the words it was made",
             placeholder="e.g. Fan photos are harder than dealer photos",
         )
-        metric, group, than, value, true_cls, with_cls = (
-            "accuracy",
-            options[0],
-            "the rest",
-            80.0,
-            None,
-            None,
-        )
-        if confused:
-            c1, c2, c3 = st.columns(3)
-            true_cls = c1.selectbox("Images of", classes)
-            with_cls = c2.selectbox("Mistaken for", classes, index=min(1, len(classes) - 1))
-            value = c3.number_input("More than (%)", 0.0, 100.0, 10.0, 1.0)
-        else:
-            c1, c2, c3 = st.columns(3)
-            group = c1.selectbox("Group (slice)", options if not compare else options[1:] or options,
-                                 help="The images the claim is about, by a metadata value.")  # fmt: skip
-            if compare:
-                than = c2.selectbox("Compared with", ["the rest", *options[1:]])
-            elif share:
-                value = c2.number_input("Share (%)", 0.0, 100.0, 50.0, 1.0)
-            else:
-                value = c2.number_input(
-                    "Value (%)", 0.0, 100.0, 80.0, 1.0, help="The threshold the claim states."
-                )
-            if not share:
-                metric = c3.selectbox("Measured by", ["accuracy", *[f"recall:{c}" for c in classes]],
-                                      format_func=lambda m: "accuracy" if m == "accuracy" else f"accuracy on {m.split(':', 1)[1]}")  # fmt: skip
+        fields = _fields(kind, options, ctx.classes)
         submitted = st.form_submit_button(
             "Check this claim", type="primary", icon=":material/fact_check:"
         )
-    if not submitted:
-        return None
-    claim: dict[str, Any] = {"text": text or KIND_LABELS[kind], "kind": kind}
-    if confused:
-        claim.update({"class": true_cls, "with": with_cls, "value": value / 100})
-    elif compare:
-        claim.update({"metric": metric, "slice": slice_spec(group, kinds)})
-        if than != "the rest":
-            claim["than"] = slice_spec(than, kinds)
-    elif share:
-        claim.update({"slice": slice_spec(group, kinds), "value": value / 100})
-    else:
-        claim.update({"metric": metric, "slice": slice_spec(group, kinds), "value": value / 100})
-    return [claim]
+    return [_claim(kind, text, fields, column_kinds(ctx.path))] if submitted else None
 
 
 def claims(ctx: PageContext) -> None:
@@ -171,10 +179,9 @@ def claims(ctx: PageContext) -> None:
         st.markdown("#### Checked on this page")
         show_results(saved[1])
     for name, doc in stored_claims(ctx):
-        st.markdown(
-            f"#### Stored claims file `{esc(doc.get('claims_file', name))}` · checked {esc(doc.get('created', ''))}"
-        )
-        show_results(doc.get("results") or [])
+        file, checked, results = stored.claims_file(doc, name)
+        st.markdown(f"#### Stored claims file `{esc(file)}` · checked {esc(checked)}")
+        show_results(results)
     if not saved and not stored_claims(ctx):
         st.caption(
             f"To store claims with the run for the exports: python -m audits claims {ctx.path} claims.toml"

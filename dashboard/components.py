@@ -5,56 +5,87 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from audits.errors import AuditError
-from reports.present.narrative import pct
+from dashboard import stored
+from reports.present import fmt
+from reports.present.palette import (
+    BAD,
+    BAD_BG,
+    BAD_TEXT,
+    BORDER,
+    CHIP,
+    CHIP_EDGE,
+    GOOD,
+    GOOD_BG,
+    GOOD_TEXT,
+    GRID,
+    INK,
+    INK_SOFT,
+    MUTED,
+    SURFACE,
+    SURFACE_ALT,
+    WARN,
+    WARN_BG,
+    WARN_TEXT,
+)
 
 log = logging.getLogger("dashboard")
 
+_ROOT = (
+    f":root {{--ma-ink: {INK}; --ma-soft: {INK_SOFT}; --ma-muted: {MUTED}; --ma-grid: {GRID}; "
+    f"--ma-border: {BORDER}; --ma-surface: {SURFACE}; --ma-surface-alt: {SURFACE_ALT}; "
+    f"--ma-chip: {CHIP}; --ma-chip-edge: {CHIP_EDGE}; --ma-good: {GOOD}; --ma-bad: {BAD}; "
+    f"--ma-warn: {WARN}; --ma-good-bg: {GOOD_BG}; --ma-good-text: {GOOD_TEXT}; "
+    f"--ma-warn-bg: {WARN_BG}; --ma-warn-text: {WARN_TEXT}; --ma-bad-bg: {BAD_BG}; "
+    f"--ma-bad-text: {BAD_TEXT};}}"
+)
+# Colours come from the shared palette (reports.present.palette) through the variables above.
 CSS = """
 <style>
+ROOT
 .block-container {padding-top: 2.2rem; padding-bottom: 3rem; max-width: 1320px;}
 h1 {font-weight: 650; letter-spacing: -0.01em;}
 h2, h3 {font-weight: 600; letter-spacing: -0.005em;}
-.ma-sub {color: #5B6577; margin: -0.6rem 0 1.1rem 0; font-size: 0.98rem;}
+.ma-sub {color: var(--ma-soft); margin: -0.6rem 0 1.1rem 0; font-size: 0.98rem;}
 .ma-chip {display: inline-block; padding: 0.05rem 0.5rem; border-radius: 999px; font-size: 0.8rem;
-          color: #1F2933; background: #EEF1F5; border-left: 0.6rem solid var(--c); white-space: nowrap;
+          color: var(--ma-ink); background: var(--ma-chip); border-left: 0.6rem solid var(--c); white-space: nowrap;
           max-width: 100%; overflow: hidden; text-overflow: ellipsis; vertical-align: middle;}
 .ma-kv {display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 0.9rem; font-size: 0.86rem;}
-.ma-kv dt {color: #5B6577;} .ma-kv dd {margin: 0; color: #1F2933; overflow-wrap: anywhere;}
-.ma-kv code {font-size: 0.8rem; background: #F4F6F8; padding: 0 0.25rem; border-radius: 4px;}
+.ma-kv dt {color: var(--ma-soft);} .ma-kv dd {margin: 0; color: var(--ma-ink); overflow-wrap: anywhere;}
+.ma-kv code {font-size: 0.8rem; background: var(--ma-surface); padding: 0 0.25rem; border-radius: 4px;}
 .ma-summary p {font-size: 1.02rem; line-height: 1.55; margin-bottom: 0.45rem;}
-.ma-ph {aspect-ratio: 2.8 / 1; background: repeating-linear-gradient(45deg, #F4F6F8, #F4F6F8 10px, #EDF0F4 10px, #EDF0F4 20px);
-        border-radius: 6px; display: flex; align-items: center; justify-content: center; color: #8A94A6;
-        font-size: 0.8rem; text-align: center; padding: 0.5rem;}
+.ma-ph {aspect-ratio: 2.8 / 1; border-radius: 6px; display: flex; align-items: center; justify-content: center;
+        background: repeating-linear-gradient(45deg, var(--ma-surface), var(--ma-surface) 10px, var(--ma-surface-alt) 10px, var(--ma-surface-alt) 20px);
+        color: var(--ma-muted); font-size: 0.8rem; text-align: center; padding: 0.5rem;}
 .ma-flag {display: inline-block; padding: 0.05rem 0.45rem; border-radius: 4px; font-size: 0.75rem;
-          background: #FBEAEA; color: #9B2F2C; font-weight: 600;}
-.ma-muted {color: #5B6577; font-size: 0.85rem;}
+          background: var(--ma-bad-bg); color: var(--ma-bad-text); font-weight: 600;}
+.ma-muted {color: var(--ma-soft); font-size: 0.85rem;}
 .ma-verdict {font-size: 1.35rem; font-weight: 650; padding: 0.55rem 0.9rem; border-radius: 8px; display: inline-block;}
-.ma-promote {background: #E7F3EE; color: #24614A;} .ma-hold {background: #FBF1E2; color: #8A5A12;}
-.ma-card {border: 1px solid #E1E5EB; border-radius: 10px; padding: 0.8rem 1rem 0.75rem 1rem; background: #FFFFFF;
+.ma-promote {background: var(--ma-good-bg); color: var(--ma-good-text);}
+.ma-hold {background: var(--ma-warn-bg); color: var(--ma-warn-text);}
+.ma-card {border: 1px solid var(--ma-border); border-radius: 10px; padding: 0.8rem 1rem 0.75rem 1rem; background: #FFFFFF;
            height: 100%; min-height: 7.6rem; margin-bottom: 0.6rem; box-shadow: 0 1px 2px rgba(16, 24, 40, 0.04);}
-.ma-card-label {color: #5B6577; font-size: 0.82rem; font-weight: 500; margin-bottom: 0.2rem;}
+.ma-card-label {color: var(--ma-soft); font-size: 0.82rem; font-weight: 500; margin-bottom: 0.2rem;}
 .ma-tip {display: inline-block; width: 0.95rem; height: 0.95rem; line-height: 0.95rem; border-radius: 50%;
-          border: 1px solid #B8C0CC; color: #8A94A6; font-size: 0.62rem; text-align: center; margin-left: 0.3rem;
+          border: 1px solid var(--ma-chip-edge); color: var(--ma-muted); font-size: 0.62rem; text-align: center; margin-left: 0.3rem;
           cursor: help; vertical-align: 1px;}
-.ma-card-value {font-size: 1.85rem; font-weight: 650; line-height: 1.15; color: #1F2933; letter-spacing: -0.01em;}
-.ma-card-note {color: #5B6577; font-size: 0.8rem; margin-top: 0.35rem; line-height: 1.3;}
-.ma-card.bad {border-left: 4px solid #C0504D;} .ma-card.good {border-left: 4px solid #3C8D6E;}
-.ma-card.warn {border-left: 4px solid #D9932B;}
-.ma-context {color: #1F2933; font-size: 0.92rem; margin: -0.9rem 0 0.1rem 0;}
+.ma-card-value {font-size: 1.85rem; font-weight: 650; line-height: 1.15; color: var(--ma-ink); letter-spacing: -0.01em;}
+.ma-card-note {color: var(--ma-soft); font-size: 0.8rem; margin-top: 0.35rem; line-height: 1.3;}
+.ma-card.bad {border-left: 4px solid var(--ma-bad);} .ma-card.good {border-left: 4px solid var(--ma-good);}
+.ma-card.warn {border-left: 4px solid var(--ma-warn);}
+.ma-context {color: var(--ma-ink); font-size: 0.92rem; margin: -0.9rem 0 0.1rem 0;}
 .ma-context code {font-size: 0.8rem;}
-.ma-footer {color: #8A94A6; font-size: 0.78rem; margin-top: 2.5rem; border-top: 1px solid #E6E9EF; padding-top: 0.6rem;}
-[data-testid="stCaptionContainer"] {color: #5B6577;}
+.ma-footer {color: var(--ma-muted); font-size: 0.78rem; margin-top: 2.5rem; border-top: 1px solid var(--ma-grid); padding-top: 0.6rem;}
+[data-testid="stCaptionContainer"] {color: var(--ma-soft);}
 </style>
-"""
+""".replace("ROOT", _ROOT)
 
 
 def inject_css() -> None:
@@ -82,34 +113,14 @@ def footer(page: str, text: str) -> None:
     )
 
 
-def help_line(text: str) -> None:
-    """The one-line 'how to read this chart' caption under every chart."""
-    st.caption(f"How to read it: {text}")
-
-
-def chart(fig: go.Figure, help_text: str, key: str | None = None, **kwargs: Any) -> Any:
-    """A plotly chart with its help line; returns the selection event when ``on_select`` is set."""
-    event = st.plotly_chart(
-        fig,
-        width="stretch",
-        key=key,
-        config={
-            "displaylogo": False,
-            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-        },
-        **kwargs,
-    )
-    help_line(help_text)
-    return event
-
-
 def chip(name: str, color: str) -> str:
     """A class name with its colour (HTML)."""
     return f'<span class="ma-chip" style="--c:{esc(color)}" title="{esc(name)}">{esc(name)}</span>'
 
 
-def interval(low: float | None, high: float | None) -> str | None:
-    return None if low is None or high is None else f"95% CI {pct(low)}–{pct(high)}"
+def interval(low: Any, high: Any) -> str | None:
+    """'95% CI 81.2–86.9%', or None when the run stores no interval."""
+    return f"95% CI {fmt.ci(low, high)}" if fmt.is_num(low) and fmt.is_num(high) else None
 
 
 def metric_card(
@@ -142,7 +153,7 @@ def empty_state(what: str, command: str | None = None, detail: str | None = None
 def kv(items: Sequence[tuple[str, Any]]) -> str:
     """A compact key/value list (HTML); values of None are shown as 'n/a'."""
     rows = "".join(
-        f"<dt>{esc(k)}</dt><dd>{v if isinstance(v, Html) else esc('n/a' if v is None else v)}</dd>"
+        f"<dt>{esc(k)}</dt><dd>{v if isinstance(v, Html) else esc(fmt.NA if v is None else v)}</dd>"
         for k, v in items
     )
     return f'<dl class="ma-kv">{rows}</dl>'
@@ -154,52 +165,46 @@ class Html(str):
 
 def code(text: Any, n: int | None = None) -> Html:
     if text is None:
-        return Html("n/a")
+        return Html(fmt.NA)
     s = str(text)
     short = s[:n] if n and len(s) > n else s
     return Html(f'<code title="{esc(s)}">{esc(short)}</code>')
 
 
+def _card(title: str, rows: Sequence[tuple[str, Any]], column: Any) -> None:
+    with column.container(border=True):
+        st.markdown(f"**{title}**")
+        st.markdown(kv(rows), unsafe_allow_html=True)
+
+
 def version_block(meta: Mapping[str, Any]) -> None:
     """What exactly was audited: model, data and auditor versions, device and timings."""
-    model = meta.get("model") or {}
-    data = meta.get("dataset") or {}
-    auditor = meta.get("auditor") or {}
-    device = meta.get("device") or {}
-    timings = meta.get("timings") or {}
-    classes = model.get("classes")
-    n_listed = data.get("n_listed")
+    model, data, run = stored.identity(meta)
+    images = fmt.count(data["n_images"])
+    if fmt.is_num(data["n_listed"]) and data["n_listed"] != data["n_images"]:
+        images += f" of {fmt.count(data['n_listed'])} listed"
+    speed = run["images_per_s"]
     c1, c2, c3 = st.columns(3)
-    with c1.container(border=True):
-        st.markdown("**Model**")
-        st.markdown(kv([
-            ("name", model.get("name")), ("version", model.get("version")),
-            ("weights sha256", code(model.get("weights_sha256"), 16)), ("code commit", code(model.get("code_commit"))),
-            ("architecture", code(model.get("architecture"))),
-            ("classes", len(classes) if isinstance(classes, list) else None),
-            ("Grad-CAM layer", code(model.get("target_layer"))),
-        ]), unsafe_allow_html=True)  # fmt: skip
-    with c2.container(border=True):
-        st.markdown("**Held-out data**")
-        images = data.get("n_images")
-        st.markdown(kv([
-            ("fingerprint", code(data.get("fingerprint"), 16)),
-            ("images", f"{images:,}" + (f" of {n_listed:,} listed" if isinstance(n_listed, int) and n_listed != images else "") if isinstance(images, int) else images),
-            ("unreadable", data.get("n_skipped")),
-            ("frozen", {True: "yes", False: "no — not frozen"}.get(data.get("frozen"))),
-            ("format", data.get("kind")), ("path", code(data.get("path"))),
-            ("metadata", ", ".join(map(str, data.get("metadata_columns") or [])) or None),
-        ]), unsafe_allow_html=True)  # fmt: skip
-    with c3.container(border=True):
-        st.markdown("**Audit**")
-        speed = timings.get("images_per_s")
-        st.markdown(kv([
-            ("run", code(meta.get("run_id"))), ("created", meta.get("created")),
-            ("auditor", f"{auditor.get('version', 'n/a')} @ {auditor.get('commit', 'n/a')}"),
-            ("device", " · ".join(str(x) for x in (device.get("type"), device.get("name")) if x) or None),
-            ("torch · AMP", f"{device.get('torch', 'n/a')} · {device.get('amp', 'n/a')}"),
-            ("throughput", f"{speed:,.0f} images/s" if isinstance(speed, int | float) and speed else None),
-        ]), unsafe_allow_html=True)  # fmt: skip
+    _card("Model", [
+        ("name", model["name"]), ("version", model["version"]),
+        ("weights sha256", code(model["weights_sha256"], 16)), ("code commit", code(model["code_commit"])),
+        ("architecture", code(model["architecture"])), ("classes", fmt.count(model["n_classes"])),
+        ("Grad-CAM layer", code(model["target_layer"])),
+    ], c1)  # fmt: skip
+    _card("Held-out data", [
+        ("fingerprint", code(data["fingerprint"], 16)), ("images", images),
+        ("unreadable", fmt.count(data["n_skipped"])),
+        ("frozen", {True: "yes", False: "no — not frozen"}.get(data["frozen"])),
+        ("format", data["kind"]), ("path", code(data["path"])),
+        ("metadata", ", ".join(map(str, data["metadata_columns"])) or None),
+    ], c2)  # fmt: skip
+    _card("Audit", [
+        ("run", code(run["run_id"])), ("created", run["created"]),
+        ("auditor", f"{fmt.text(run['auditor_version'])} @ {fmt.text(run['auditor_commit'])}"),
+        ("device", " · ".join(str(x) for x in (run["device_type"], run["device_name"]) if x) or None),
+        ("torch · AMP", f"{fmt.text(run['torch'])} · {fmt.text(run['amp'])}"),
+        ("throughput", f"{fmt.count(round(speed))} images/s" if fmt.is_num(speed) and speed else None),
+    ], c3)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -232,7 +237,8 @@ def paginate(n_items: int, per_page: int, key: str) -> tuple[int, int]:
         page = min(max(page, 1), pages)
     start = (page - 1) * per_page
     end = min(start + per_page, n_items)
-    st.caption(f"Showing {start + 1:,}–{end:,} of {n_items:,}" if n_items else "Nothing to show")
+    shown = f"Showing {fmt.count(start + 1)}–{fmt.count(end)} of {fmt.count(n_items)}"
+    st.caption(shown if n_items else "Nothing to show")
     return start, end
 
 
@@ -266,3 +272,21 @@ def suspect_table(rows: list[dict], height: int = 300) -> None:
             "confidence": st.column_config.NumberColumn("confidence", format="percent"),
         },
     )
+
+
+Column = tuple[str, str | tuple[str, ...], Callable[..., str]]  # (title, stored key(s), formatter)
+
+
+def value_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> pd.DataFrame:
+    """Stored rows as a table of display text, each value written by its ``fmt`` formatter
+    (a column of two keys, such as an interval's ends, passes both)."""
+    out = {}
+    for title, key, show in columns:
+        keys = key if isinstance(key, tuple) else (key,)
+        out[title] = [show(*(r.get(k) for k in keys)) for r in rows]
+    return pd.DataFrame(out, columns=[title for title, _, _ in columns])
+
+
+def right_aligned(columns: Sequence[Column]) -> dict[str, Any]:
+    """Column configs that right-align the given (number) columns of a ``value_frame``."""
+    return {t: st.column_config.TextColumn(t, alignment="right") for t, _, _ in columns}

@@ -20,6 +20,7 @@ import streamlit as st
 from audits.related import RunBundle, bundle
 from audits.store import Run, load_run
 from dashboard.catalog import Catalog, scan, signature
+from reports.present.palette import SURFACE, rgb
 
 log = logging.getLogger("dashboard")
 
@@ -122,7 +123,7 @@ def _thumbnail(file: str, stamp: int, size: int, aspect: float | None) -> bytes 
             if aspect:  # letterbox onto a fixed shape so a gallery's cards line up
                 h = img.height
                 w = max(img.width, round(h * aspect))
-                canvas = Image.new("RGB", (w, h), (244, 246, 248))
+                canvas = Image.new("RGB", (w, h), rgb(SURFACE))
                 canvas.paste(img, ((w - img.width) // 2, 0))
                 img = canvas
             out = io.BytesIO()

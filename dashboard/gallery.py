@@ -8,21 +8,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
-from dashboard.charts import ACCENT
+from dashboard import data, stored
 from dashboard.components import chip, esc, paginate, placeholder
-from dashboard.images import data_root, explanations, image_file, suspects
-from dashboard.page import PageContext, get
+from dashboard.images import data_root, explanations, image_file
+from dashboard.page import PageContext
+from reports.present import fmt
+from reports.present.charts.base import num as _f
+from reports.present.palette import ACCENT
 
 OVERLAY_ASPECT = 2.8  # width / height of explain/'s three-panel overlay PNGs
-
-
-def _f(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def region_lines(regions: pd.DataFrame | None) -> list[str]:
@@ -46,7 +40,7 @@ def region_lines(regions: pd.DataFrame | None) -> list[str]:
             if hit is None or hit is pd.NA or (isinstance(hit, float) and math.isnan(hit))
             else (" ✓" if bool(hit) else " ✗")
         )
-        parts.append(f"{esc(rec.get('class', '?'))} {share:.0%}{peak}")
+        parts.append(f"{esc(rec.get('class', '?'))} {fmt.pct(share, 0)}{peak}")
     if not parts:
         return [f"{esc(method or 'heatmap')}: no region box for this image"]
     return [f"heat on the region box ({esc(method or 'heatmap')}): " + " · ".join(parts)]
@@ -81,8 +75,8 @@ def card(
         colors = ctx.colors
         conf, loss = _f(rec.get("confidence")), _f(rec.get("loss"))
         numbers = [
-            f"confidence {conf:.0%}" if conf is not None else None,
-            f"loss {loss:.2f}" if loss is not None else None,
+            f"confidence {fmt.pct(conf, 0)}" if conf is not None else None,
+            f"loss {fmt.num(loss, 2)}" if loss is not None else None,
             f"row {row}",
         ]
         # One HTML block: separate st.markdown calls would each add a paragraph gap.
@@ -115,8 +109,8 @@ def gallery(ctx: PageContext, rows: pd.DataFrame, key: str, per_page: int = 12) 
     """Paginated cards for ``rows`` (already filtered and ordered)."""
     ex = explanations(ctx.path)
     integrity = data.read_json(ctx.path / "integrity.json")
-    flagged = suspects(integrity)
-    leaked = set(get(integrity, "leakage", "leaked_rows", default=[]) or [])
+    flagged = stored.suspects(integrity)
+    leaked = stored.leaked_rows(integrity)
     root = data_root(ctx.meta)
     start, end = paginate(len(rows), per_page, key=f"{key}_page")
     if not len(rows):
@@ -128,7 +122,7 @@ def gallery(ctx: PageContext, rows: pd.DataFrame, key: str, per_page: int = 12) 
         for col, rec in zip(cols, page[i : i + cols_per_row], strict=False):
             with col:
                 card(ctx, rec, root, ex, flagged, leaked)
-    failed = get(ctx.meta, "explain", "error")
+    failed = stored.explain_error(ctx.meta)
     if not ex.available and failed:
         st.caption(
             f"The heatmaps could not be made during the audit ({failed}); `python -m audits explain {ctx.path}` retries."

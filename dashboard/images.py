@@ -14,19 +14,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, stored
 
 
 def data_root(meta: dict[str, Any]) -> Path | None:
     """Folder the predictions' ``path`` column is relative to (manifest folder or ImageFolder)."""
-    ds = meta.get("dataset") or {}
-    raw = ds.get("path")
-    if not raw or not isinstance(raw, str):
+    raw, kind = stored.dataset_path(meta)
+    if raw is None:
         return None
     path = Path(raw)
-    if ds.get("kind") == "imagefolder" or path.is_dir():
-        return path
-    return path.parent
+    return path if kind == "imagefolder" or path.is_dir() else path.parent
 
 
 def image_file(root: Path | None, rel: Any) -> Path | None:
@@ -80,17 +77,9 @@ def _explanations(folder_s: str, stamp: int, overlays_stamp: int) -> Explanation
     regions = data.read_parquet(folder / "regions.parquet")
     ex.regions = regions
     overlays: dict[int, list[Path]] = {}
-    # Prefer the explicit file column when regions.parquet names the overlay of each row.
-    col = next(
-        (
-            c
-            for c in ("overlay", "overlay_path", "overlay_file")
-            if regions is not None and c in regions.columns
-        ),
-        None,
-    )
-    if col is not None:
-        for row, name in zip(regions["row"], regions[col], strict=False):
+    # Prefer regions.parquet's overlay column (explain/stage.py: "overlays/<row>.png").
+    if regions is not None and "overlay" in regions.columns:
+        for row, name in zip(regions["row"], regions["overlay"], strict=False):
             if isinstance(name, str) and name:
                 file = folder / name if not Path(name).is_absolute() else Path(name)
                 if not file.is_file():
@@ -106,16 +95,3 @@ def _explanations(folder_s: str, stamp: int, overlays_stamp: int) -> Explanation
                 overlays.setdefault(row, []).append(file)
     ex.overlays = overlays
     return ex
-
-
-def suspects(integrity: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
-    """Rows flagged as suspect labels by the integrity check, keyed by predictions row."""
-    block = (integrity or {}).get("suspect_labels") if isinstance(integrity, dict) else None
-    rows = (
-        block.get("rows") if isinstance(block, dict) else block if isinstance(block, list) else None
-    )
-    out = {}
-    for r in rows or []:
-        if isinstance(r, dict) and isinstance(r.get("row"), int):
-            out[r["row"]] = r
-    return out

@@ -11,13 +11,13 @@ from typing import Any
 
 import streamlit as st
 
-from audits.errors import AuditError
 from audits.related import RunBundle
 from audits.store import Run
-from dashboard import data, state
+from dashboard import data, state, stored
 from dashboard.catalog import RunInfo
-from dashboard.charts import class_colors
 from dashboard.components import code, empty_state, esc, footer, guard, header
+from reports.present import fmt
+from reports.present.palette import class_colors
 
 log = logging.getLogger("dashboard")
 
@@ -44,22 +44,16 @@ class PageContext:
     @property
     def metrics(self) -> dict[str, Any]:
         """The stored metrics block; a run without one is damaged (AuditError names the file)."""
-        m = self.meta.get("metrics")
-        if not isinstance(m, dict) or not isinstance(m.get("per_class"), list):
-            raise AuditError(
-                f"{self.path / 'audit.json'} has no usable metrics block (incomplete or damaged run)"
-            )
-        return m
+        return stored.metrics(self.meta, self.audit_json)
+
+    @property
+    def audit_json(self) -> Path:
+        return self.path / "audit.json"
 
     @cached_property
     def classes(self) -> list[str]:
         """The model's class order (colours and matrix axes follow it)."""
-        model = self.meta.get("model") or {}
-        names = model.get("classes")
-        if isinstance(names, list) and names:
-            return [str(c) for c in names]
-        labels = ((self.meta.get("metrics") or {}).get("confusion") or {}).get("labels")
-        return [str(c) for c in labels or []]
+        return stored.class_names(self.meta)
 
     @cached_property
     def colors(self) -> dict[str, str]:
@@ -79,8 +73,8 @@ class PageContext:
 
 def context_line(info: RunInfo, meta: Mapping[str, Any]) -> str:
     """'car-variants 1.1.0 · audited 2026-11-23 16:25 UTC · 1,200 held-out images · run …' (HTML)."""
-    n = get(meta, "dataset", "n_images")
-    images = f" · {n:,} held-out images" if isinstance(n, int) else ""
+    n = stored.get(meta, "dataset", "n_images")
+    images = f" · {fmt.count(n)} held-out images" if isinstance(n, int) else ""
     when = (
         info.created.replace("T", " ").rstrip("Z")[:16] + " UTC" if info.created else "unknown date"
     )
@@ -128,15 +122,3 @@ def run_page(
         page,
         f"Run {sel.run.run_id} · store {sel.store} · read-only: numbers come from the stored run, nothing is recomputed",
     )
-
-
-def get(mapping: Any, *keys: str, default: Any = None) -> Any:
-    """Nested lookup that never raises: get(meta, 'integrity', 'leakage', 'n_leaked')."""
-    cur = mapping
-    for key in keys:
-        if not isinstance(cur, Mapping):
-            return default
-        cur = cur.get(key)
-        if cur is None:
-            return default
-    return cur

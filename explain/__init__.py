@@ -12,6 +12,7 @@ Modules: ``base`` (the ``Attributor`` interface and pytorch-grad-cam's normalisa
 ``hirescam`` share it), ``cam_methods`` (pytorch-grad-cam's classes by name),
 ``captum_methods`` (LayerGradCam, IntegratedGradients), ``registry`` (names), ``layers``
 (target layer), ``select`` (which images), ``regions`` (energy in box, pointing game),
-``pairs`` (per-pair sentences), ``overlay`` (PNGs), ``stage`` (the run stage and the command's
-worker). Importing this package imports nothing heavy.
+``pairs`` (per-pair sentences), ``overlay`` (PNGs), ``outputs`` (the explain folder's files),
+``stage`` (the run stage and the command's worker; images are read and normalised by
+``audits.inference``, as for inference). Importing this package imports nothing heavy.
 """

@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits import formatting as fmt
+from audits.formatting import is_num
+
 #: None: judge each image against its box's share of the image (chance level).
 DEFAULT_THRESHOLD: float | None = None
 
 
-def pct(value: float | None) -> str:
-    """A share as a percentage: "46%", "2.6%" below 10%, or "n/a"."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
+def _share(value: float | None) -> str:
+    """A share as a percentage: "46%", "2.6%" below 10% (one decimal where it matters), or "n/a"."""
+    return fmt.pct(value, digits=1 if is_num(value) and value < 0.1 else 0)
 
 
 def separation_auc(baseline: np.ndarray, failures: np.ndarray) -> float:
@@ -144,10 +145,10 @@ def _sentence(
     e: dict[str, Any], label: str, pred: str, threshold: float | None, region: str
 ) -> str:
     n, below, base_n = e["n_with_box"], e["below_threshold"], e["n_baseline_with_box"]
-    limit = "their box's share" if threshold is None else pct(threshold)
+    limit = "their box's share" if threshold is None else _share(threshold)
     if base_n:
         base = (
-            f"correct {label} images: median {pct(e['baseline_energy_median'])}, "
+            f"correct {label} images: median {_share(e['baseline_energy_median'])}, "
             f"{e['baseline_below_threshold']} of {base_n} below {limit}"
         )
     else:
@@ -159,11 +160,11 @@ def _sentence(
         share = "at least as much of the heatmap as" if few else "less of the heatmap than"
         return (
             f"on {count} of {n} {label}→{pred} failures {region} holds {share} of the image "
-            f"(median {pct(e['energy_median'])} of the heatmap on {pct(e['area_median'])} of the "
-            f"image; {base})"
+            f"(median {_share(e['energy_median'])} of the heatmap on "
+            f"{_share(e['area_median'])} of the image; {base})"
         )
-    share = f"at least {pct(threshold)}" if few else f"less than {pct(threshold)}"
+    share = f"at least {_share(threshold)}" if few else f"less than {_share(threshold)}"
     return (
         f"on {count} of {n} {label}→{pred} failures {share} of the heatmap lies inside {region} "
-        f"(median {pct(e['energy_median'])}; {base})"
+        f"(median {_share(e['energy_median'])}; {base})"
     )

@@ -30,10 +30,8 @@ Options (``ctx.options`` / the command's flags): ``explain_method`` ("gradcam"),
 
 from __future__ import annotations
 
-import hashlib
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +44,28 @@ from torch import nn
 from audits.context import AuditContext
 from audits.datasets import ROI_COLUMNS, ImageSet
 from audits.errors import AuditError
-from audits.fsio import write_json
-from audits.images import BadImage, load_for_model
+from audits.inference import (
+    ImageBatch,
+    ImageBatches,
+    amp_dtype,
+    default_workers,
+    normalise,
+    pixel_scale,
+)
 from audits.model_card import ModelCard
-from explain.overlay import save_overlay
+from audits.runs import write_record
+from explain.base import Attributor
+from explain.outputs import (
+    HeatmapFile,
+    batch_scores,
+    region_records,
+    regions_table,
+    row_overlay,
+    stored_size,
+)
 from explain.pairs import DEFAULT_THRESHOLD, class_baselines, pair_summaries
-from explain.regions import region_scores
 from explain.registry import DEFAULT_METHOD, canonical, get_method
-from explain.select import DEFAULT_BASELINE, DEFAULT_MAX_FAILURES, select_images
+from explain.select import DEFAULT_BASELINE, DEFAULT_MAX_FAILURES, Selection, select_images
 
 DEFAULTS: dict[str, Any] = {
     "explain_method": DEFAULT_METHOD,
@@ -76,6 +88,8 @@ COMPACT_KEYS = (
     "method", "layer", "folder", "n_failures", "n_explained", "n_baseline", "capped", "top_by_loss",
     "has_roi", "energy_threshold", "pairs", "baselines", "heatmaps_per_s",
 )  # fmt: skip
+#: Below this many images, DataLoader worker start-up costs more than it saves.
+_WORKERS_FROM = 512
 
 
 def explain_stage(ctx: AuditContext) -> dict[str, Any]:
@@ -109,67 +123,30 @@ def resolve_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-class _Images(torch.utils.data.Dataset):
-    """Decodes the selected images to the model's input (uint8 CHW); a failure is a reason string."""
+@dataclass
+class _Plan:
+    """How one explain run works: the method and what it writes, resolved from the options."""
 
-    def __init__(self, root: Path, rows: pd.DataFrame, card: ModelCard, verify: bool) -> None:
-        self.root, self.card, self.verify = root, card, verify
-        self.paths = rows["path"].tolist()
-        self.hashes = rows["file_sha256"].tolist() if "file_sha256" in rows else [None] * len(rows)
+    method: Attributor
+    card: ModelCard
+    device: torch.device
+    store_hw: tuple[int, int]
+    has_roi: bool
+    overlays: bool
+    batch_size: int
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
-        blank = torch.zeros(self.card.channels, *self.card.size, dtype=torch.uint8)
-        path = self.root / self.paths[i]
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return blank, i, f"cannot read file ({exc.strerror or exc})"
-        if self.verify and self.hashes[i] and hashlib.sha256(data).hexdigest() != self.hashes[i]:
-            return blank, i, "changed since the run (sha256 differs)"
-        try:
-            arr, _, _ = load_for_model(data, self.card.size, self.card.channels)
-        except BadImage as exc:
-            return blank, i, str(exc)
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, ""
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.card.size)
 
 
 @dataclass
-class _Writer:
-    """Streams heatmaps into a memory-mapped ``heatmaps.npy`` (flat memory for any count)."""
+class _Tally:
+    """What the batches produced: region rows, attribution time and heatmap count."""
 
-    path: Path
-    shape: tuple[int, int, int, int]
-
-    def __post_init__(self) -> None:
-        self.mm: np.ndarray | None = None
-        if self.shape[0] == 0:  # an empty file cannot be memory-mapped
-            np.save(self.path, np.zeros(self.shape, dtype=np.float16))
-            return
-        self.mm = np.lib.format.open_memmap(
-            self.path, mode="w+", dtype=np.float16, shape=self.shape
-        )
-        self.mm[:] = np.nan  # rows of unreadable images stay NaN
-
-    def put(self, index: np.ndarray, maps: np.ndarray) -> None:
-        assert self.mm is not None
-        self.mm[index] = maps
-
-    def close(self) -> None:
-        if self.mm is not None:
-            self.mm.flush()
-            self.mm = None
-
-
-def stored_size(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """Heatmap size on disk: input size, shrunk to fit ``side`` (0 = no limit), aspect kept."""
-    h, w = size
-    if not side or max(h, w) <= side:
-        return h, w
-    scale = side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    records: list[dict[str, Any]] = field(default_factory=list)
+    attribution_s: float = 0.0
+    n_maps: int = 0
 
 
 def run_explain(
@@ -184,10 +161,12 @@ def run_explain(
     verify_files: bool = False,
     folder: str = "explain",
 ) -> dict[str, Any]:
-    """Explain the failures (and a baseline) of a predictions table into ``out_dir``; returns the summary."""
+    """Explain the failures (and a baseline) of a predictions table into ``out_dir``.
+
+    Returns the summary (also written as ``summary.json``); see the module doc for the files.
+    """
     started = time.perf_counter()
     opts = resolve_options(options)
-    method_name = canonical(str(opts["explain_method"]))
     selection = select_images(
         table,
         max_failures=None if opts["explain_max"] is None else int(opts["explain_max"]),
@@ -195,209 +174,116 @@ def run_explain(
         baseline=int(opts["explain_baseline"]),
         seed=int(opts["explain_seed"]),
     )
-    amp = None
-    if opts["explain_amp"] and device.type == "cuda":
-        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    plan = _plan(model, card, device, table, opts)
+    if plan.overlays:
+        (out_dir / "overlays").mkdir(exist_ok=True)
+    rows = selection.rows
+    hashes = rows["file_sha256"].tolist() if verify_files and "file_sha256" in rows else None
+    batches = ImageBatches(
+        image_set.root,
+        rows["path"].tolist(),
+        card,
+        device,
+        batch_size=plan.batch_size,
+        workers=default_workers(device) if len(rows) > _WORKERS_FROM else 0,
+        expected_sha256=hashes,
+        progress=progress,
+        desc="explain",
+    )
+    tally = _explain_batches(plan, batches, rows, out_dir)
+    regions = regions_table(tally.records)
+    regions.to_parquet(out_dir / "regions.parquet", index=False)
+    summary = _summary(plan, opts, selection, regions, table, tally, batches.skipped, folder)
+    summary["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+    write_record(out_dir, summary, "explain")
+    return summary
+
+
+def _plan(
+    model: nn.Module,
+    card: ModelCard,
+    device: torch.device,
+    table: pd.DataFrame,
+    opts: dict[str, Any],
+) -> _Plan:
+    """Build the method on the model (a wrong layer fails here, before any file is written)."""
+    amp = amp_dtype(device) if opts["explain_amp"] else None
     kwargs = {"amp": amp} if amp is not None else {}
     model.eval()
     method = get_method(
-        method_name,
+        canonical(str(opts["explain_method"])),
         model,
         opts["explain_layer"] or card.target_layer,
         input_shape=(card.channels, *card.size),
         **kwargs,
     )
-    rows = selection.rows
-    has_roi = all(c in table.columns for c in ROI_COLUMNS)
-    overlays = bool(opts["explain_overlays"])
-    if overlays:
-        (out_dir / "overlays").mkdir(exist_ok=True)
-    size = tuple(card.size)
-    store_hw = stored_size(size, int(opts["explain_heatmap_side"] or 0))
-    writer = _Writer(out_dir / "heatmaps.npy", (len(rows), 2, *store_hw))
-    batch_size = int(opts["explain_batch_size"] or (64 if device.type == "cuda" else 32))
-    mean = torch.tensor(card.mean, device=device).view(1, -1, 1, 1) * 255.0
-    std = torch.tensor(card.std, device=device).view(1, -1, 1, 1) * 255.0
+    return _Plan(
+        method=method,
+        card=card,
+        device=device,
+        store_hw=stored_size(tuple(card.size), int(opts["explain_heatmap_side"] or 0)),
+        has_roi=all(c in table.columns for c in ROI_COLUMNS),
+        overlays=bool(opts["explain_overlays"]),
+        batch_size=int(opts["explain_batch_size"] or (64 if device.type == "cuda" else 32)),
+    )
 
-    records: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    attribution_s = 0.0
-    n_maps = 0
-    loader = _loader(image_set.root, rows, card, verify_files, batch_size, device)
-    from tqdm import tqdm
 
-    bar = tqdm(total=len(rows), unit="img", desc="explain", file=sys.stderr, disable=not progress)
+def _explain_batches(
+    plan: _Plan, batches: ImageBatches, rows: pd.DataFrame, out_dir: Path
+) -> _Tally:
+    """Heatmaps, region rows and overlays of every readable selected image, batch by batch."""
+    tally = _Tally()
+    heatmaps = HeatmapFile(out_dir / "heatmaps.npy", (len(rows), 2, *plan.store_hw))
+    mean, std = pixel_scale(plan.card, plan.device)
+    info = plan.method.describe()
     try:
-        for batch_u8, index, reasons in loader:
-            index = index.numpy()
-            ok = np.array([r == "" for r in reasons], dtype=bool)
-            for pos in np.flatnonzero(~ok):
-                skipped.append({"path": str(rows["path"].iloc[index[pos]]), "reason": reasons[pos]})
-            bar.update(len(index))
-            if not ok.any():
-                continue
-            idx = index[ok]
-            part = rows.iloc[idx]
-            u8 = batch_u8[torch.from_numpy(ok)]
-            x = (u8.to(device, non_blocking=True).float() - mean) / std
-            targets = torch.as_tensor(
-                np.stack([part["pred_idx"], part["label_idx"]], axis=1), device=device
-            )
-            t0 = time.perf_counter()
-            if bool((targets[:, 0] == targets[:, 1]).all()):
-                # Correct images: one map serves both slots.
-                maps = method.attribute(x, targets[:, 0]).unsqueeze(1).expand(-1, 2, -1, -1)
-                n_new = len(idx)
-            else:
-                maps = method.attribute(x, targets)
-                n_new = 2 * len(idx)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            attribution_s += time.perf_counter() - t0
-            n_maps += n_new
-            scores = _scores(maps, part) if has_roi else None
-            small = maps if store_hw == size else F.interpolate(maps, size=store_hw, mode="area")
-            writer.put(idx, small.to(torch.float16).cpu().numpy())
-            maps_cpu = maps.float().cpu().numpy() if overlays else None
-            images = u8.permute(0, 2, 3, 1).numpy()
-            for j, i in enumerate(idx):
-                row = part.iloc[j]
-                records.extend(_records(int(i), row, scores, j, method, overlays))
-                if maps_cpu is not None:
-                    _overlay(
-                        out_dir / "overlays" / f"{int(row['row'])}.png",
-                        images[j],
-                        maps_cpu[j],
-                        row,
-                        size,
-                        has_roi,
-                    )
+        for batch in batches:
+            part = rows.iloc[batch.index]
+            maps = _attribute(plan, normalise(batch.images, mean, std), part, tally)
+            scores = batch_scores(maps, part) if plan.has_roi else None
+            small = maps
+            if plan.store_hw != plan.size:
+                small = F.interpolate(maps, size=plan.store_hw, mode="area")
+            heatmaps.put(batch.index, small.to(torch.float16).cpu().numpy())
+            for j, i in enumerate(batch.index):
+                tally.records.extend(
+                    region_records(int(i), part.iloc[j], scores, j, info, plan.overlays)
+                )
+            if plan.overlays:
+                _overlays(plan, batch, part, maps, out_dir / "overlays")
     finally:
-        bar.close()
-        writer.close()
-
-    regions = _regions_table(records)
-    regions.to_parquet(out_dir / "regions.parquet", index=False)
-    totals = _pair_totals(table)
-    threshold = None if opts["explain_threshold"] is None else float(opts["explain_threshold"])
-    pairs = pair_summaries(regions, totals, threshold=threshold)
-    info = method.describe()
-    n_fail = int((regions["kind"] == "failure").sum() // 2) if len(regions) else 0
-    summary = {
-        "method": info["method"],
-        "layer": info["layer"],
-        "folder": folder,
-        "n_failures": selection.n_failures,
-        "n_explained": n_fail,
-        "n_baseline": int((regions["kind"] == "baseline").sum() // 2) if len(regions) else 0,
-        "capped": selection.capped,
-        "top_by_loss": bool(opts["explain_top_by_loss"]),
-        "has_roi": has_roi,
-        "energy_threshold": "box area" if threshold is None else threshold,
-        "pairs": pairs,
-        "baselines": class_baselines(regions),
-        "heatmaps_per_s": round(n_maps / attribution_s, 2) if attribution_s > 0 else None,
-        "skipped": skipped,
-        "device": device.type,
-        "input_size": list(size),
-        "heatmap_size": list(store_hw),
-        "normalisation": NORMALISATION,
-        "layout": {
-            "heatmaps.npy": f"float16 [n_explained, 2, {store_hw[0]}, {store_hw[1]}]; axis 1 = (predicted, true); "
-            "axis 0 = regions.parquet 'index'",
-            "regions.parquet": "one row per (explained image, slot); roi_energy = share of heatmap energy in the "
-            "region box, roi_peak = heatmap maximum inside it, roi_area = box share of the image",
-            "overlays": "overlays/<row>.png, row = predictions.parquet row" if overlays else None,
-        },
-        "options": {k: opts[k] for k in DEFAULTS},
-        "timings": {
-            "attribution_s": round(attribution_s, 3),
-            "total_s": round(time.perf_counter() - started, 3),
-        },
-    }
-    write_json(out_dir / "summary.json", summary)
-    return summary
+        heatmaps.close()
+    return tally
 
 
-def _loader(
-    root: Path,
-    rows: pd.DataFrame,
-    card: ModelCard,
-    verify: bool,
-    batch_size: int,
-    device: torch.device,
-) -> torch.utils.data.DataLoader:
-    from audits.inference import default_workers
-
-    # Worker start-up costs more than it saves for a few hundred small images.
-    workers = default_workers(device) if len(rows) > 512 else 0
-    return torch.utils.data.DataLoader(
-        _Images(root, rows, card, verify),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
+def _attribute(plan: _Plan, x: torch.Tensor, part: pd.DataFrame, tally: _Tally) -> torch.Tensor:
+    """Maps ``[n, 2, H, W]`` for (predicted, true) class; timed into ``tally``."""
+    targets = torch.as_tensor(
+        np.stack([part["pred_idx"], part["label_idx"]], axis=1), device=plan.device
     )
+    t0 = time.perf_counter()
+    if bool((targets[:, 0] == targets[:, 1]).all()):
+        # Correct images: one map serves both slots.
+        maps = plan.method.attribute(x, targets[:, 0]).unsqueeze(1).expand(-1, 2, -1, -1)
+        tally.n_maps += len(part)
+    else:
+        maps = plan.method.attribute(x, targets)
+        tally.n_maps += 2 * len(part)
+    if plan.device.type == "cuda":
+        torch.cuda.synchronize(plan.device)
+    tally.attribution_s += time.perf_counter() - t0
+    return maps
 
 
-def _scores(maps: torch.Tensor, part: pd.DataFrame) -> dict[str, np.ndarray]:
-    boxes = torch.as_tensor(
-        part[ROI_COLUMNS].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    )
-    wh = torch.as_tensor(part[["width", "height"]].to_numpy(dtype=float))
-    return {k: v.cpu().numpy() for k, v in region_scores(maps, boxes, wh).items()}
-
-
-def _records(
-    index: int,
-    row: pd.Series,
-    scores: dict[str, np.ndarray] | None,
-    j: int,
-    method: Any,
-    overlays: bool,
-) -> list[dict[str, Any]]:
-    info = method.describe()
-    out = []
-    for slot, (role, cls, cls_idx) in enumerate(
-        (("predicted", row["pred"], row["pred_idx"]), ("true", row["label"], row["label_idx"]))
-    ):
-        out.append(
-            {
-                "index": index,
-                "slot": slot,
-                "role": role,
-                "kind": row["kind"],
-                "row": int(row["row"]),
-                "path": row["path"],
-                "label": row["label"],
-                "pred": row["pred"],
-                "class": cls,
-                "class_idx": int(cls_idx),
-                "correct": bool(row["correct"]),
-                "loss": float(row["loss"]),
-                "confidence": float(row["confidence"]),
-                "method": info["method"],
-                "layer": info["layer"],
-                "roi_energy": float(scores["energy"][j, slot]) if scores else float("nan"),
-                "roi_peak": float(scores["peak"][j, slot]) if scores else float("nan"),
-                "roi_area": float(scores["box_share"][j]) if scores else float("nan"),
-                "overlay": f"overlays/{int(row['row'])}.png" if overlays else None,
-            }
-        )
-    return out
-
-
-def _regions_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    columns = [
-        "index", "slot", "role", "kind", "row", "path", "label", "pred", "class", "class_idx", "correct",
-        "loss", "confidence", "method", "layer", "roi_energy", "roi_peak", "roi_area", "overlay",
-    ]  # fmt: skip
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    frame["roi_energy"] = frame["roi_energy"].astype("float32")
-    frame["roi_area"] = frame["roi_area"].astype("float32")
-    peak = frame["roi_peak"].astype("float64")
-    frame["roi_peak"] = pd.array(np.where(np.isnan(peak), None, peak == 1.0), dtype="boolean")
-    return frame
+def _overlays(
+    plan: _Plan, batch: ImageBatch, part: pd.DataFrame, maps: torch.Tensor, folder: Path
+) -> None:
+    maps_cpu = maps.float().cpu().numpy()
+    images = batch.images.permute(0, 2, 3, 1).numpy()
+    for j in range(len(part)):
+        row = part.iloc[j]
+        path = folder / f"{int(row['row'])}.png"
+        row_overlay(path, images[j], maps_cpu[j], row, plan.size, plan.has_roi)
 
 
 def _pair_totals(table: pd.DataFrame) -> dict[tuple[str, str], int]:
@@ -407,31 +293,55 @@ def _pair_totals(table: pd.DataFrame) -> dict[tuple[str, str], int]:
     }
 
 
-def _overlay(
-    path: Path,
-    image: np.ndarray,
-    maps: np.ndarray,
-    row: pd.Series,
-    size: tuple[int, int],
-    has_roi: bool,
-) -> None:
-    box = None
-    if has_roi:
-        vals = pd.to_numeric(pd.Series([row[c] for c in ROI_COLUMNS]), errors="coerce").to_numpy(
-            dtype=float
-        )
-        if np.isfinite(vals).all() and row["width"] > 0 and row["height"] > 0:
-            sx, sy = size[1] / float(row["width"]), size[0] / float(row["height"])
-            box = (vals[0] * sx, vals[1] * sy, vals[2] * sx, vals[3] * sy)
-    conf = float(row["confidence"])
-    if row["kind"] == "failure":
-        captions = [
-            f"true {row['label']}",
-            f"why {row['pred']} ({conf:.2f})",
-            f"{row['label']} evidence",
-        ]
-        heats = [maps[0], maps[1]]
-    else:
-        captions = [f"{row['label']} (correct)", f"why {row['pred']} ({conf:.2f})"]
-        heats = [maps[0]]
-    save_overlay(path, image, heats, captions, box)
+def _summary(
+    plan: _Plan,
+    opts: dict[str, Any],
+    selection: Selection,
+    regions: pd.DataFrame,
+    table: pd.DataFrame,
+    tally: _Tally,
+    skipped: list[dict[str, str]],
+    folder: str,
+) -> dict[str, Any]:
+    """``summary.json`` (its ``timings.total_s`` is the caller's to fill in)."""
+    threshold = None if opts["explain_threshold"] is None else float(opts["explain_threshold"])
+    info = plan.method.describe()
+    h, w = plan.store_hw
+
+    def explained(kind: str) -> int:
+        return int((regions["kind"] == kind).sum() // 2) if len(regions) else 0
+
+    return {
+        "method": info["method"],
+        "layer": info["layer"],
+        "folder": folder,
+        "n_failures": selection.n_failures,
+        "n_explained": explained("failure"),
+        "n_baseline": explained("baseline"),
+        "capped": selection.capped,
+        "top_by_loss": bool(opts["explain_top_by_loss"]),
+        "has_roi": plan.has_roi,
+        "energy_threshold": "box area" if threshold is None else threshold,
+        "pairs": pair_summaries(regions, _pair_totals(table), threshold=threshold),
+        "baselines": class_baselines(regions),
+        "heatmaps_per_s": round(tally.n_maps / tally.attribution_s, 2)
+        if tally.attribution_s > 0
+        else None,
+        "skipped": skipped,
+        "device": plan.device.type,
+        "input_size": list(plan.size),
+        "heatmap_size": [h, w],
+        "normalisation": NORMALISATION,
+        "layout": {
+            "heatmaps.npy": f"float16 [n_explained, 2, {h}, {w}]; axis 1 = (predicted, true); "
+            "axis 0 = regions.parquet 'index'",
+            "regions.parquet": "one row per (explained image, slot); roi_energy = share of "
+            "heatmap energy in the region box, roi_peak = heatmap maximum inside it, roi_area = "
+            "box share of the image",
+            "overlays": "overlays/<row>.png, row = predictions.parquet row"
+            if plan.overlays
+            else None,
+        },
+        "options": {k: opts[k] for k in DEFAULTS},
+        "timings": {"attribution_s": round(tally.attribution_s, 3), "total_s": None},
+    }

@@ -26,23 +26,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
-from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from reports.content import BODY_CLASSES, Chart  # noqa: E402
-
-INK = "#1d2b3a"
-MUTED = "#6b7785"
-GRID = "#e3e7ec"
-ACCENT = "#2a6f97"
-LIGHT = "#a9c8de"
-BAD = "#b03a2e"
-WARN = "#c77c0e"
-GOOD = "#2e7d4f"
-#: white -> red, for confusion rates (0 stays white: no confusion).
-HEAT = LinearSegmentedColormap.from_list(
-    "heat", ["#fff5f0", "#fcbba1", "#ef6548", "#b30000", "#5c0000"]
+from reports.present import fmt  # noqa: E402
+from reports.present.palette import (  # noqa: E402
+    ACCENT,
+    GRID,
+    INK,
+    LIGHT,
+    MUTED,
+    WARN,
+    confusion_rgb,
+    recall_color,
+    rgb,
+    signed_color,
 )
+from reports.tree import BODY_CLASSES, Chart  # noqa: E402
 
 #: A4 text width (portrait) and a landscape page's drawing area, in inches.
 WIDTH = 6.85
@@ -97,8 +96,7 @@ def recall_ci(data: dict[str, Any]) -> list[Figure]:
     y = np.arange(k)
     ok = ~np.isnan(lo) & ~np.isnan(hi)
     ax.hlines(y[ok], lo[ok], hi[ok], color=LIGHT, linewidth=3.2, zorder=1)
-    colors = [BAD if r < 0.5 else WARN if r < 0.8 else ACCENT for r in np.nan_to_num(rec, nan=1)]
-    ax.scatter(rec, y, s=16, color=colors, zorder=2)
+    ax.scatter(rec, y, s=16, color=[recall_color(r) for r in np.nan_to_num(rec, nan=1)], zorder=2)
     ax.set_yticks(y, names)
     ax.set_ylim(k - 0.5, -0.5)
     ax.set_xlim(-0.02, 1.02)
@@ -110,66 +108,69 @@ def recall_ci(data: dict[str, Any]) -> list[Figure]:
     return [_svg(fig)]
 
 
+def _legend_above(ax: plt.Axes) -> None:
+    # Above the plot: inside it, the legend hid the longest bars.
+    ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2)
+
+
+def _imbalance_bars(
+    names: list[str], test: np.ndarray, share: np.ndarray, tshare: Any
+) -> plt.Figure:
+    """One labelled bar per class (a few dozen classes): held-out share, training beside it."""
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.6 + 0.19 * max(n, 3)))
+    y = np.arange(n)
+    h = 0.38 if tshare is not None else 0.7
+    shift = h / 2 if tshare is not None else 0
+    ax.barh(y - shift, share, height=h, color=ACCENT, label="held-out")
+    if tshare is not None:
+        ax.barh(y + h / 2, tshare, height=h, color=LIGHT, label="training")
+        _legend_above(ax)
+    for yi, s, cnt in zip(y, share, test, strict=True):
+        ax.text(s, yi - shift, f" {fmt.count(int(cnt))}", va="center", fontsize=6.5, color=MUTED)
+    ax.set_yticks(y, [short(x) for x in names])
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("share of images (held-out count at the bar's end)")
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", color=GRID, linewidth=0.6)
+    ax.set_axisbelow(True)
+    return fig
+
+
+def _imbalance_profile(
+    names: list[str], test: np.ndarray, share: np.ndarray, tshare: Any
+) -> plt.Figure:
+    """Many classes: the held-out shares as a profile, the largest and smallest named."""
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
+    x = np.arange(n)
+    ax.bar(x, share, width=1.0, color=ACCENT, label="held-out")
+    if tshare is not None:
+        ax.plot(x, tshare, color=WARN, linewidth=1.0, label="training")
+        _legend_above(ax)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_xticks([])
+    ax.set_xlabel(f"{n} classes, largest first")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
+    ax.set_ylabel("share of images")
+    for xi, label in ((0, "largest"), (n - 1, "smallest")):
+        ax.annotate(f"{label}: {short(names[xi], 28)} ({fmt.count(int(test[xi]))})", (xi, share[xi]),
+                    xytext=(0.5, 0.92 if xi == 0 else 0.75), textcoords="axes fraction", ha="center",
+                    fontsize=7, color=INK, arrowprops={"arrowstyle": "-", "color": MUTED, "linewidth": 0.6})  # fmt: skip
+    ax.grid(axis="y", color=GRID, linewidth=0.6)
+    ax.set_axisbelow(True)
+    return fig
+
+
 def imbalance(data: dict[str, Any]) -> list[Figure]:
     names = data["classes"]
     test = np.array(data["test"], dtype=float)
     train = np.array(data["train"], dtype=float) if data.get("train") else None
     share = test / test.sum() if test.sum() else test
     tshare = train / train.sum() if train is not None and train.sum() else None
-    n = len(names)
-    if n <= BODY_CLASSES:
-        fig, ax = plt.subplots(figsize=(WIDTH, 0.6 + 0.19 * max(n, 3)))
-        y = np.arange(n)
-        h = 0.38 if tshare is not None else 0.7
-        ax.barh(
-            y - (h / 2 if tshare is not None else 0),
-            share,
-            height=h,
-            color=ACCENT,
-            label="held-out",
-        )
-        if tshare is not None:
-            ax.barh(y + h / 2, tshare, height=h, color=LIGHT, label="training")
-            # Above the plot: inside it, the legend hid the longest bars.
-            ax.legend(
-                frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2
-            )
-        for yi, s, cnt in zip(y, share, test, strict=True):
-            ax.text(
-                s,
-                yi - (h / 2 if tshare is not None else 0),
-                f" {int(cnt):,}",
-                va="center",
-                fontsize=6.5,
-                color=MUTED,
-            )
-        ax.set_yticks(y, [short(x) for x in names])
-        ax.set_ylim(n - 0.5, -0.5)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
-        ax.set_xlabel("share of images (held-out count at the bar's end)")
-        ax.tick_params(axis="y", length=0)
-        ax.grid(axis="x", color=GRID, linewidth=0.6)
-    else:
-        fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
-        x = np.arange(n)
-        ax.bar(x, share, width=1.0, color=ACCENT, label="held-out")
-        if tshare is not None:
-            ax.plot(x, tshare, color=WARN, linewidth=1.0, label="training")
-            ax.legend(
-                frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2
-            )
-        ax.set_xlim(-0.5, n - 0.5)
-        ax.set_xticks([])
-        ax.set_xlabel(f"{n} classes, largest first")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
-        ax.set_ylabel("share of images")
-        for xi, label in ((0, "largest"), (n - 1, "smallest")):
-            ax.annotate(f"{label}: {short(names[xi], 28)} ({int(test[xi]):,})", (xi, share[xi]),
-                        xytext=(0.5, 0.92 if xi == 0 else 0.75), textcoords="axes fraction", ha="center",
-                        fontsize=7, color=INK, arrowprops={"arrowstyle": "-", "color": MUTED, "linewidth": 0.6})  # fmt: skip
-        ax.grid(axis="y", color=GRID, linewidth=0.6)
-    ax.set_axisbelow(True)
-    return [_svg(fig)]
+    draw = _imbalance_bars if len(names) <= BODY_CLASSES else _imbalance_profile
+    return [_svg(draw(names, test, share, tshare))]
 
 
 def calibration(data: dict[str, Any]) -> list[Figure]:
@@ -196,14 +197,9 @@ def calibration(data: dict[str, Any]) -> list[Figure]:
 
 
 def _rates(data: dict[str, Any]) -> np.ndarray:
-    labels = data["labels"]
-    n = len(labels)
-    norm = data.get("normalized")
-    if norm is not None:
-        rate = np.array(norm, dtype=float)
-    else:  # a run without the normalized matrix: shade by the row's share (display only)
-        m = np.array(data["matrix"], dtype=float)
-        rate = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    """The stored share of each true class per cell (metrics.confusion.normalized)."""
+    n = len(data["labels"])
+    rate = np.array(data["normalized"], dtype=float)
     if rate.shape != (n, n):
         raise ValueError("confusion matrix does not match its labels")
     return np.nan_to_num(rate)
@@ -230,23 +226,10 @@ def _load_font(path: str, size_px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size_px)
 
 
-def _rgb(rate: np.ndarray) -> np.ndarray:
-    return (HEAT(np.clip(rate, 0, 1))[..., :3] * 255).round().astype(np.uint8)
-
-
-def _hexcolor(color: str) -> tuple[int, int, int]:
-    return (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16))
-
-
 def _png(img: Image.Image) -> Figure:
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1, dpi=(DPI, DPI))
     return ("image/png", buf.getvalue())
-
-
-def _green(rate: np.ndarray) -> np.ndarray:
-    lo, hi = np.array([232, 244, 236]), np.array([30, 110, 65])
-    return (lo + (hi - lo) * np.clip(rate, 0, 1)[:, None]).round().astype(np.uint8)
 
 
 def _paint_cells(
@@ -263,20 +246,17 @@ def _paint_cells(
     ``img``; coordinates in points."""
     draw = ImageDraw.Draw(img)
     rows, cols = np.nonzero(rate > 0)
-    colors = _rgb(rate[rows, cols])
-    on_diag = rows + row0 == cols + col0
-    colors[on_diag] = _green(rate[rows, cols][on_diag])  # correct: green, so confusions stand out
-    for r, c, col in zip(rows, cols, colors, strict=True):
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        # Correct predictions (the diagonal) in greens, so the confusions stand out.
+        fill = confusion_rgb(float(rate[r, c]), diagonal=r + row0 == c + col0)
         box = (round((x0 + c * cw) * _K), round((y0 + r * ch) * _K),
                round((x0 + (c + 1) * cw) * _K) - 1, round((y0 + (r + 1) * ch) * _K) - 1)  # fmt: skip
-        draw.rectangle(box, fill=tuple(int(v) for v in col))
+        draw.rectangle(box, fill=fill)
 
 
 def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: float, anchor: str = "la",
           fill: str = INK, bold: bool = False) -> None:  # fmt: skip
-    draw.text(
-        (xy[0] * _K, xy[1] * _K), text, font=_font(size, bold), fill=_hexcolor(fill), anchor=anchor
-    )
+    draw.text((xy[0] * _K, xy[1] * _K), text, font=_font(size, bold), fill=rgb(fill), anchor=anchor)
 
 
 def _vertical_labels(
@@ -294,16 +274,15 @@ def _vertical_labels(
 
 def _colorbar_png(img: Image.Image, x: float, y: float, h: float) -> None:
     draw = ImageDraw.Draw(img)
-    ramp = _rgb(np.linspace(1, 0, round(h * _K)))
-    for k, col in enumerate(ramp):
+    for k, v in enumerate(np.linspace(1, 0, round(h * _K)).tolist()):
         yy = round(y * _K) + k
-        draw.line([(round(x * _K), yy), (round((x + 8) * _K), yy)], fill=tuple(int(v) for v in col))
+        draw.line([(round(x * _K), yy), (round((x + 8) * _K), yy)], fill=confusion_rgb(v))
     draw.rectangle(
         [round(x * _K), round(y * _K), round((x + 8) * _K), round((y + h) * _K)],
-        outline=_hexcolor(MUTED),
+        outline=rgb(MUTED),
     )
     for v in (0, 0.25, 0.5, 0.75, 1.0):
-        _text(draw, (x + 11, y + (1 - v) * h), f"{int(v * 100)}%", 6, anchor="lm")
+        _text(draw, (x + 11, y + (1 - v) * h), fmt.pct(v, 0), 6, anchor="lm")
 
 
 def _overview_png(labels: list[str], rate: np.ndarray) -> Figure:
@@ -323,7 +302,7 @@ def _overview_png(labels: list[str], rate: np.ndarray) -> Figure:
     _paint_cells(img, rate, left, top, cell, cell)
     draw.rectangle(
         [left * _K, top * _K, (left + side) * _K, (top + side) * _K],
-        outline=_hexcolor(MUTED),
+        outline=rgb(MUTED),
         width=2,
     )
     step = 1 if n <= 20 else max(5, int(round(n / 10 / 5)) * 5)
@@ -355,7 +334,7 @@ def _tile_png(labels: list[str], rate: np.ndarray, r0: int, r1: int, c0: int, c1
     fr, fc = min(6.0, ch * 0.8), min(6.0, cw * 0.8)
     img = Image.new("RGB", (round(width * _K), round(height * _K)), "white")
     draw = ImageDraw.Draw(img)
-    grid = _hexcolor(GRID)
+    grid = rgb(GRID)
     for i in range(0, nr + 1, 5):  # faint rules every 5 rows/columns guide the eye to a label
         draw.line(
             [(left * _K, (top + i * ch) * _K), ((left + nc * cw) * _K, (top + i * ch) * _K)],
@@ -371,7 +350,7 @@ def _tile_png(labels: list[str], rate: np.ndarray, r0: int, r1: int, c0: int, c1
     _paint_cells(img, rate[r0:r1, c0:c1], left, top, cw, ch, r0, c0)
     draw.rectangle(
         [left * _K, top * _K, (left + nc * cw) * _K, (top + nr * ch) * _K],
-        outline=_hexcolor(MUTED),
+        outline=rgb(MUTED),
         width=2,
     )
     for i in range(nr):
@@ -387,7 +366,7 @@ def _tile_png(labels: list[str], rate: np.ndarray, r0: int, r1: int, c0: int, c1
     )
     img.paste(cols, (round(left * _K), 0))
     _text(draw, (left, height - 10), f"true classes {r0 + 1}–{r1} (rows) × predicted classes {c0 + 1}–{c1} (columns); "
-          "green: correct (the diagonal), red: confusions", 7, fill=MUTED)  # fmt: skip
+          "green: correct (the diagonal), blue: confusions", 7, fill=MUTED)  # fmt: skip
     return _png(img)
 
 
@@ -416,7 +395,7 @@ def compare_diff(data: dict[str, Any]) -> list[Figure]:
     y = np.arange(k)
     ok = ~np.isnan(lo) & ~np.isnan(hi)
     ax.hlines(y[ok], lo[ok], hi[ok], color=LIGHT, linewidth=3.2)
-    ax.scatter(d, y, s=16, color=[BAD if v < 0 else GOOD for v in np.nan_to_num(d)], zorder=2)
+    ax.scatter(d, y, s=16, color=[signed_color(v) for v in np.nan_to_num(d)], zorder=2)
     ax.axvline(0, color=MUTED, linewidth=0.8)
     ax.set_yticks(y, names)
     ax.set_ylim(k - 0.5, -0.5)

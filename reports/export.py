@@ -17,20 +17,20 @@ Files (``<stem>`` is ``<model name>-<version>``):
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
 import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from audits.errors import AuditError
-from audits.fsio import write_json
+from audits.fsio import atomic_dir, write_json
+from audits.hashing import file_sha256
+from audits.related import RunBundle
 from audits.store import Run, auditor_identity, utc_now
+from audits.text import slug
 from reports import FORMATS
 from reports.content import build_content, open_audit
-from reports.manifest import MANIFEST, sha256_file, write_manifest
+from reports.manifest import MANIFEST, write_manifest
 
 
 def parse_formats(spec: str | Iterable[str]) -> list[str]:
@@ -41,24 +41,24 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
         wanted = set(FORMATS)
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
+        choices = ",".join(FORMATS)
         raise AuditError(
-            f"unknown export format(s): {', '.join(unknown)}; choose from {','.join(FORMATS)} (or all)"
+            f"unknown export format(s): {', '.join(unknown)}; choose from {choices} (or all)"
         )
     if not wanted:
         raise AuditError(f"no export format given; choose from {','.join(FORMATS)}")
     return [f for f in FORMATS if f in wanted]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
-
-
 def file_stem(run: Run) -> str:
+    """'<model name>-<version>', file-name safe (an empty part becomes 'model')."""
     model = run.meta.get("model") or {}
-    return f"{_slug(str(model.get('name') or 'model'))}-{_slug(str(model.get('version') or 'x'))}"
+    name = slug(str(model.get("name") or "model"), fallback="model")
+    version = slug(str(model.get("version") or "x"), fallback="model")
+    return f"{name}-{version}"
 
 
-def _write_formats(run, related, formats: list[str], tmp: Path) -> dict[str, float]:
+def _write_formats(run: Run, related: RunBundle, formats: list[str], tmp: Path) -> dict[str, float]:
     """Write each format into ``tmp``; returns seconds per format."""
     stem = file_stem(run)
     timings: dict[str, float] = {}
@@ -108,40 +108,33 @@ def export_run(
     final = out_dir / run.run_id
     if final.exists() and not (final / MANIFEST).is_file():
         raise AuditError(f"{final}: exists and is not an export folder; choose another --out")
-    tmp = out_dir / f".tmp-{run.run_id}-{secrets.token_hex(3)}"
-    tmp.mkdir()
-    try:
+    # A previous export of this run is swapped out only once the new one is complete.
+    with atomic_dir(final, replace=True) as tmp:
         timings = _write_formats(run, related, wanted, tmp)
         timings["total"] = time.perf_counter() - started
-        write_json(
-            tmp / "export.json",
-            {
-                "run_id": run.run_id,
-                "run_path": str(run.path),
-                "formats": wanted,
-                "exported_at": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "exporter": auditor_identity(),
-                "related_runs": {
-                    "drift": related.drift.run_id if related.drift else None,
-                    "comparison": related.comparison.run_id if related.comparison else None,
-                },
-                "seconds": {k: round(v, 3) for k, v in timings.items()},
-            },
-        )
+        write_json(tmp / "export.json", _export_record(run, related, wanted, timings))
         write_manifest(tmp, run.run_id)
-        if final.exists():  # a previous export of this run: swap it out, then delete it
-            old = out_dir / f".old-{run.run_id}-{secrets.token_hex(3)}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
+
+
+def _export_record(
+    run: Run, related: RunBundle, formats: list[str], timings: dict[str, float]
+) -> dict[str, object]:
+    """export.json: when and with what the export was made."""
+    return {
+        "run_id": run.run_id,
+        "run_path": str(run.path),
+        "formats": formats,
+        "exported_at": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "exporter": auditor_identity(),
+        "related_runs": {
+            "drift": related.drift.run_id if related.drift else None,
+            "comparison": related.comparison.run_id if related.comparison else None,
+        },
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
 
 
 def manifest_digest(folder: Path) -> str:
     """sha256 of the manifest: send it separately so the reader can trust the manifest."""
-    return sha256_file(folder / MANIFEST)
+    return file_sha256(folder / MANIFEST)

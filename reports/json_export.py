@@ -17,8 +17,7 @@ from audits.fsio import to_jsonable
 from audits.related import RunBundle
 from audits.store import Run
 from reports.content import ReportContent
-from reports.tree import error_of as _error_of
-from reports.tree import read_json as _read_json
+from reports.sections.reading import error_of, read_json, read_parquet_records
 
 SCHEMA_VERSION = 1
 KIND = "audit-export"
@@ -30,25 +29,25 @@ _REBUILT = {"schema_version", "kind", "run_id", "created", "explain", "integrity
 
 
 def _explain(run: Run) -> dict[str, Any] | None:
+    """audit.json's explain block, explain/summary.json, regions.parquet's rows as stored, and
+    the overlay files; None when the run has none of them."""
+    folder = run.path / "explain"
     block = run.meta.get("explain")
-    summary = _read_json(run.path / "explain" / "summary.json")
-    regions = None
-    file = run.path / "explain" / "regions.parquet"
-    if file.is_file():
-        try:
-            import pandas as pd
-
-            regions = pd.read_parquet(file).to_dict("records")
-        except Exception:  # a damaged optional file must not stop the export
-            regions = None
+    summary = read_json(folder / "summary.json")
+    regions = read_parquet_records(folder / "regions.parquet")
     if block is None and summary is None and regions is None:
         return None
-    overlays = sorted(p.relative_to(run.path).as_posix() for p in (run.path / "explain" / "overlays").glob("*.png")) if (run.path / "explain" / "overlays").is_dir() else []  # fmt: skip
-    return {"audit": block, "summary": summary, "regions": regions, "overlays": overlays}
+    overlays = folder / "overlays"
+    listed = (
+        sorted(p.relative_to(run.path).as_posix() for p in overlays.glob("*.png"))
+        if overlays.is_dir()
+        else []
+    )
+    return {"audit": block, "summary": summary, "regions": regions, "overlays": listed}
 
 
 def _integrity(run: Run) -> dict[str, Any] | None:
-    doc = _read_json(run.path / "integrity.json")
+    doc = read_json(run.path / "integrity.json")
     if isinstance(doc, dict):
         return doc
     block = run.meta.get("integrity")
@@ -60,7 +59,7 @@ def _claims(run: Run) -> list[dict[str, Any]]:
     for folder in sorted(p for p in run.path.glob("claims-*") if p.is_dir()):
         files = {}
         for file in sorted(folder.glob("*.json")):
-            doc = _read_json(file)
+            doc = read_json(file)
             if doc is not None:
                 files[file.name] = doc
         out.append({"folder": folder.name, "files": files})
@@ -97,7 +96,7 @@ def export_document(run: Run, related: RunBundle, content: ReportContent) -> dic
     doc["comparison"] = _related(related.comparison)
     doc["previous_run_id"] = related.previous.run_id if related.previous else None
     doc["stage_errors"] = {
-        k: _error_of(meta.get(k)) for k in ("explain", "integrity") if _error_of(meta.get(k))
+        k: error_of(meta.get(k)) for k in ("explain", "integrity") if error_of(meta.get(k))
     }
     doc["report"] = {
         "title": content.title,

@@ -9,23 +9,16 @@ through another channel when the reader must be sure the manifest itself is genu
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from audits.errors import AuditError
+from audits.fsio import write_json
+from audits.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _files(folder: Path) -> list[str]:
@@ -44,7 +37,7 @@ def build_manifest(folder: Path, run_id: str | None = None) -> dict[str, Any]:
         "files": [
             {
                 "path": rel,
-                "sha256": sha256_file(folder / rel),
+                "sha256": file_sha256(folder / rel),
                 "bytes": (folder / rel).stat().st_size,
             }
             for rel in _files(folder)
@@ -54,8 +47,7 @@ def build_manifest(folder: Path, run_id: str | None = None) -> dict[str, Any]:
 
 def write_manifest(folder: Path, run_id: str | None = None) -> Path:
     path = folder / MANIFEST
-    text = json.dumps(build_manifest(folder, run_id), indent=2, ensure_ascii=False) + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_json(path, build_manifest(folder, run_id))
     return path
 
 
@@ -99,7 +91,7 @@ def verify(folder: str | Path) -> list[str]:
         path = folder / rel
         if not path.is_file():
             problems.append(f"missing: {rel}")
-        elif sha256_file(path) != entry.get("sha256"):
+        elif file_sha256(path) != entry.get("sha256"):
             problems.append(f"altered: {rel} (sha256 differs from the manifest)")
         elif entry.get("bytes") is not None and path.stat().st_size != entry.get("bytes"):
             problems.append(f"altered: {rel} (size differs from the manifest)")

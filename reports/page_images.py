@@ -15,7 +15,7 @@ from pathlib import Path
 
 from audits.errors import AuditError
 
-#: The sentence under the Performance section's title (reports.sections.metrics_section).
+#: The sentence under the Performance section's title (reports.sections.metrics).
 PERFORMANCE_MARK = "How often the model is right overall"
 
 
@@ -24,10 +24,8 @@ def render_page(pdf: Path, page: int, out: Path, dpi: int = 100) -> Path:
     if shutil.which("pdftoppm") is None:
         raise AuditError("pdftoppm not found: apt-get install -y poppler-utils")
     stem = out.with_suffix("")
-    subprocess.run(
-        ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile", str(pdf), str(stem)],
-        check=True,
-    )  # fmt: skip
+    pages = ["-f", str(page), "-l", str(page), "-singlefile"]
+    subprocess.run(["pdftoppm", "-png", "-r", str(dpi), *pages, str(pdf), str(stem)], check=True)
     return out
 
 

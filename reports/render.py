@@ -76,7 +76,8 @@ def environment() -> jinja2.Environment:
 def render_report(
     content: ReportContent, charts: dict[str, Any], interactive: bool, plotly_js: str = ""
 ) -> str:
-    """The report as one HTML document (for weasyprint when static, for browsers when interactive)."""
+    """The report as one HTML document: for weasyprint when static, for browsers when
+    interactive."""
     env = environment()
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     return env.get_template("report.html.j2").render(

@@ -1,22 +1,15 @@
-"""The content tree of a client report: node types, and helpers that read a run defensively.
+"""The content tree of a client report: its node types and the size limits of its sections.
 
-``reports.content.build_content`` fills this tree from a stored run; ``reports.sections`` holds
-the builders of each section. Every value here is plain (strings, numbers, lists): both
-renderers (PDF and HTML) draw the same tree with the same template. The helpers never raise on
-a missing key or a damaged optional file: a section is omitted instead.
+``reports.content.build_content`` fills this tree from a stored run, with one builder per
+section in ``reports.sections``. Every value here is plain (strings, numbers, lists): both
+renderers (PDF and HTML) draw the same tree with the same template.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
-
-from reports.present import fmt
 
 #: Up to this many classes the body shows every class (table, chart, full confusion matrix).
 BODY_CLASSES = 40
@@ -185,133 +178,3 @@ class ReportContent:
             for block in section.blocks:
                 if isinstance(block, Chart):
                     yield block
-
-
-# ---------------------------------------------------------------------------------------------
-# defensive reading
-
-
-def dig(obj: Any, *keys: Any, default: Any = None) -> Any:
-    """obj[k1][k2]… or ``default`` when any step is missing or the wrong type."""
-    for key in keys:
-        in_map = isinstance(obj, Mapping) and key in obj
-        in_list = isinstance(obj, list) and isinstance(key, int) and -len(obj) <= key < len(obj)
-        if not (in_map or in_list):
-            return default
-        obj = obj[key]
-    return default if obj is None else obj
-
-
-def dicts(x: Any) -> list[dict[str, Any]]:
-    """Only the dict items of a list (anything else: empty)."""
-    return [r for r in x if isinstance(r, dict)] if isinstance(x, list) else []
-
-
-def safe_call(fn: Callable[[], Any], default: Any) -> Any:
-    """Call a narrative helper; a run missing a key it expects gives ``default``, not a crash."""
-    try:
-        return fn()
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError):
-        return default
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def error_of(block: Any) -> str | None:
-    """A stage that failed stores ``{"error": "..."}`` in audit.json instead of its result."""
-    if isinstance(block, dict) and set(block) <= {"error", "skipped"} and block.get("error"):
-        return str(block["error"])
-    return None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def inside(base: Path, candidate: str | Path) -> Path | None:
-    """``candidate`` (relative to ``base``, or absolute) if it is a file inside ``base``."""
-    try:
-        p = Path(candidate)
-        p = (p if p.is_absolute() else base / p).resolve()
-        base = base.resolve()
-    except (OSError, ValueError, TypeError):
-        return None
-    if base != p and base not in p.parents:
-        return None  # a path in the data must not make the export read files elsewhere
-    return p if p.is_file() else None
-
-
-# ---------------------------------------------------------------------------------------------
-# small builders
-
-
-def kv(label: str, value: Any, mono: bool = False) -> KeyValue:
-    return KeyValue(label, value if isinstance(value, str) else fmt.text(value), mono)
-
-
-def cols(*spec: str | tuple[str, str] | tuple[str, str, str]) -> list[Column]:
-    """Columns from titles, (title, align) or (title, align, width)."""
-    out = []
-    for s in spec:
-        out.append(Column(s) if isinstance(s, str) else Column(*s))
-    return out
-
-
-def c(value: Any, **hints: Any) -> Cell:
-    return Cell(value if isinstance(value, str) else fmt.text(value), **hints)
-
-
-def recall_tone(recall: Any) -> str:
-    if not fmt.is_num(recall):
-        return "muted"
-    return "bad" if recall < 0.5 else "warn" if recall < 0.8 else ""
-
-
-def more(n_total: int, n_shown: int, where: str) -> str:
-    return f" Showing {n_shown} of {fmt.count(n_total)}; {where}." if n_total > n_shown else ""
-
-
-def date_text(iso: Any) -> str:
-    """'2026-11-23T16:00:00Z' -> '2026-11-23 16:00 UTC'."""
-    if not isinstance(iso, str) or len(iso) < 16:
-        return fmt.text(iso)
-    return f"{iso[:10]} {iso[11:16]} UTC"
-
-
-def plain(v: Any) -> Any:
-    """numpy / pandas scalars to Python; NA and NaN to None."""
-    try:
-        import pandas as pd
-
-        if v is pd.NA or v is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    if hasattr(v, "item") and not isinstance(v, list | dict | str):
-        with contextlib.suppress(ValueError, AttributeError):
-            v = v.item()
-    if isinstance(v, float) and v != v:
-        return None
-    return v
-
-
-def cell_text(key: str, value: Any) -> str:
-    value = plain(value)
-    if isinstance(value, bool):
-        return fmt.yes_no(value)
-    if isinstance(value, float):
-        if key.startswith("p_") or key == "p_value":
-            return fmt.pval(value)
-        return fmt.num(value, 3)
-    if fmt.is_num(value):
-        return fmt.count(value)
-    return fmt.text(value)

@@ -4,8 +4,10 @@ bundled demo store when it has been built. No page may raise or show a traceback
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -321,3 +323,42 @@ def test_demo_store_pages(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     at = visit(app(DEMO, monkeypatch), page)
     assert_clean(at, page)
     assert "car-variants" in texts(at)
+
+
+# ---------------------------------------------------------------- stored values, shown as stored
+
+
+def stored_most_confused(run_path: Path) -> list[str]:
+    """The classes of audit.json's most_confused pairs, in pair order, each once."""
+    meta = json.loads((run_path / "audit.json").read_text())
+    names: list[str] = []
+    for pair in meta["metrics"]["most_confused"]:
+        for name in (pair["true"], pair["predicted"]):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def test_confusion_view_shows_the_stored_most_confused_classes(
+    big_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = visit(app(big_store, monkeypatch), "confusion")
+    assert_clean(at, "confusion")
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    expected = stored_most_confused(scan(big_store).audits[0].path)[:20]
+    assert heat["y"] == expected and heat["x"] == expected  # not classes picked by another rule
+
+
+@pytest.mark.skipif(
+    not (DEMO.is_dir() and scan(DEMO).audits), reason="demo store not built (python -m audits demo)"
+)
+def test_every_p_value_reads_below_one_thousandth(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(DEMO, monkeypatch)
+    for page in ("drift", "compare"):
+        at = visit(at, page)
+        assert_clean(at, page)
+        shown = html.unescape("\n".join([texts(at), *(e.value.to_string() for e in at.dataframe)]))
+        assert "< 0.001" in shown, page
+        assert "0.000999" not in shown and not re.search(r"\de-\d", shown), page
+        hovers = "\n".join(str(c.proto.spec) for c in at.get("plotly_chart"))
+        assert not re.search(r"p = (\d\.\d+e-|0\.000)", hovers), page

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dashboard.charts import clicked_cell
 from dashboard.claims_view import slice_spec
 from dashboard.gallery import region_lines
-from dashboard.images import _row_of, data_root, image_file, suspects
+from dashboard.images import _row_of, data_root, image_file
 from dashboard.pages.classes import filter_rows, metrics_frame
 from dashboard.pages.confusion import focus_index
 from dashboard.pages.failures import failures_frame
+from dashboard.stored import comparison, suspects
 
 
 def test_data_root_for_manifest_and_imagefolder(tmp_path: Path) -> None:
@@ -63,10 +65,9 @@ def test_class_filters_and_table() -> None:
     assert [r["class"] for r in filter_rows(rows, "TAR", 0, "Worst first")] == ["targa"]
     assert [r["class"] for r in filter_rows(rows, "", 10, "Model order")] == ["targa"]
     frame = metrics_frame(rows)
-    assert (
-        list(frame.columns)[:4] == ["class", "support", "correct", "recall"]
-        and frame["precision"].isna().all()
-    )
+    assert list(frame.columns)[:4] == ["class", "test images", "correct", "accuracy (recall)"]
+    assert list(frame["accuracy (recall)"]) == ["90.0%", "20.0%", "n/a"]
+    assert (frame["precision"] == "n/a").all()  # not stored: said so, as the exports do
 
 
 def test_focus_index_and_failures() -> None:
@@ -84,3 +85,44 @@ def test_slice_spec_builds_claim_values() -> None:
     assert slice_spec("width = 400 to 800", kinds) == {"width": {"min": 400.0, "max": 800.0}}
     assert slice_spec("date = 2024-07", kinds) == {"date": "2024-07"}
     assert slice_spec("source = (missing)", kinds) == {"source": None}
+
+
+def test_clicked_cell_unescapes_the_figures_names() -> None:
+    labels = ["a&b", "c"]
+    event = {"selection": {"points": [{"x": "c", "y": "a&amp;b"}]}}
+    assert clicked_cell(event, labels) == ("a&b", "c")
+    assert clicked_cell({"selection": {"points": []}}, labels) is None
+
+
+def test_comparison_marks_failed_reasons_by_the_stored_checks() -> None:
+    doc = {
+        "verdict": "hold",
+        "summary": "hold: overall +5.0 points but targa recall -20.0 points",
+        "reasons": ["targa recall -20.0 points", "overall +5.0 points"],
+        "checks": [{"check": "overall", "ok": True, "text": "overall +5.0 points"},
+                   {"check": "class:targa", "ok": False, "text": "targa recall -20.0 points"}],
+    }  # fmt: skip
+    assert comparison(doc)["reasons"] == [
+        ("targa recall -20.0 points", True),
+        ("overall +5.0 points", False),  # in the summary, but its check passed
+    ]
+
+
+def test_every_p_value_reads_below_one_thousandth() -> None:
+    from reports.present.narrative import drift_summary
+
+    rows = [{"class": "a", "p_value": 0.000999, "p_adjusted": 9.99e-5, "diff": -0.1}]
+    with_p = per_class_frame_text(rows)
+    assert "0.000999" not in with_p and with_p.count("< 0.001") == 2
+    drift = {"drift": True, "embedding": {"p_value": 0.000999, "drift": True},
+             "predictions": {"p_value": 8.65e-94, "drift": True}}  # fmt: skip
+    text = " ".join(drift_summary(drift))
+    assert "p < 0.001" in text and "0.000999" not in text and "e-94" not in text
+
+
+def per_class_frame_text(rows: list[dict]) -> str:
+    """The compare page's per-class table as text (what st.dataframe shows)."""
+    from dashboard.components import value_frame
+    from dashboard.pages.compare import PER_CLASS
+
+    return value_frame(rows, PER_CLASS).to_string()

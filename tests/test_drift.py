@@ -13,14 +13,11 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from audits.datasets import load_dataset
-from audits.drift import (
-    class_distribution_test,
-    farthest_examples,
-    holm,
-    prediction_drift,
-    property_drift,
-)
+from audits.drift.examples import farthest_examples
+from audits.drift.predictions import class_distribution_test, prediction_drift
+from audits.drift.properties import property_drift
 from audits.image_properties import MAX_SIDE, PROPERTIES, image_properties, set_properties
+from audits.multitest import holm
 
 
 def props_of(img: Image.Image, fmt: str = "PNG") -> dict:
@@ -109,13 +106,26 @@ def test_set_properties_skips_unreadable(tmp_path):
 # --- statistics -----------------------------------------------------------------------------
 
 
-def test_holm_matches_statsmodels():
+def _holm_by_hand(p_values):
+    """Holm step-down adjustment written out (the pre-statsmodels implementation)."""
+    known = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    adjusted = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(known)):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def test_holm_matches_statsmodels_and_the_hand_written_step_down():
     p = [0.01, 0.04, 0.03, 0.5, 0.002, 0.2, 0.049, 1.0, 0.0001]
     expected = multipletests(p, method="holm")[1]
-    assert holm(p) == pytest.approx(list(expected))
+    assert holm(p) == pytest.approx(list(expected), abs=1e-12)
+    assert holm(p) == pytest.approx(_holm_by_hand(p), abs=1e-12)
     with_missing = holm([0.01, None, 0.04])
     assert with_missing[1] is None
     assert with_missing[0] == pytest.approx(0.02) and with_missing[2] == pytest.approx(0.04)
+    assert with_missing == pytest.approx(_holm_by_hand([0.01, None, 0.04]), abs=1e-12)
 
 
 def test_class_distribution_without_merging_is_scipy():
@@ -225,7 +235,7 @@ def test_property_drift_uses_evidently_ks_above_1000_rows():
     assert by["format"]["reference_share"]["JPEG"] == pytest.approx(
         (ref["format"] == "JPEG").mean()
     )
-    adjusted = holm([r["p_value"] for r in rows])
+    adjusted = multipletests([r["p_value"] for r in rows], method="holm")[1]
     assert [r["p_adjusted"] for r in rows] == pytest.approx(adjusted)
     assert sum(r["drift"] for r in rows) == sum(a < 0.05 for a in adjusted)
     assert "metrics" in snapshot.dict()

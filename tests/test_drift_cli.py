@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from auditapp.cli import main
-from audits.drift import run_drift
+from auditapp.pipeline.drift import run_drift
 from audits.image_properties import PROPERTIES
 from audits.store import load_run
 from tests.builders import make_model_dir
@@ -202,7 +202,7 @@ def test_failure_while_writing_leaves_nothing(built, tmp_path, monkeypatch):
     def broken_write(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("audits.drift.write_json", broken_write)
+    monkeypatch.setattr("auditapp.pipeline.drift.write_record", broken_write)
     store = tmp_path / "store"
     with pytest.raises(OSError, match="disk full"):
         run_drift(

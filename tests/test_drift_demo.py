@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from audits.drift import run_drift
+from auditapp.pipeline.drift import run_drift
 from audits.store import load_run
 
 ROOT = Path(__file__).resolve().parent.parent

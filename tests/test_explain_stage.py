@@ -124,7 +124,7 @@ def test_explain_command_refuses_other_weights(tmp_path, capsys):
     make_model_dir(tmp_path / "model", classes=CLASSES, seed=5)  # retrained in place
     assert cli(["explain", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "weights differ from the run's" in err
+    assert "weights changed since run" in err
     assert not (run / "explain").exists() and not list(run.glob(".tmp-*"))
 
 
@@ -180,3 +180,16 @@ def test_explain_command_refuses_changed_images(tmp_path, capsys):
     assert cli(["explain", str(run.path), "--quiet"]) == 2
     assert "changed since the run" in capsys.readouterr().err
     assert not (run.path / "explain").exists()
+
+
+def test_second_explain_folders_are_named_by_method(tmp_path):
+    from auditapp.commands.explain_cmd import folder_name
+    from explain.registry import available_methods
+
+    assert folder_name(tmp_path, "gradcam++") == "explain"
+    (tmp_path / "explain").mkdir()
+    names = {m: folder_name(tmp_path, m) for m in available_methods()}
+    assert names["gradcam++"] == "explain-gradcampp"
+    assert names["pgc-gradcam++"] == "explain-pgc-gradcampp"
+    assert names["integratedgradients"] == "explain-integratedgradients"
+    assert len(set(names.values())) == len(names)

@@ -14,20 +14,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from audits.datasets import hash_files, load_dataset
-from audits.leakage import (
-    Signatures,
-    cosine_nearest,
-    exact_duplicates,
-    find_leakage,
-    group_leaks,
-    hamming,
-    near_duplicate_pairs,
-    perceptual_nearest,
-    sample_rows,
-    signature,
-    signatures,
-    thumb_rms,
-)
+from audits.leakage.exact import exact_duplicates
+from audits.leakage.groups import group_leaks
+from audits.leakage.near import near_duplicate_pairs, sample_rows
+from audits.leakage.nearest import cosine_nearest, perceptual_nearest
+from audits.leakage.report import find_leakage
+from audits.leakage.signatures import Signatures, hamming, signature, signatures, thumb_rms
 
 
 def scene(seed: int, size: int = 64, dominant: int | None = None) -> Image.Image:

@@ -34,7 +34,7 @@ XSS = "<script>alert(1)</script>"
 
 def _build_store(root: Path) -> dict[str, Path]:
     from auditapp.pipeline.audit import run_audit
-    from audits.drift import run_drift
+    from auditapp.pipeline.drift import run_drift
 
     safe = ["cat", "dog", "xss"]
     classes = ["cat", "dog", XSS]
@@ -65,7 +65,8 @@ def _build_store(root: Path) -> dict[str, Path]:
     run_drift(m2, held, prod, store=store, permutations=100)
     claims = root / "claims.toml"
     claims.write_text(
-        '[[claim]]\ntext = "Fan photos are less accurate"\nkind = "lower"\nslice = { source = "fan" }\n'
+        '[[claim]]\ntext = "Fan photos are less accurate"\n'
+        'kind = "lower"\nslice = { source = "fan" }\n'
     )
     assert cli(["claims", str(r2), str(claims)]) == 0
     return {"store": store, "run": r2, "previous": r1, "held": held, "model": m2}

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import hypergeom
+from scipy.stats import false_discovery_control, hypergeom
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from audits.errors import AuditError
-from audits.slices import column_kinds, describe, slice_mask, slice_report
+from audits.slice_spec import describe, slice_mask
+from audits.slices import column_kinds, slice_report
 
 
 def demo_like(n: int = 1200, seed: int = 0) -> pd.DataFrame:
@@ -85,6 +86,11 @@ def test_slices_match_independent_counts_and_tests() -> None:
     assert [s["p_value_adj"] for s in rep["slices"]] == pytest.approx(
         multipletests(raw2, method="fdr_bh")[1]
     )
+    # scipy's own Benjamini-Hochberg (the implementation before statsmodels) agrees too.
+    for key, values in (("p_lower_adj", raw), ("p_value_adj", raw2)):
+        assert [s[key] for s in rep["slices"]] == pytest.approx(
+            list(false_discovery_control(values, method="bh")), abs=1e-12
+        )
 
 
 def test_planted_weak_slice_ranks_first_and_tiny_slices_are_not_ranked() -> None:

@@ -20,14 +20,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import hashlib
-    import json
     from pathlib import Path
 
     from audits.claims import evaluate_claims, load_claims
     from audits.errors import AuditError
-    from audits.fsio import write_json
-    from audits.store import add_to_run, load_run, utc_now
+    from audits.hashing import bytes_sha256
+    from audits.runs import utc_stamp, write_record
+    from audits.store import add_to_run, load_run
 
     run = load_run(args.run)
     file = Path(args.claims)
@@ -35,10 +34,10 @@ def main(args: argparse.Namespace) -> int:
         data = file.read_bytes()
     except OSError as exc:
         raise AuditError(f"{file}: cannot read the claims file ({exc.strerror or exc})") from None
-    digest = hashlib.sha256(data).hexdigest()
+    digest = bytes_sha256(data)
     folder = run.path / f"claims-{digest[:12]}"
     if (folder / "claims.json").is_file():
-        stored = json.loads((folder / "claims.json").read_text(encoding="utf-8"))
+        stored = next(c.record for c in run.claims if c.path.name == folder.name).as_dict()
         print(f"already checked against this run; showing the stored results from {folder.name}")
         print_results(stored["results"])
         print(folder / "claims.json")
@@ -46,16 +45,17 @@ def main(args: argparse.Namespace) -> int:
     results = evaluate_claims(run, load_claims(file))
     with add_to_run(run.path, folder.name) as tmp:
         (tmp / f"claims{file.suffix.lower() or '.toml'}").write_bytes(data)
-        write_json(
-            tmp / "claims.json",
+        write_record(
+            tmp,
             {
                 "kind": "claims",
                 "run_id": run.run_id,
-                "created": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "created": utc_stamp(),
                 "claims_file": file.name,
                 "claims_sha256": digest,
                 "results": results,
             },
+            "claims",
         )
     print_results(results)
     print(folder / "claims.json")
@@ -67,14 +67,15 @@ def print_results(results: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from audits.formatting import pct, pts
+
     colour = {"supported": "green", "contradicted": "red", "not enough data": "yellow"}
     table = Table(title="claims")
     for col in ("#", "claim", "verdict", "measured", "95% CI", "p (one-sided)"):
         table.add_column(col, overflow="fold")
     for r in results:
-        pct = r["kind"] not in ("lower", "higher")
-        fmt = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{100 * x:+.1f} pts")
-        measured = fmt(r["measured"]) if r["measured"] is not None else "n/a"
+        fmt = pct if r["kind"] not in ("lower", "higher") else pts
+        measured = fmt(r["measured"])
         ci = f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}" if r["ci_low"] is not None else ""
         p = (
             ""

@@ -47,7 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="renames from RUN_A's class names to RUN_B's: CSV (old,new) or TOML (old = \"new\")",
     )
-    g = p.add_argument_group("decision thresholds")
+    _add_threshold_flags(p.add_argument_group("decision thresholds"))
+    _add_speed_flags(p.add_argument_group("speed measurement"))
+    p.add_argument("--no-save", action="store_true", help="do not store the comparison folder")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.set_defaults(handler=main)
+
+
+def _add_threshold_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--alpha",
         type=float,
@@ -76,7 +83,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="accuracy",
         help="the overall metric that must improve (default accuracy)",
     )
-    s = p.add_argument_group("speed measurement")
+
+
+def _add_speed_flags(s: argparse._ArgumentGroup) -> None:
     s.add_argument(
         "--no-speed",
         action="store_true",
@@ -113,19 +122,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow pickled whole-model weights when rebuilding the models (trusted files only)",
     )
-    p.add_argument("--no-save", action="store_true", help="do not store the comparison folder")
-    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
-    p.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from auditapp.compare_view import print_comparison
     from audits.compare import (
+        PROMOTE,
         Thresholds,
         compare_runs,
         load_class_map,
-        print_comparison,
         resolve_run,
         save_comparison,
     )
@@ -165,4 +172,4 @@ def main(args: argparse.Namespace) -> int:
         print_comparison(doc)
     # The verdict is the last line, printed plainly so no terminal width wraps it.
     print(doc["summary"], flush=True)
-    return 0 if doc["verdict"] == "promote" else 1
+    return 0 if doc["verdict"] == PROMOTE else 1

@@ -51,6 +51,8 @@ def _p(value: Any) -> str:
 
 def summary_lines(meta: dict[str, Any]) -> list[str]:
     """A short human summary of a stored drift run (reads drift.json; computes nothing)."""
+    from audits.formatting import pct
+
     emb, preds = meta["embedding"], meta["predictions"]
     ref, cur = meta["reference"], meta["current"]
     drifted = [p for p in meta["properties"] if p["drift"]]
@@ -66,8 +68,7 @@ def summary_lines(meta: dict[str, Any]) -> list[str]:
     ]
     acc = preds["accuracy"]
     if acc["current"] is not None:
-        ref_acc = "n/a" if acc["reference"] is None else f"{100 * acc['reference']:.1f}%"
-        lines.append(f"  accuracy    {ref_acc} -> {100 * acc['current']:.1f}%")
+        lines.append(f"  accuracy    {pct(acc['reference'])} -> {pct(acc['current'])}")
     if drifted:
         parts = []
         for p in drifted:
@@ -89,7 +90,7 @@ def summary_lines(meta: dict[str, Any]) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from audits.drift import run_drift
+    from auditapp.pipeline.drift import run_drift
     from audits.store import load_run
 
     path = run_drift(

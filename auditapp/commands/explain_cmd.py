@@ -9,6 +9,13 @@ re-read from the run's data set and must not have changed.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from audits.prepare import Prepared
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "explain", help="heatmaps on the failures of an audit run", description=__doc__
     )
     p.add_argument("run", help="audit run folder")
-    p.add_argument("--method", default="gradcam", help="gradcam (default), gradcam++, xgradcam, layercam, hirescam, "
-                   "eigencam, scorecam, ... (pytorch-grad-cam), layergradcam, integrated-gradients (captum)")  # fmt: skip
+    p.add_argument(
+        "--method",
+        default="gradcam",
+        help="gradcam (default), gradcam++, xgradcam, layercam, hirescam, eigencam, scorecam, ... "
+        "(pytorch-grad-cam), layergradcam, integrated-gradients (captum)",
+    )
     p.add_argument(
         "--layer",
         default=None,
@@ -27,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--top-by-loss",
         action="store_true",
-        help="over the cap, keep the N highest-loss failures (default: a sample spread over the confused pairs)",
+        help="over the cap, keep the N highest-loss failures "
+        "(default: a sample spread over the confused pairs)",
     )
     p.add_argument(
         "--baseline",
@@ -54,13 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from audits.datasets import load_dataset
     from audits.errors import AuditError
-    from audits.inference import resolve_device
-    from audits.model_card import load_card, load_model, weights_sha256
+    from audits.prepare import reopen_audited
     from audits.store import add_to_run, load_run
     from explain.registry import canonical, method_class
-    from explain.stage import run_explain
 
     run = load_run(args.run)
     if run.kind != "audit":
@@ -69,29 +78,42 @@ def main(args: argparse.Namespace) -> int:
         )
     method = canonical(args.method)
     method_class(method)  # an unknown name fails before any loading
-    model_meta = run.meta.get("model", {})
-    if not model_meta.get("dir"):
-        raise AuditError(f"{run.path}: audit.json records no model folder")
-    card = load_card(model_meta["dir"])
-    sha = weights_sha256(card.weights)
-    if sha != model_meta.get("weights_sha256"):
-        raise AuditError(
-            f"{card.weights}: weights differ from the run's (sha256 {sha[:12]}… vs {str(model_meta.get('weights_sha256'))[:12]}…); "
-            "explain needs the exact model that was audited: restore its weights or audit the new ones"
+    audited = reopen_audited(
+        run.meta,
+        str(run.path),
+        device=args.device,
+        allow_pickle=args.allow_pickle,
+        purpose="explain its failures",
+        hint="audit it again",
+    )
+    name = folder_name(run.path, method)
+    with add_to_run(run.path, name) as tmp:
+        summary = _explain(audited, run.table, tmp, _options(args, method), not args.quiet, name)
+    if not args.quiet:
+        print(
+            f"{summary['method']} on layer {summary['layer']}: {summary['n_explained']} of "
+            f"{summary['n_failures']} failures and {summary['n_baseline']} correct images explained"
         )
-    if card.classes != model_meta.get("classes", card.classes):
-        raise AuditError(
-            f"{card.card_path}: classes differ from the run's; restore the card that was audited"
-        )
-    data_path = run.meta.get("dataset", {}).get("path")
-    if not data_path:
-        raise AuditError(f"{run.path}: audit.json records no data set path")
-    image_set = load_dataset(data_path)
-    device = resolve_device(args.device)
-    model = load_model(card, device, allow_pickle=args.allow_pickle)
+        for pair in summary["pairs"]:
+            print(f"  {pair['sentence']}")
+    print(run.path / name)
+    return 0
 
-    name = "explain" if not (run.path / "explain").exists() else f"explain-{_slug(method)}"
-    options = {
+
+def folder_name(run_dir: Path, method: str) -> str:
+    """``explain``, or ``explain-<method>`` when the run has an ``explain/`` already.
+
+    "+" reads "p" so that gradcam++ gets ``explain-gradcampp``, not ``explain-gradcam``.
+    """
+    from audits.text import slug
+
+    if not (run_dir / "explain").exists():
+        return "explain"
+    return f"explain-{slug(method.replace('+', 'p'))}"
+
+
+def _options(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    return {
         "explain_method": method,
         "explain_layer": args.layer,
         "explain_max": None if args.all else args.max,
@@ -100,27 +122,38 @@ def main(args: argparse.Namespace) -> int:
         "explain_batch_size": args.batch_size,
         "explain_overlays": not args.no_overlays,
     }
-    with add_to_run(run.path, name) as tmp:
-        summary = run_explain(
-            model, card, device, image_set, run.table, tmp,
-            options=options, progress=not args.quiet, verify_files=True, folder=name,
-        )  # fmt: skip
-        if summary["skipped"]:
-            first = summary["skipped"][0]
-            raise AuditError(
-                f"{image_set.root / first['path']}: {first['reason']} ({len(summary['skipped'])} image(s)); "
-                "the data set moved since the run, so its heatmaps would not match the stored predictions"
-            )
-    if not args.quiet:
-        print(
-            f"{summary['method']} on layer {summary['layer']}: {summary['n_explained']} of {summary['n_failures']} "
-            f"failures and {summary['n_baseline']} correct images explained"
+
+
+def _explain(
+    audited: Prepared,
+    table: pd.DataFrame,
+    out: Path,
+    options: dict[str, Any],
+    progress: bool,
+    name: str,
+) -> dict[str, Any]:
+    """Run the explain stage into ``out``; an image that moved since the run is an error."""
+    from audits.errors import AuditError
+    from explain.stage import run_explain
+
+    image_set = audited.image_set
+    summary = run_explain(
+        audited.model,
+        audited.card,
+        audited.device,
+        image_set,
+        table,
+        out,
+        options=options,
+        progress=progress,
+        verify_files=True,
+        folder=name,
+    )
+    if summary["skipped"]:
+        first = summary["skipped"][0]
+        raise AuditError(
+            f"{image_set.root / first['path']}: {first['reason']} "
+            f"({len(summary['skipped'])} image(s)); the data set moved since the run, so its "
+            "heatmaps would not match the stored predictions"
         )
-        for pair in summary["pairs"]:
-            print(f"  {pair['sentence']}")
-    print(run.path / name)
-    return 0
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else {"+": "p"}.get(ch, "-") for ch in text)
+    return summary

@@ -31,16 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _resolve(ref: str, store: str | None):
-    from pathlib import Path
+    from audits.compare import resolve_run
+    from audits.store import DEFAULT_STORE
 
-    from audits.store import DEFAULT_STORE, load_run
-
-    if Path(ref).expanduser().is_dir():
-        return load_run(ref)
-    try:
-        from audits.compare import resolve_run
-    except ImportError:  # compare not available: paths and run ids only
-        return load_run(Path(store or DEFAULT_STORE) / ref)
     return resolve_run(ref, store or DEFAULT_STORE)
 
 

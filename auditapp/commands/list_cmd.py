@@ -13,6 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from audits.store import list_runs
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
         data = m.get("dataset") or m.get("current") or {}
         acc = (m.get("metrics") or {}).get("accuracy")
         verdict = m.get("verdict")
-        table.add_row(
+        cells = (
             run.run_id,
             run.kind,
             f"{model.get('name', '')} {model.get('version', '')}".strip(),
@@ -39,5 +40,6 @@ def main(args: argparse.Namespace) -> int:
             f"{acc:.3f}" if isinstance(acc, float) else (verdict or ""),
             m.get("created", ""),
         )
+        table.add_row(*(escape(c) if isinstance(c, str) else c for c in cells))
     Console().print(table)
     return 0

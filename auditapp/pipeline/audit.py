@@ -10,24 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from audits.context import AuditContext
-from audits.datasets import (
-    check_frozen,
-    check_labels,
-    fingerprint,
-    hash_files,
-    load_dataset,
-)
+from audits.datasets import ImageSet, load_dataset
 from audits.errors import AuditError
-from audits.fsio import write_json
-from audits.inference import Predictions, predict, resolve_device
-from audits.model_card import ModelCard, load_card, load_model
-from audits.runs import SCHEMA_VERSION
+from audits.inference import Predictions, predict
+from audits.metrics import audit_metrics
+from audits.model_card import ModelCard
+from audits.prepare import FrozenCheck, check_freeze, prepare
+from audits.runs import SCHEMA_VERSION, utc_stamp, write_record
 from audits.store import (
     DEFAULT_STORE,
     auditor_identity,
     create_run,
     new_run_id,
-    utc_now,
 )
 
 #: Optional analyses run before the run folder is sealed: (key in audit.json, loader of the
@@ -65,6 +59,41 @@ def training_counts(card: ModelCard) -> dict[str, int] | None:
     return {c: int(counts.get(c, 0)) for c in card.classes}
 
 
+def _audit_meta(
+    run_id: str,
+    card: ModelCard,
+    image_set: ImageSet,
+    frozen: FrozenCheck,
+    preds: Predictions,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """``audit.json`` before the analyses run (they add their blocks, then the total time)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "audit",
+        "run_id": run_id,
+        "created": utc_stamp(),
+        "model": card.identity(),
+        "dataset": {
+            "fingerprint": frozen.fingerprint,
+            "n_images": int(len(preds.table)),
+            "n_skipped": len(preds.skipped),
+            "n_listed": int(len(image_set.items)),
+            "path": str(image_set.source),
+            "kind": image_set.kind,
+            "frozen": frozen.frozen,
+            "metadata_columns": image_set.metadata_columns,
+            "has_roi": image_set.has_roi,
+        },
+        "auditor": auditor_identity(),
+        "device": preds.device,
+        "embedding_source": preds.embedding_source,
+        "timings": dict(preds.timings),
+        "skipped": preds.skipped,
+        "metrics": metrics,
+    }
+
+
 def run_audit(
     model_dir: str | Path,
     data: str | Path,
@@ -79,39 +108,23 @@ def run_audit(
 ) -> Path:
     """Audit a model on a labelled held-out set; returns the new run folder."""
     started = time.perf_counter()
-    card = load_card(model_dir)
-    image_set = load_dataset(data)
-    if not image_set.labelled:
-        raise AuditError(
-            f"{image_set.source}: no labels; an audit needs a labelled held-out set "
-            "(for an unlabelled production batch use: python -m audits drift)"
-        )
-    check_labels(image_set, card.classes)
-    dev = resolve_device(device)
-    model = load_model(card, dev, allow_pickle=allow_pickle)
-    hashes = hash_files(image_set)
-    frozen = check_frozen(image_set, hashes)
-    if not frozen:
-        print(
-            f"warning: {image_set.source} is not frozen; freeze it so later runs can prove it did not move: "
-            f"python -m audits freeze {image_set.source}",
-            file=sys.stderr,
-        )
-    dataset_fp = fingerprint(image_set, hashes)
+    ready = prepare(
+        model_dir, [data], device=device, allow_pickle=allow_pickle, require_labels=True
+    )
+    card, image_set = ready.card, ready.image_set
+    frozen = check_freeze(image_set)
     train_counts = training_counts(card)
-
-    from audits.metrics import audit_metrics
 
     run_id = new_run_id("audit", card.name, card.version)
     with create_run(store, run_id) as tmp:
         preds = predict(
-            model,
+            ready.model,
             card,
             image_set,
-            dev,
+            ready.device,
             batch_size,
             workers,
-            hashes=hashes,
+            hashes=frozen.hashes,
             out_dir=tmp,
             progress=progress,
         )
@@ -122,39 +135,23 @@ def run_audit(
             )
         metrics = audit_metrics(preds.table, card.classes, train_counts=train_counts)
         preds.table.to_parquet(tmp / "predictions.parquet", index=False)
-        meta: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": "audit",
-            "run_id": run_id,
-            "created": utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "model": card.identity(),
-            "dataset": {
-                "fingerprint": dataset_fp,
-                "n_images": int(len(preds.table)),
-                "n_skipped": len(preds.skipped),
-                "n_listed": int(len(image_set.items)),
-                "path": str(image_set.source),
-                "kind": image_set.kind,
-                "frozen": frozen,
-                "metadata_columns": image_set.metadata_columns,
-                "has_roi": image_set.has_roi,
-            },
-            "auditor": auditor_identity(),
-            "device": preds.device,
-            "embedding_source": preds.embedding_source,
-            "timings": dict(preds.timings),
-            "skipped": preds.skipped,
-            "metrics": metrics,
-        }
+        meta = _audit_meta(run_id, card, image_set, frozen, preds, metrics)
         ctx = AuditContext(
-            card, model, dev, image_set, preds, metrics, tmp, dict(options or {}), progress
+            card,
+            ready.model,
+            ready.device,
+            image_set,
+            preds,
+            metrics,
+            tmp,
+            dict(options or {}),
+            progress,
         )
         for key, load in _stages():
-            if key in skip:
-                continue
-            meta[key] = _run_stage(key, load, ctx)
+            if key not in skip:
+                meta[key] = _run_stage(key, load, ctx)
         meta["timings"]["total_s"] = round(time.perf_counter() - started, 3)
-        write_json(tmp / "audit.json", meta)
+        write_record(tmp, meta, "audit")
     return Path(store) / run_id
 
 

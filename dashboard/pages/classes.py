@@ -8,9 +8,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts
-from dashboard.components import chart, guard
+from dashboard import stored
+from dashboard.charts import chart
+from dashboard.components import guard, right_aligned, value_frame
 from dashboard.page import PageContext, run_page
+from reports.present import charts, fmt
 
 SORTS = {
     "Worst first": lambda r: (r.get("recall") is None, r.get("recall") or 0.0),
@@ -35,24 +37,40 @@ def filter_rows(
     return sorted(out, key=key) if key else out
 
 
+#: The per-class table's columns: (title, stored key(s), formatter).
+COLUMNS = [
+    ("class", "class", fmt.text),
+    ("test images", "support", fmt.count),
+    ("correct", "correct", fmt.count),
+    ("accuracy (recall)", "recall", fmt.pct),
+    ("95% CI", ("ci_low", "ci_high"), fmt.ci),
+    ("precision", "precision", fmt.pct),
+    ("F1", "f1", fmt.pct),
+    ("predicted as", "predicted", fmt.count),
+]
+
+
 def metrics_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The per-class table as stored (no recomputation), in display units."""
-    frame = pd.DataFrame.from_records(list(rows))
-    want = [
-        "class",
-        "support",
-        "correct",
-        "recall",
-        "ci_low",
-        "ci_high",
-        "precision",
-        "f1",
-        "predicted",
-    ]
-    for col in want:
-        if col not in frame.columns:
-            frame[col] = None
-    return frame[want]
+    """The per-class table as stored (no recomputation), each value as the exports write it."""
+    return value_frame(rows, COLUMNS)
+
+
+def balance_notes(block: Mapping[str, Any]) -> list[str]:
+    """The class balance in words, from the stored imbalance block."""
+    notes = []
+    if block.get("ratio"):
+        notes.append(
+            f"test set: largest class {block.get('largest')} has {fmt.num(block['ratio'], 1)}× "
+            f"the images of the smallest, {block.get('smallest')}"
+        )
+    if block.get("train_ratio"):
+        notes.append(
+            f"training set: {fmt.num(block['train_ratio'], 1)}× "
+            f"({block.get('train_largest')} vs {block.get('train_smallest')})"
+        )
+    if not block.get("train_counts"):
+        notes.append("training counts unknown (the model card names no training manifest)")
+    return notes
 
 
 def controls(n_classes: int) -> tuple[str, str, int, int]:
@@ -74,10 +92,10 @@ def render(ctx: PageContext) -> None:
     rows = m["per_class"]
     text, sort, shown, min_support = controls(len(rows))
     picked = filter_rows(rows, text, min_support, sort)
-    with guard("The per-class accuracy chart", ctx.path / "audit.json"):
-        title = f"Accuracy per class with 95% Wilson intervals — {sort.lower()}, {min(shown, len(picked))} of {len(picked)} classes"
+    with guard("The per-class accuracy chart", ctx.audit_json):
+        title = f"Accuracy per class with 95% Wilson intervals — {sort.lower()}, {fmt.count(min(shown, len(picked)))} of {fmt.count(len(picked))} classes"
         chart(
-            charts.per_class_accuracy(picked[:shown], ctx.colors, m.get("accuracy"), title=title),
+            charts.per_class_recall(picked[:shown], ctx.colors, m.get("accuracy"), title=title),
             "each bar is the share of that class's test images the model got right; the whisker is the range the "
             "true value lies in with 95% confidence (wide whiskers = too few images to be sure). The dotted line is "
             "the overall accuracy.",
@@ -86,10 +104,10 @@ def render(ctx: PageContext) -> None:
         missing = [r["class"] for r in picked if r.get("recall") is None]
         if missing:
             st.caption(
-                f"{len(missing)} class(es) have no test images and no accuracy: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
+                f"{fmt.count(len(missing))} class(es) have no test images and no accuracy: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
             )
-    with guard("The class balance chart", ctx.path / "audit.json"):
-        block = m.get("imbalance") or {}
+    with guard("The class balance chart", ctx.audit_json):
+        block = stored.imbalance(ctx.meta)
         chart(
             charts.imbalance(block, ctx.colors),
             "one bar per class, largest first, in the class's colour; classes under the red dotted line have too few "
@@ -97,41 +115,19 @@ def render(ctx: PageContext) -> None:
             "in the same order — a class rare in both is a data problem, not a model one.",
             key="imbalance_chart",
         )
-        notes = []
-        if block.get("ratio"):
-            notes.append(
-                f"test set: largest class {block.get('largest')} has {block['ratio']:.1f}× the images of the smallest, {block.get('smallest')}"
-            )
-        if block.get("train_ratio"):
-            notes.append(
-                f"training set: {block['train_ratio']:.1f}× ({block.get('train_largest')} vs {block.get('train_smallest')})"
-            )
-        if not block.get("train_counts"):
-            notes.append("training counts unknown (the model card names no training manifest)")
+        notes = balance_notes(block)
         if notes:
             st.caption("; ".join(notes) + ".")
-    with guard("The per-class table", ctx.path / "audit.json"):
+    with guard("The per-class table", ctx.audit_json):
         st.markdown("#### Precision, recall and F1 per class")
         frame = metrics_frame(picked)
-        pct = st.column_config.NumberColumn
+        right = right_aligned(COLUMNS[1:])
         st.dataframe(
             frame,
             hide_index=True,
             width="stretch",
             height="content" if len(frame) <= 15 else 560,
-            column_config={
-                "class": st.column_config.TextColumn("class", pinned=True),
-                "support": st.column_config.NumberColumn("test images", format="localized"),
-                "correct": st.column_config.NumberColumn("correct", format="localized"),
-                "recall": st.column_config.ProgressColumn(
-                    "accuracy (recall)", format="percent", min_value=0, max_value=1
-                ),
-                "ci_low": pct("95% CI low", format="percent"),
-                "ci_high": pct("95% CI high", format="percent"),
-                "precision": pct("precision", format="percent"),
-                "f1": pct("F1", format="percent"),
-                "predicted": st.column_config.NumberColumn("predicted as", format="localized"),
-            },
+            column_config={"class": st.column_config.TextColumn("class", pinned=True), **right},
             key="classes_table",
         )
         st.caption(

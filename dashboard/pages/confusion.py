@@ -7,12 +7,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from audits.errors import AuditError
-from dashboard import charts
-from dashboard.components import chart, guard
+from dashboard import stored
+from dashboard.charts import chart, clicked_cell
+from dashboard.components import guard
 from dashboard.gallery import gallery
 from dashboard.images import explanations
-from dashboard.page import PageContext, get, run_page
+from dashboard.page import PageContext, run_page
+from reports.present import charts, fmt
+from reports.present.class_views import class_order, most_confused_classes
 
 ORDERS = {
     "Confusion groups": "groups",
@@ -23,19 +25,6 @@ ORDERS = {
 CLICKABLE_MAX = 60  # above this many cells per side the click layer would weigh too much
 
 
-def matrix_of(ctx: PageContext) -> tuple[np.ndarray, list[str]]:
-    """The stored confusion counts and labels (rows true, columns predicted)."""
-    block = ctx.metrics.get("confusion") or {}
-    labels = [str(c) for c in block.get("labels") or ctx.classes]
-    cm = np.asarray(block.get("matrix") or [], dtype=np.float64)
-    if cm.ndim != 2 or cm.shape != (len(labels), len(labels)):
-        raise AuditError(
-            f"{ctx.path / 'audit.json'} has no usable confusion matrix (shape {cm.shape}, expected "
-            f"{len(labels)}×{len(labels)}): the run is incomplete or damaged"
-        )
-    return cm, labels
-
-
 def focus_index(cm: np.ndarray, focus: int, k: int) -> list[int]:
     """A class and the k-1 classes it is most confused with (either direction)."""
     both = cm[focus] + cm[:, focus]
@@ -44,8 +33,9 @@ def focus_index(cm: np.ndarray, focus: int, k: int) -> list[int]:
     return [focus, *partners]
 
 
-def controls(n: int, labels: list[str]) -> dict[str, Any]:
-    big = n > 25
+def controls(n: int, labels: list[str], n_confused: int) -> dict[str, Any]:
+    """The view's options; ``n_confused``: classes in the stored most-confused pairs."""
+    big = n > 25 and n_confused > 0
     c1, c2, c3 = st.columns([1.2, 1.4, 1.6])
     values = (
         c1.segmented_control(
@@ -55,6 +45,8 @@ def controls(n: int, labels: list[str]) -> dict[str, Any]:
     )
     scope = c2.segmented_control("Classes", ["Most confused", "All"] if big else ["All", "Most confused"],
                                  default="Most confused" if big else "All", key="cm_scope") or "All"  # fmt: skip
+    if not n_confused:  # no confusion stored: every test image is right
+        scope = "All"
     order = c3.selectbox(
         "Order",
         list(ORDERS),
@@ -62,9 +54,9 @@ def controls(n: int, labels: list[str]) -> dict[str, Any]:
         help="Confusion groups keep classes that are mistaken for each other side by side.",
     )
     c4, c5, c6 = st.columns([1.2, 1.4, 1.6])
-    k = n
-    if n > 5 and scope != "All":  # a slider needs a range; small models show every class
-        k = c4.slider("Classes in the sub-matrix", 4, min(60, n), min(20, n), key="cm_k")
+    k = n if scope == "All" else n_confused
+    if scope != "All" and n_confused > 4:  # a slider needs a range
+        k = c4.slider("Classes in the sub-matrix", 4, n_confused, min(20, n_confused), key="cm_k")
     focus = c5.selectbox(
         "Focus on a class",
         ["(none)", *labels],
@@ -73,7 +65,7 @@ def controls(n: int, labels: list[str]) -> dict[str, Any]:
     )
     hide = c6.toggle("Hide the diagonal (errors only)", value=n > 10, key="cm_hide")
     return {
-        "normalize": values != "Counts",
+        "share": values != "Counts",
         "scope": scope,
         "order": ORDERS[order],
         "k": int(k),
@@ -82,29 +74,23 @@ def controls(n: int, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def pick_from_click(event: Any, labels: list[str]) -> None:
+def take_click(event: Any, labels: list[str]) -> None:
     """A clicked cell becomes the selected pair (once per new click, so pickers can still change it)."""
-    points = (
-        get(event, "selection", "points", default=[])
-        if isinstance(event, dict)
-        else getattr(getattr(event, "selection", None), "points", [])
+    cell = clicked_cell(event, labels)
+    if cell is not None and st.session_state.get("cm_last_click") != cell:
+        st.session_state["cm_last_click"] = cell
+        st.session_state["cm_true"], st.session_state["cm_pred"] = cell
+
+
+def _pair_text(p: dict[str, Any]) -> str:
+    return (
+        f"{p['true']} → {p['predicted']}: {fmt.count(p.get('count'))} images "
+        f"({fmt.pct(p.get('rate'), 0)} of {p['true']})"
     )
-    if not points:
-        return
-    p = points[0]
-    x, y = p.get("x"), p.get("y")
-    if x in labels and y in labels and st.session_state.get("cm_last_click") != (y, x):
-        st.session_state["cm_last_click"] = (y, x)
-        st.session_state["cm_true"], st.session_state["cm_pred"] = y, x
 
 
-def pair_pickers(ctx: PageContext, labels: list[str]) -> tuple[str, str]:
+def pair_pickers(labels: list[str], pairs: list[dict[str, Any]]) -> tuple[str, str]:
     """Most-confused pair shortcut plus free true/predicted pickers (any cell)."""
-    pairs = [
-        p
-        for p in ctx.metrics.get("most_confused") or []
-        if isinstance(p, dict) and p.get("true") in labels and p.get("predicted") in labels
-    ]
     if "cm_true" not in st.session_state or st.session_state["cm_true"] not in labels:
         first = (
             pairs[0] if pairs else {"true": labels[0], "predicted": labels[min(1, len(labels) - 1)]}
@@ -123,84 +109,79 @@ def pair_pickers(ctx: PageContext, labels: list[str]) -> tuple[str, str]:
     if pairs:
         c1.selectbox(
             "Most-confused pairs", range(len(pairs)), index=None, key="cm_pair", on_change=take_pair, placeholder="Pick a pair…",
-            format_func=lambda i: f"{pairs[i]['true']} → {pairs[i]['predicted']}: {pairs[i]['count']:,} images ({pairs[i].get('rate', 0):.0%} of {pairs[i]['true']})",
+            format_func=lambda i: _pair_text(pairs[i]),
         )  # fmt: skip
     true = c2.selectbox("True class", labels, key="cm_true")
     pred = c3.selectbox("Predicted class", labels, key="cm_pred")
     return true, pred
 
 
-def pair_sentence(ctx: PageContext, true: str, pred: str) -> str | None:
-    """explain/'s sentence for this confused pair, when it wrote one."""
-    ex = ctx.meta.get("explain") if isinstance(ctx.meta.get("explain"), dict) else {}
-    for p in ex.get("pairs") or ex.get("confused_pairs") or []:
-        if (
-            isinstance(p, dict)
-            and p.get("true") == true
-            and p.get("predicted") == pred
-            and p.get("sentence")
-        ):
-            return str(p["sentence"])
-    return None
+def view(conf: stored.Confusion, opts: dict[str, Any]) -> tuple[list[int], str]:
+    """The class indices the matrix shows, in order, and how the title names them."""
+    labels, n = conf.labels, len(conf.labels)
+    if opts["focus"] != "(none)" and opts["focus"] in labels:
+        index = focus_index(conf.matrix, labels.index(opts["focus"]), opts["k"] if n > 4 else n)
+        what = f"{opts['focus']} and the classes it is confused with"
+    elif opts["scope"] == "All":
+        index = class_order(opts["order"], labels, conf.per_class, conf.pairs)
+        what = "all classes"
+    else:
+        index = most_confused_classes(conf.pairs, labels, opts["k"])
+        what = f"the {fmt.count(len(index))} most confused classes"
+    if opts["order"] != "groups" and opts["scope"] != "All":
+        rank = {c: i for i, c in enumerate(class_order(opts["order"], labels, conf.per_class))}
+        index = sorted(index, key=rank.get)
+    return index, what
+
+
+def matrix_chart(conf: stored.Confusion, opts: dict[str, Any]) -> None:
+    index, what = view(conf, opts)
+    clickable = len(index) <= CLICKABLE_MAX
+    title = f"Which class is mistaken for which — {what}" + (
+        " (share of each true class)" if opts["share"] else " (image counts)"
+    )
+    fig = charts.confusion(
+        conf.labels, conf.matrix, conf.normalized, index, share=opts["share"],
+        hide_diagonal=opts["hide"], clickable=clickable, title=title,
+    )  # fmt: skip
+    kwargs: dict[str, Any] = {"on_select": "rerun", "selection_mode": "points"} if clickable else {}
+    event = chart(
+        fig,
+        "rows are the true class, columns what the model answered; darker cells hold more images (colour follows "
+        "the square root so rare mistakes stay visible). Hover a cell for exact numbers"
+        + (
+            "; click it to see its images below."
+            if clickable
+            else "; pick a pair below to see its images."
+        ),
+        key="cm_chart",
+        **kwargs,
+    )
+    if clickable and event is not None:
+        take_click(event, conf.labels)
+
+
+def cell_line(conf: stored.Confusion, true: str, pred: str) -> str:
+    """'**41** images of **carrera** predicted as **gt** (mistakes; 10% of 400 carrera images).'"""
+    i, j = conf.labels.index(true), conf.labels.index(pred)
+    support = next((r.get("support") for r in conf.per_class if r.get("class") == true), None)
+    kind = "correct predictions" if i == j else "mistakes"
+    return (
+        f"**{fmt.count(conf.matrix[i, j])}** images of **{true}** predicted as **{pred}** ({kind}; "
+        f"{fmt.pct(conf.normalized[i, j], 0)} of {fmt.count(support)} {true} images)."
+    )
 
 
 def render(ctx: PageContext) -> None:
-    cm, labels = matrix_of(ctx)
-    n = len(labels)
-    opts = controls(n, labels)
-    if opts["focus"] != "(none)" and opts["focus"] in labels:
-        index = focus_index(cm, labels.index(opts["focus"]), opts["k"] if n > 4 else n)
-        what = f"{opts['focus']} and the classes it is confused with"
-    elif opts["scope"] == "All":
-        index = charts.order_classes(cm, opts["order"])
-        what = "all classes"
-    else:
-        index = charts.top_confused(cm, opts["k"])
-        what = f"the {len(index)} most confused classes"
-    if opts["order"] != "groups" and opts["scope"] != "All":
-        rank = {c: i for i, c in enumerate(charts.order_classes(cm, opts["order"]))}
-        index = sorted(index, key=rank.get)
-    clickable = len(index) <= CLICKABLE_MAX
-    with guard("The confusion matrix", ctx.path / "audit.json"):
-        title = f"Which class is mistaken for which — {what}" + (
-            " (share of each true class)" if opts["normalize"] else " (image counts)"
-        )
-        fig = charts.confusion(
-            cm,
-            labels,
-            index,
-            normalize=opts["normalize"],
-            hide_diagonal=opts["hide"],
-            clickable=clickable,
-            title=title,
-        )
-        kwargs: dict[str, Any] = (
-            {"on_select": "rerun", "selection_mode": "points"} if clickable else {}
-        )
-        event = chart(
-            fig,
-            "rows are the true class, columns what the model answered; darker cells hold more images (colour follows "
-            "the square root so rare mistakes stay visible). Hover a cell for exact numbers"
-            + (
-                "; click it to see its images below."
-                if clickable
-                else "; pick a pair below to see its images."
-            ),
-            key="cm_chart",
-            **kwargs,
-        )
-        if clickable and event is not None:
-            pick_from_click(event, labels)
+    conf = stored.confusion(ctx.meta, ctx.audit_json)
+    labels = conf.labels
+    opts = controls(len(labels), labels, len(most_confused_classes(conf.pairs, labels)))
+    with guard("The confusion matrix", ctx.audit_json):
+        matrix_chart(conf, opts)
     st.markdown("#### Images behind a cell")
-    true, pred = pair_pickers(ctx, labels)
-    i, j = labels.index(true), labels.index(pred)
-    support = cm[i].sum()
-    kind = "correct predictions" if i == j else "mistakes"
-    st.markdown(
-        f"**{int(cm[i, j]):,}** images of **{true}** predicted as **{pred}** ({kind}; "
-        f"{(cm[i, j] / support if support else 0):.0%} of {int(support):,} {true} images)."
-    )
-    sentence = pair_sentence(ctx, true, pred)
+    true, pred = pair_pickers(labels, conf.pairs)
+    st.markdown(cell_line(conf, true, pred))
+    sentence = stored.pair_sentence(ctx.meta, true, pred)
     if sentence:
         st.info(sentence[:1].upper() + sentence[1:], icon=":material/visibility:")
     with guard("The images of this cell", ctx.path / "predictions.parquet"):
@@ -209,7 +190,7 @@ def render(ctx: PageContext) -> None:
         # Images with heatmaps first (explain/ covers a sample of the failures), then confident mistakes.
         explained = rows["row"].isin(list(explanations(ctx.path).overlays))
         rows = rows.assign(_explained=explained).sort_values(
-            ["_explained", "confidence"], ascending=[False, i == j]
+            ["_explained", "confidence"], ascending=[False, true == pred]
         )
         gallery(ctx, rows, key="cm_gallery", per_page=8)
 

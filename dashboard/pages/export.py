@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.components import empty_state, esc, guard
 from dashboard.page import PageContext, run_page
+from reports.present.fmt import num
 
 log = logging.getLogger("dashboard")
 
@@ -129,7 +130,7 @@ def render(ctx: PageContext) -> None:
                 rows.append(
                     {
                         "file": p.relative_to(ctx.path).as_posix(),
-                        "size (KB)": round(p.stat().st_size / 1024, 1),
+                        "size (KB)": num(p.stat().st_size / 1024, 1),
                     }
                 )
         st.dataframe(rows, hide_index=True, width="stretch", height=260)

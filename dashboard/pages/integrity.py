@@ -7,19 +7,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import data, stored
+from dashboard.charts import chart
 from dashboard.claims_view import claims
-from dashboard.components import (
-    chart,
-    empty_state,
-    esc,
-    guard,
-    metric_card,
-    placeholder,
-    suspect_table,
-)
-from dashboard.page import PageContext, get, run_page
-from reports.present.narrative import pct
+from dashboard.components import empty_state, esc, guard, metric_card, placeholder, suspect_table
+from dashboard.page import PageContext, run_page
+from reports.present import charts, fmt
 
 
 def thumb(ctx: PageContext, rel: Any) -> None:
@@ -35,105 +28,105 @@ def thumb(ctx: PageContext, rel: Any) -> None:
 # ---------------------------------------------------------------- leakage
 
 
+FOUND_BY = {"perceptual": "perceptual hash + thumbnail", "embedding": "embedding similarity"}
+
+
 def found_by(entry: dict[str, Any]) -> str:
-    """'perceptual hash and embedding' from the stored list (or string)."""
-    how = entry.get("found_by")
-    names = {
-        "perceptual": "perceptual hash + thumbnail",
-        "phash": "perceptual hash",
-        "embedding": "embedding similarity",
-    }
-    items = how if isinstance(how, list) else [how] if how else []
-    return " and ".join(names.get(str(h), str(h)) for h in items) or "similarity"
+    """'perceptual hash + thumbnail and embedding similarity' from the stored list."""
+    items = entry.get("found_by") or []
+    return " and ".join(FOUND_BY.get(str(h), str(h)) for h in items) or "similarity"
 
 
-def leakage(ctx: PageContext, report: dict[str, Any]) -> None:
-    leak = report.get("leakage") or {}
-    if leak.get("error"):
-        st.error(f"The leakage check failed during the audit: {leak['error']}")
-        return
-    if not leak.get("available"):
-        empty_state("Leakage between training and test images was not checked",
-                    detail=esc(leak.get("reason") or "No training manifest is known for this model."))  # fmt: skip
-        return
-    counts = leak.get("counts") or {}
-    acc = leak.get("accuracy") or {}
+def leakage_cards(leak: dict[str, Any]) -> None:
     cols = st.columns(4)
     with cols[0]:
-        metric_card("Leaked test images", f"{counts.get('leaked_images', 0):,}", f"of {leak.get('n_test', 0):,} test images",
+        metric_card("Leaked test images", fmt.count(leak["leaked_images"]), f"of {fmt.count(leak['n_test'])} test images",
                     "Test images whose file, physical object (group) or near-duplicate is in the training data.")  # fmt: skip
     with cols[1]:
-        metric_card("Exact copies", f"{counts.get('exact', 0):,}", "same file bytes")
+        metric_card("Exact copies", fmt.count(leak["exact"]), "same file bytes")
     with cols[2]:
         metric_card(
             "Shared objects",
-            f"{counts.get('group', 0):,}",
-            f"{counts.get('group_test_images', 0):,} test images in shared groups",
+            fmt.count(leak["group"]),
+            f"{fmt.count(leak['group_test_images'])} test images in shared groups",
         )
     with cols[3]:
-        all_acc, clean = get(acc, "all", "accuracy"), get(acc, "without_leaked", "accuracy")
-        metric_card("Accuracy without leaked", pct(clean), f"vs {pct(all_acc)} with them",
+        metric_card("Accuracy without leaked", fmt.pct(leak["accuracy_clean"]), f"vs {fmt.pct(leak['accuracy'])} with them",
                     "If leaked images inflate accuracy, the clean number is the honest one.")  # fmt: skip
-    if not counts.get("leaked_images"):
-        st.success(
-            "No test image was found in the training data: no identical file, no shared object (group), "
-            "no near duplicate.",
-            icon=":material/check_circle:",
-        )
-    near = leak.get("near") or []
-    exact = leak.get("exact") or []
-    pairs = [("exact copy", e) for e in exact] + [
-        (f"near duplicate (by {found_by(e)})", e) for e in near
-    ]
-    has_thumbs = any(e.get("test_thumb") or e.get("train_thumb") for _, e in pairs)
-    if pairs and not has_thumbs:  # a wall of placeholders says nothing: list them instead
-        st.markdown("#### Test images found in the training data")
+
+
+def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, dict[str, Any]]]) -> None:
+    """The test images found in the training data: thumbnails side by side, or a table."""
+    st.markdown("#### Test images found in the training data")
+    if not any(e.get("test_thumb") or e.get("train_thumb") for _, e in pairs):
+        # A wall of placeholders says nothing: list them instead.
         st.dataframe(
             pd.DataFrame([{"found as": what, "class": e.get("label"), "test image": e.get("test_path"),
                            "training image": e.get("train_path")} for what, e in pairs]),
             hide_index=True, width="stretch", height="content" if len(pairs) <= 8 else 320,
         )  # fmt: skip
-    elif pairs:
-        st.markdown("#### Test images found in the training data")
-        for i in range(0, min(len(pairs), 12), 4):
-            cols = st.columns(4)
-            for col, (what, e) in zip(cols, pairs[i : i + 4], strict=False):
-                with col.container(border=True):
-                    a, b = st.columns(2)
-                    with a:
-                        thumb(ctx, e.get("test_thumb"))
-                        st.caption("test")
-                    with b:
-                        thumb(ctx, e.get("train_thumb"))
-                        st.caption("training")
-                    st.markdown(
-                        f'<div class="ma-muted">{esc(what)} · {esc(e.get("label"))}</div>',
-                        unsafe_allow_html=True,
-                    )
-    groups = leak.get("groups") or []
+        return
+    for i in range(0, min(len(pairs), 12), 4):
+        cols = st.columns(4)
+        for col, (what, e) in zip(cols, pairs[i : i + 4], strict=False):
+            with col.container(border=True):
+                a, b = st.columns(2)
+                with a:
+                    thumb(ctx, e.get("test_thumb"))
+                    st.caption("test")
+                with b:
+                    thumb(ctx, e.get("train_thumb"))
+                    st.caption("training")
+                st.markdown(
+                    f'<div class="ma-muted">{esc(what)} · {esc(e.get("label"))}</div>',
+                    unsafe_allow_html=True,
+                )
+
+
+def leakage(ctx: PageContext, report: dict[str, Any]) -> None:
+    leak = stored.leakage(report)
+    if leak["error"]:
+        st.error(f"The leakage check failed during the audit: {leak['error']}")
+        return
+    if not leak["available"]:
+        empty_state("Leakage between training and test images was not checked",
+                    detail=esc(leak["reason"] or "No training manifest is known for this model."))  # fmt: skip
+        return
+    leakage_cards(leak)
+    if not leak["leaked_images"]:
+        st.success(
+            "No test image was found in the training data: no identical file, no shared object (group), "
+            "no near duplicate.",
+            icon=":material/check_circle:",
+        )
+    pairs = [("exact copy", e) for e in leak["exact_pairs"]] + [
+        (f"near duplicate (by {found_by(e)})", e) for e in leak["near_pairs"]
+    ]
+    if pairs:
+        leaked_pairs(ctx, pairs)
+    groups = leak["groups"]
     if groups:
-        with st.expander(f"{len(groups):,} object group(s) on both sides"):
+        with st.expander(f"{fmt.count(len(groups))} object group(s) on both sides"):
             st.dataframe(
                 pd.DataFrame(groups)[[c for c in ("group", "n_test", "n_train") if c in groups[0]]],
                 hide_index=True,
                 width="stretch",
             )
-    note = get(leak, "checks", "near", "note")
-    if note:
-        st.caption(note)
+    if leak["note"]:
+        st.caption(leak["note"])
 
 
 # ---------------------------------------------------------------- suspect labels
 
 
 def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
-    block = report.get("suspect_labels") or {}
-    if block.get("error"):
+    block = stored.suspect_block(report)
+    if block["error"]:
         st.error(f"The suspect-label check failed during the audit: {block['error']}")
         return
-    rows = block.get("rows") or []
-    st.markdown(f"**{block.get('n_flagged', len(rows)):,}** of {block.get('n_labelled', 0):,} labelled images look mislabelled. "
-                f"Method: {esc(block.get('method', 'confident learning'))}.")  # fmt: skip
+    rows = block["rows"]
+    st.markdown(f"**{fmt.count(block['n_flagged'])}** of {fmt.count(block['n_labelled'])} labelled images look mislabelled. "
+                f"Method: {esc(block['method'])}.")  # fmt: skip
     if not rows:
         st.success("No suspect labels: the model never confidently contradicts a given label.")
         return
@@ -145,7 +138,9 @@ def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
                 st.markdown(
                     f"labelled **{esc(r.get('label'))}**, looks like **{esc(r.get('suggested'))}**"
                 )
-                st.caption(f"p(given label) {pct(r.get('self_confidence'))} · row {r.get('row')}")
+                st.caption(
+                    f"p(given label) {fmt.pct(r.get('self_confidence'))} · row {r.get('row')}"
+                )
     suspect_table(rows, height=300)
     st.caption(
         "Likeliest mislabels first. The Failures page can show only these images, with their heatmaps."
@@ -156,11 +151,11 @@ def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
 
 
 def slices(ctx: PageContext, report: dict[str, Any]) -> None:
-    block = report.get("slices") or {}
-    if block.get("error"):
+    block = stored.slice_block(report)
+    if block["error"]:
         st.error(f"The slice analysis failed during the audit: {block['error']}")
         return
-    rows = block.get("slices") or []
+    rows = block["rows"]
     if not rows:
         empty_state(
             "No metadata to slice by",
@@ -171,17 +166,17 @@ def slices(ctx: PageContext, report: dict[str, Any]) -> None:
     c1, c2 = st.columns([1, 2])
     col = c1.selectbox("Metadata column", ["Weakest slices", *columns], key="slice_col")
     shown = (
-        (block.get("weakest") or rows[:10])
+        block["weakest"]
         if col == "Weakest slices"
         else [r for r in rows if str(r.get("column")) == col]
     )
     lower = sum(bool(r.get("significantly_lower")) for r in rows)
     c2.markdown(
-        f"<br>{lower} of {len(rows)} slices are significantly less accurate than the rest.",
+        f"<br>{fmt.count(lower)} of {fmt.count(len(rows))} slices are significantly less accurate than the rest.",
         unsafe_allow_html=True,
     )
     chart(
-        charts.slices(shown, block.get("accuracy")),
+        charts.slices(shown, block["accuracy"]),
         "each bar is the accuracy on images with that metadata value, with its 95% interval; red bars are "
         "significantly worse than the rest of the set (Fisher's test, adjusted for testing many slices).",
         key="slices_chart",
@@ -193,15 +188,14 @@ def render(ctx: PageContext) -> None:
     report = None
     with guard("The integrity report", report_file):
         report = data.read_json(report_file)
-    summary = ctx.meta.get("integrity")
     tabs = st.tabs(["Leakage", "Suspect labels", "Slices", "Claims"])
     if report is None:
-        reason = summary.get("error") if isinstance(summary, dict) else None
+        reason = stored.integrity_error(ctx.meta)
         for tab in tabs[:3]:
             with tab:
                 empty_state(
                     "No integrity results in this run",
-                    f"python -m audits run --model <model dir> --data {get(ctx.meta, 'dataset', 'path', default='<held-out set>')}",
+                    f"python -m audits run --model <model dir> --data {stored.dataset_path(ctx.meta)[0] or '<held-out set>'}",
                     (f"The integrity stage did not run: {esc(reason)}. " if reason else "")
                     + "A new audit runs the leakage, suspect-label and slice checks (runs are immutable, so an old run is not changed).",
                 )

@@ -4,33 +4,31 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts
-from dashboard.components import chart, chip, esc, guard, interval, metric_card, version_block
-from dashboard.page import PageContext, get, run_page
-from reports.present import narrative
-from reports.present.narrative import pct
+from dashboard import stored
+from dashboard.charts import chart
+from dashboard.components import chip, esc, guard, interval, metric_card, version_block
+from dashboard.page import PageContext, run_page
+from reports.present import charts, fmt, narrative
+from reports.present.palette import ACCENT
 
 
 def headline_cards(ctx: PageContext) -> None:
-    m = ctx.metrics
-    data = ctx.meta.get("dataset") or {}
-    topk = m.get("top_k_accuracy") or {}
-    ece = m.get("ece")
-    n = data.get("n_images")
+    h = stored.headline(ctx.meta, ctx.audit_json)
+    ece = h["ece"]
     cards = [
-        ("Accuracy", pct(m.get("accuracy")), interval(m.get("accuracy_ci_low"), m.get("accuracy_ci_high")),
+        ("Accuracy", fmt.pct(h["accuracy"]), interval(*h["ci"]),
          "Share of held-out images labelled correctly, with its Wilson 95% interval."),
-        ("Balanced accuracy", pct(m.get("balanced_accuracy")), "every class counts the same",
+        ("Balanced accuracy", fmt.pct(h["balanced_accuracy"]), "every class counts the same",
          "The mean of the per-class accuracies: rare classes weigh as much as common ones."),
-        ("Macro F1", pct(m.get("macro_f1")), "precision and recall, per class",
+        ("Macro F1", fmt.pct(h["macro_f1"]), "precision and recall, per class",
          "Harmonic mean of precision and recall, averaged over classes."),
-        ("Top-3 accuracy", pct(topk.get("3")), f"top-5: {pct(topk.get('5'))}",
+        ("Top-3 accuracy", fmt.pct(h["top3"]), f"top-5: {fmt.pct(h['top5'])}",
          "The true class is among the model's three most likely answers."),
-        ("Calibration error", pct(ece),
+        ("Calibration error", fmt.pct(ece),
          "confidence can be trusted" if isinstance(ece, float) and ece < 0.05 else "stated confidence is off",
          "Expected calibration error: the average gap between stated confidence and actual accuracy."),
-        ("Images tested", f"{n:,}" if isinstance(n, int) else "n/a",
-         f"{m.get('n_classes', len(ctx.classes))} classes · {data.get('n_skipped') or 0} unreadable",
+        ("Images tested", fmt.count(h["n_images"]),
+         f"{fmt.count(h['n_classes'])} classes · {fmt.count(h['n_skipped'] or 0)} unreadable",
          "Held-out images the model was run on."),
     ]  # fmt: skip
     for col, (label, value, note, tip) in zip(st.columns(6), cards, strict=True):
@@ -61,79 +59,60 @@ def worst(ctx: PageContext) -> None:
     for sentence in rows:
         name, _, rest = sentence.partition(": ")
         st.markdown(
-            f"{chip(name, ctx.colors.get(name, charts.ACCENT))} {esc(rest)}", unsafe_allow_html=True
+            f"{chip(name, ctx.colors.get(name, ACCENT))} {esc(rest)}", unsafe_allow_html=True
         )
     st.page_link("dashboard/pages/classes.py", label="All classes", icon=":material/arrow_forward:")
 
 
+def _comparison_item(ctx: PageContext) -> tuple[str, str, str]:
+    if ctx.bundle.comparison is None:
+        return (
+            ":material/radio_button_unchecked:",
+            "No comparison with a previous version yet",
+            "compare",
+        )
+    c = stored.comparison(ctx.bundle.comparison.meta)
+    icon = ":material/check_circle:" if c["verdict"] == "promote" else ":material/pause_circle:"
+    return icon, f"Release gate against {c['version_a']}: **{fmt.text(c['verdict'])}**", "compare"
+
+
+def _drift_item(ctx: PageContext) -> tuple[str, str, str]:
+    if ctx.bundle.drift is None:
+        return ":material/radio_button_unchecked:", "No drift check for this version yet", "drift"
+    if stored.drift(ctx.bundle.drift.meta)["drift"]:
+        return ":material/warning:", "Production images **have drifted**", "drift"
+    return ":material/check_circle:", "No drift in the latest production batch", "drift"
+
+
+def _integrity_item(ctx: PageContext) -> tuple[str, str, str]:
+    s = stored.integrity_summary(ctx.meta)
+    if s is None:
+        return (
+            ":material/radio_button_unchecked:",
+            "Integrity checks not available for this run",
+            "integrity",
+        )
+    if not s["leakage_checked"]:
+        text = "Leakage not checked (no training manifest)"
+    elif s["leaked"]:
+        text = f"{fmt.count(s['leaked'])} test image(s) also in the training data"
+    else:
+        text = "No train/test leakage found"
+    if s["suspects"]:
+        text += f", {fmt.count(s['suspects'])} suspect label(s)"
+    return (":material/warning:" if s["leaked"] else ":material/check_circle:"), text, "integrity"
+
+
 def checks(ctx: PageContext) -> None:
-    """Status of the other checks: comparison, drift, integrity, explanations."""
+    """Status of the other checks: comparison, drift, integrity."""
     st.markdown("#### Checks on this version")
-    b = ctx.bundle
-    items: list[tuple[str, str, str]] = []  # (icon, text, page)
-    if b.comparison is not None:
-        verdict = b.comparison.meta.get("verdict", "?")
-        other = get(b.comparison.meta, "run_a", "model", "version", default="the previous version")
-        icon = ":material/check_circle:" if verdict == "promote" else ":material/pause_circle:"
-        items.append((icon, f"Release gate against {other}: **{verdict}**", "compare"))
-    else:
-        items.append(
-            (
-                ":material/radio_button_unchecked:",
-                "No comparison with a previous version yet",
-                "compare",
-            )
-        )
-    if b.drift is not None:
-        drifted = bool(b.drift.meta.get("drift"))
-        items.append((":material/warning:" if drifted else ":material/check_circle:",
-                      "Production images **have drifted**" if drifted else "No drift in the latest production batch", "drift"))  # fmt: skip
-    else:
-        items.append(
-            (":material/radio_button_unchecked:", "No drift check for this version yet", "drift")
-        )
-    integ = ctx.meta.get("integrity")
-    if isinstance(integ, dict) and not integ.get("error"):
-        leaked = get(integ, "leakage", "leaked_images", default=0) or get(
-            integ, "leakage", "n_leaked", default=0
-        )
-        suspects = get(integ, "suspect_labels", "n_flagged", default=None)
-        if get(integ, "leakage", "available") is False:
-            text = "Leakage not checked (no training manifest)"
-        else:
-            text = (
-                f"{leaked:,} test image(s) also in the training data"
-                if leaked
-                else "No train/test leakage found"
-            )
-        if suspects:
-            text += f", {suspects} suspect label(s)"
-        items.append(
-            (":material/warning:" if leaked else ":material/check_circle:", text, "integrity")
-        )
-    else:
-        items.append(
-            (
-                ":material/radio_button_unchecked:",
-                "Integrity checks not available for this run",
-                "integrity",
-            )
-        )
-    for icon, text, page in items:
+    for icon, text, page in (_comparison_item(ctx), _drift_item(ctx), _integrity_item(ctx)):
         st.page_link(f"dashboard/pages/{page}.py", label=text, icon=icon)
 
 
 def explanations(ctx: PageContext) -> None:
     """Per-confused-pair sentences written by explain/ (what the model looked at)."""
-    ex = ctx.meta.get("explain")
-    if not isinstance(ex, dict) or ex.get("error"):
-        return
-    sentences = [str(s) for s in ex.get("sentences") or [] if s]
-    for pair in ex.get("pairs") or ex.get("confused_pairs") or []:
-        if isinstance(pair, dict) and pair.get("sentence"):
-            sentences.append(str(pair["sentence"]))
-    if ex.get("summary") and isinstance(ex["summary"], str):
-        sentences.insert(0, ex["summary"])
+    sentences = [str(p["sentence"]) for p in stored.pair_sentences(ctx.meta)]
     if sentences:
         st.markdown("#### Where the model looks when it fails")
         for s in sentences[:4]:
@@ -142,21 +121,21 @@ def explanations(ctx: PageContext) -> None:
 
 def render(ctx: PageContext) -> None:
     warns: list[str] = []
-    with guard("The summary", ctx.path / "audit.json"):
+    with guard("The summary", ctx.audit_json):
         warns = summary(ctx)
-    with guard("The headline numbers", ctx.path / "audit.json"):
+    with guard("The headline numbers", ctx.audit_json):
         headline_cards(ctx)
     for w in warns:
         st.warning(w, icon=":material/warning:")
     st.space("small")
     left, right = st.columns([1.2, 1], gap="large")
-    with left, guard("The weakest classes", ctx.path / "audit.json"):
+    with left, guard("The weakest classes", ctx.audit_json):
         worst(ctx)
     with right, guard("The checks", ctx.path):
         checks(ctx)
         explanations(ctx)
     st.divider()
-    with guard("The calibration chart", ctx.path / "audit.json"):
+    with guard("The calibration chart", ctx.audit_json):
         chart(
             charts.reliability(ctx.metrics.get("calibration")),
             "each bar is the accuracy of the images whose confidence fell in that range; bars on the dotted "
@@ -165,7 +144,7 @@ def render(ctx: PageContext) -> None:
             key="reliability",
         )
     st.markdown("#### What was audited")
-    with guard("The version block", ctx.path / "audit.json"):
+    with guard("The version block", ctx.audit_json):
         version_block(ctx.meta)
 
 

@@ -8,14 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from audits.formatting import pct
 from audits.related import RunBundle
+from reports.present.fmt import ci, count, is_num, num, p_equals, pct
+
+VERDICT_WORDS = {"promote": "promote", "hold": "hold for human investigation"}
 
 
 def _ci(low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return ""
-    return f" (95% CI {pct(low)}–{pct(high)})"
+    """' (95% CI 81.2–86.9%)', or nothing when the run stores no interval."""
+    return f" (95% CI {ci(low, high)})" if is_num(low) and is_num(high) else ""
+
+
+def verdict_text(verdict: str | None) -> str:
+    """The release gate's verdict in words: 'promote' or 'hold for human investigation'."""
+    return VERDICT_WORDS.get(str(verdict), str(verdict) if verdict else "no verdict")
+
+
+def verdict_detail(comparison: dict[str, Any]) -> str:
+    """Why, in one sentence: comparison.json's summary after its verdict word, capitalised."""
+    verdict = comparison.get("verdict")
+    detail = str(comparison.get("summary") or "").removeprefix(f"{verdict}: ").strip()
+    detail = detail[:1].upper() + detail[1:]
+    return detail if not detail or detail.endswith(".") else detail + "."
 
 
 def headline(meta: dict[str, Any]) -> str:
@@ -24,8 +38,8 @@ def headline(meta: dict[str, Any]) -> str:
     acc_ci = _ci(m.get("accuracy_ci_low"), m.get("accuracy_ci_high"))
     frozen = "a frozen held-out set" if data.get("frozen") else "a held-out set that is not frozen"
     return (
-        f"{model['name']} {model['version']} was tested on {data['n_images']:,} images of "
-        f"{m.get('n_classes', len(m['per_class']))} classes from {frozen}. It labels "
+        f"{model['name']} {model['version']} was tested on {count(data['n_images'])} images of "
+        f"{count(m.get('n_classes', len(m['per_class'])))} classes from {frozen}. It labels "
         f"{pct(m['accuracy'])}{acc_ci} of them correctly; averaged over classes, "
         f"{pct(m['balanced_accuracy'])}."
     )
@@ -42,11 +56,13 @@ def worst_classes(meta: dict[str, Any], n: int = 3) -> list[str]:
     for c in rows[:n]:
         main = next((p for p in pairs if p["true"] == c["class"]), None)
         confusion = (
-            f"; most often read as {main['predicted']} ({main['count']} times)" if main else ""
+            f"; most often read as {main['predicted']} ({count(main['count'])} times)"
+            if main
+            else ""
         )
         out.append(
             f"{c['class']}: {pct(c['recall'])} correct{_ci(c['ci_low'], c['ci_high'])} on "
-            f"{c['support']} images{confusion}."
+            f"{count(c['support'])} images{confusion}."
         )
     return out
 
@@ -61,19 +77,12 @@ def warnings(bundle: RunBundle) -> list[str]:
             "The held-out set is not frozen, so nothing proves it stayed the same between runs."
         )
     if data.get("n_skipped"):
-        out.append(f"{data['n_skipped']} image(s) could not be read and were left out.")
+        out.append(f"{count(data['n_skipped'])} image(s) could not be read and were left out.")
     too_few = (meta["metrics"].get("imbalance") or {}).get("too_few") or []
     if too_few:
         shown = ", ".join(too_few[:5]) + (" …" if len(too_few) > 5 else "")
-        out.append(f"{len(too_few)} class(es) have too few test images to judge: {shown}.")
-    integrity = meta.get("integrity") or {}
-    leak = integrity.get("leakage") or {}
-    # audit.json's compact block has leaked_images, integrity.json has counts.leaked_images.
-    n_leaked = (
-        leak.get("n_leaked")
-        or leak.get("leaked_images")
-        or (leak.get("counts") or {}).get("leaked_images")
-    )
+        out.append(f"{count(len(too_few))} class(es) have too few test images to judge: {shown}.")
+    n_leaked = ((meta.get("integrity") or {}).get("leakage") or {}).get("leaked_images")
     if n_leaked:
         out.append(
             f"{n_leaked} test image(s) also appear in the training data (leakage); see Integrity."
@@ -88,17 +97,8 @@ def comparison_sentence(bundle: RunBundle) -> str | None:
     if bundle.comparison is None:
         return None
     c = bundle.comparison.meta
-    verdict = c.get("verdict", "?")
-    summary = c.get("summary") or "; ".join(c.get("reasons", []))
-    # audits.compare's summary starts with the verdict itself ("hold: ..."); say it once.
-    for prefix in ("promote:", "hold:"):
-        if summary.startswith(prefix):
-            summary = summary[len(prefix) :].strip()
-            summary = summary[:1].upper() + summary[1:]
-    summary = summary if not summary or summary.endswith(".") else summary + "."
-    word = "promote" if verdict == "promote" else "hold for human investigation"
     other = (c.get("run_a") or {}).get("model", {}).get("version", "the previous version")
-    return f"Against {other}: {word}. {summary}".strip()
+    return f"Against {other}: {verdict_text(c.get('verdict'))}. {verdict_detail(c)}".strip()
 
 
 def executive_summary(bundle: RunBundle) -> list[str]:
@@ -131,17 +131,17 @@ def data_summary(meta: dict[str, Any]) -> list[str]:
     imb = m.get("imbalance") or {}
     counts = imb.get("test_counts") or {}
     n_classes = m.get("n_classes", len(m["per_class"]))
-    out = [f"The held-out set has {data['n_images']:,} images of {n_classes} classes."]
+    out = [f"The held-out set has {count(data['n_images'])} images of {count(n_classes)} classes."]
     big, small = imb.get("largest"), imb.get("smallest")
     if big is not None and small is not None and imb.get("ratio") is not None:
         out.append(
-            f"The largest class, {big}, has {counts.get(big, 0):,} images and the smallest, "
-            f"{small}, has {counts.get(small, 0):,}: {imb['ratio']:.1f} times fewer."
+            f"The largest class, {big}, has {count(counts.get(big, 0))} images and the smallest, "
+            f"{small}, has {count(counts.get(small, 0))}: {num(imb['ratio'], 1)} times fewer."
         )
     too_few = imb.get("too_few") or []
     if too_few:
         out.append(
-            f"{len(too_few)} class(es) have fewer than {imb.get('min_support', 20)} images, so their "
+            f"{count(len(too_few))} class(es) have fewer than {count(imb.get('min_support', 20))} images, so their "
             "numbers carry wide intervals."
         )
     return out
@@ -155,7 +155,7 @@ def drift_summary(drift: dict[str, Any]) -> list[str]:
     moved = [str(p.get("name")) for p in props if p.get("drift")]
     current = (drift.get("current") or {}).get("n_images")
     where = (
-        f"the {current:,} production images"
+        f"the {count(current)} production images"
         if isinstance(current, int)
         else "the production images"
     )
@@ -168,12 +168,12 @@ def drift_summary(drift: dict[str, Any]) -> list[str]:
     if emb.get("p_value") is not None:
         out.append(
             f"Image embeddings: {'different' if emb.get('drift') else 'no significant difference'} "
-            f"(MMD permutation test, p = {emb['p_value']:.3g})."
+            f"(MMD permutation test, {p_equals(emb['p_value'])})."
         )
     if preds.get("p_value") is not None:
         out.append(
             f"Predicted classes: {'the mix changed' if preds.get('drift') else 'the mix is stable'} "
-            f"(p = {preds['p_value']:.3g})."
+            f"({p_equals(preds['p_value'])})."
         )
     if moved:
         out.append(

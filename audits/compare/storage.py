@@ -1,0 +1,108 @@
+"""Comparison folders in the store, the runs they name, and class-map files."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from audits.compare.align import Aligned
+from audits.errors import AuditError
+from audits.runs import write_record
+from audits.store import Run, create_run, list_runs, load_run, new_run_id
+
+
+def save_comparison(doc: dict[str, Any], aligned: Aligned, store: str | Path) -> Path:
+    """Store the comparison as ``<store>/<run_id>/`` with comparison.json and pairs.parquet."""
+    model_a, model_b = doc["run_a"]["model"], doc["run_b"]["model"]
+    versions = f"{model_a.get('version')}-vs-{model_b.get('version')}"
+    run_id = new_run_id("comparison", str(model_b.get("name") or "model"), versions)
+    doc["run_id"] = run_id
+    with create_run(store, run_id) as tmp:
+        aligned.frame.assign(group=aligned.frame["group"].astype("string")).to_parquet(
+            tmp / "pairs.parquet", index=False
+        )
+        write_record(tmp, doc, "comparison")
+    return Path(store) / run_id
+
+
+def resolve_run(ref: str, store: str | Path) -> Run:
+    """A run folder path, a run id in ``store``, or ``name@version`` (its newest audit there)."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return load_run(path)
+    candidate = Path(store) / ref
+    if candidate.is_dir():
+        return load_run(candidate)
+    if "@" in ref:
+        name, version = ref.split("@", 1)
+        for run in list_runs(store, kind="audit"):
+            model = run.meta.get("model") or {}
+            if model.get("name") == name and model.get("version") == version:
+                return run
+        raise AuditError(f"{ref}: no audit run of {name} version {version} in {store}")
+    raise AuditError(
+        f"{ref}: not a run folder, nor a run id in {store} (or name@version; see python -m audits list --store {store})"
+    )
+
+
+def _toml_pairs(path: Path) -> list[tuple[str, str]]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AuditError(f"{path}: not valid TOML ({exc})") from None
+    if set(raw) == {"classes"} and isinstance(raw["classes"], dict):
+        raw = raw["classes"]
+    pairs = []
+    for old, new in raw.items():
+        if not isinstance(new, str):
+            raise AuditError(
+                f"{path}: '{old}' must map to a class name (old = \"new\"), got {type(new).__name__}"
+            )
+        pairs.append((old.strip(), new.strip()))
+    return pairs
+
+
+def _csv_pairs(path: Path) -> list[tuple[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if any(cell.strip() for cell in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AuditError(f"{path}: cannot read the class map ({exc})") from None
+    if rows and [c.strip().lower() for c in rows[0]] == ["old", "new"]:
+        rows = rows[1:]
+    pairs = []
+    for i, row in enumerate(rows, start=1):
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise AuditError(f"{path}: row {i} must be 'old,new' (two class names), got {row}")
+        pairs.append((row[0].strip(), row[1].strip()))
+    return pairs
+
+
+def load_class_map(path: str | Path) -> dict[str, str]:
+    """Read an old-name -> new-name class map from TOML or CSV.
+
+    TOML: ``old = "new"`` pairs, at the top level or in a ``[classes]`` table.
+    CSV: two columns, old then new, one rename per row; a first row ``old,new`` is a header.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise AuditError(f"{path}: class map not found")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        pairs = _toml_pairs(path)
+    elif suffix == ".csv":
+        pairs = _csv_pairs(path)
+    else:
+        raise AuditError(f'{path}: a class map is a .toml (old = "new") or .csv (old,new) file')
+    mapping: dict[str, str] = {}
+    for old, new in pairs:
+        if old in mapping and mapping[old] != new:
+            raise AuditError(
+                f"{path}: class '{old}' is mapped twice ('{mapping[old]}' and '{new}')"
+            )
+        mapping[old] = new
+    if not mapping:
+        raise AuditError(f"{path}: the class map is empty")
+    return mapping

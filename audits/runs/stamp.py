@@ -1,0 +1,41 @@
+"""Who wrote a record and when: the ``created`` time and the ``auditor`` block."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audits.runs.base import CREATED_FORMAT
+from audits.version import __version__
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def utc_stamp(when: datetime | None = None) -> str:
+    """``created``: '2026-11-23T16:00:00Z' (now, or ``when``)."""
+    return (when or utc_now()).strftime(CREATED_FORMAT)
+
+
+def auditor_identity() -> dict[str, str]:
+    """This tool's own version and git commit (``+dirty`` when the checkout has edits)."""
+    here = Path(__file__).resolve().parents[2]
+    commit = "unknown"
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        if out.returncode == 0:
+            commit = out.stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=10, check=False,
+            )  # fmt: skip
+            if dirty.returncode == 0 and dirty.stdout.strip():
+                commit += "+dirty"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": __version__, "commit": commit}

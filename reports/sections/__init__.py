@@ -1,0 +1,46 @@
+"""The sections of a client report, one per file, each built from stored results only.
+
+Each file reads what its section shows in one ``_read`` function at its top and builds the
+section from that; a builder returns a ``Section``, or an ``Omitted`` (``base``) with the reason
+it is left out. Numbers are formatted with ``reports.present.fmt`` and sentences come from
+``reports.present.narrative`` where the dashboard says the same thing. Nothing is recomputed:
+only chosen, ordered and formatted.
+
+In report order: ``cover``, ``versioning``, ``data``, ``metrics`` (with ``confusion``),
+``explain``, ``drift``, ``comparison``, ``integrity`` (``leakage``, ``labels``, ``slices``),
+``claims``; appendices ``skipped``, ``glossary``, ``evidence``. ``reading`` holds the defensive
+readers, ``base`` the cell and row builders they share.
+"""
+
+from reports.sections.base import Omitted
+from reports.sections.claims import claims_section
+from reports.sections.comparison import comparison_section
+from reports.sections.cover import Cover, cover
+from reports.sections.data import data_section
+from reports.sections.drift import drift_section
+from reports.sections.evidence import evidence_files, evidence_section
+from reports.sections.explain import explain_section
+from reports.sections.glossary import glossary_section
+from reports.sections.integrity import integrity_results, integrity_sections
+from reports.sections.metrics import metrics_section
+from reports.sections.skipped import skipped_appendix
+from reports.sections.versioning import versioning_section
+
+__all__ = [
+    "Cover",
+    "Omitted",
+    "claims_section",
+    "comparison_section",
+    "cover",
+    "data_section",
+    "drift_section",
+    "evidence_files",
+    "evidence_section",
+    "explain_section",
+    "glossary_section",
+    "integrity_results",
+    "integrity_sections",
+    "metrics_section",
+    "skipped_appendix",
+    "versioning_section",
+]

@@ -1,0 +1,262 @@
+"""Section "Drift in production": the related drift run (drift.json) of this model version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audits.related import RunBundle
+from reports.present import fmt, narrative
+from reports.sections.base import (
+    Omitted,
+    c,
+    cols,
+    dash_cell,
+    date_text,
+    kv,
+    more,
+    p_cell,
+    pct_cell,
+)
+from reports.sections.reading import filled, mapping, pick, records, safe_call
+from reports.tree import (
+    LIST_ROWS,
+    Block,
+    Bullets,
+    Callout,
+    Cell,
+    Heading,
+    KeyValue,
+    KeyValues,
+    Paragraphs,
+    Section,
+    Table,
+)
+
+NAME = "Drift in production"
+_PROPERTY = ("name", "test", "reference_share", "current_share", "reference_mean")
+_PROPERTY += ("current_mean", "p_value", "p_adjusted", "drift")
+_EXAMPLE = ("path", "distance", "ratio", "pred", "confidence")
+
+
+def _predictions(pred: dict[str, Any] | None) -> dict[str, Any] | None:
+    """drift.json's predictions block: its test, and the class and confidence tests in it."""
+    if pred is None:
+        return None
+    classes, conf = filled(pred.get("classes")), filled(pred.get("confidence"))
+    return {
+        **pick(pred, "p_value", "drift"),
+        "classes": pick(classes, "p_value") if classes else None,
+        "confidence": pick(conf, "p_value", "reference_mean", "current_mean") if conf else None,
+    }
+
+
+def _read(b: RunBundle) -> dict[str, Any] | str:
+    """drift.json of the bundle's drift run; the reason when there is none."""
+    if b.drift is None:
+        return "No drift run of this model version is in the store (python -m audits drift)."
+    d = b.drift.meta
+    pred = filled(d.get("predictions"))
+    accuracy = mapping(pred.get("accuracy")) if pred else {}
+    sides = [
+        ("Reference", filled(d.get("reference"))),
+        ("Current (production)", filled(d.get("current"))),
+    ]
+    emb = filled(d.get("embedding"))
+    return {
+        "sentences": safe_call(lambda: narrative.drift_summary(d), []),
+        "run_id": b.drift.run_id,
+        **pick(d, "drift", "created", "alpha", "drift_rule"),
+        "sides": [
+            (name, pick(side, "path", "n_images", "n_skipped", "fingerprint"))
+            for name, side in sides
+            if side is not None
+        ],
+        "embedding": pick(emb, "mmd2", "p_value", "permutations", "drift") if emb else None,
+        "predictions": _predictions(pred),
+        "accuracy": pick(accuracy, "current", "n_current_labelled", "reference"),
+        "properties": records(d.get("properties"), *_PROPERTY),
+        "examples": records(d.get("examples"), *_EXAMPLE),
+    }
+
+
+def _flag_cell(flag: Any) -> Cell:
+    if flag is None:
+        return c("n/a", tone="muted")
+    return c("drift" if flag else "no", tone="bad" if flag else "good")
+
+
+def _callout(s: dict[str, Any]) -> Callout:
+    drifted, sentences = s["drift"], s["sentences"]
+    return Callout(
+        sentences[0] if sentences else "Drift result stored.",
+        tone="bad" if drifted else "good" if drifted is False else "info",
+        title="Drift detected" if drifted else "No drift detected" if drifted is False else "Drift",
+    )
+
+
+def _run_rows(s: dict[str, Any]) -> list[KeyValue]:
+    rows = [
+        kv("Drift run", s["run_id"], mono=True),
+        kv("Date", date_text(s["created"])),
+        kv("Significance level", fmt.text(s["alpha"])),
+        kv("Rule", fmt.text(s["drift_rule"])),
+    ]
+    for name, side in s["sides"]:
+        images = f"{fmt.count(side['n_images'])} ({fmt.count(side['n_skipped'])} skipped)"
+        rows += [
+            kv(f"{name} set", side["path"], mono=True),
+            kv(f"{name} images", images),
+            kv(f"{name} fingerprint", side["fingerprint"], mono=True),
+        ]
+    return rows
+
+
+def _tests_table(emb: dict[str, Any] | None, pred: dict[str, Any] | None) -> Table | None:
+    tests = []
+    if emb is not None:
+        tests.append(
+            [
+                c("Image embeddings (MMD², permutation test)"),
+                c(fmt.num(emb["mmd2"], 4)),
+                p_cell(emb["p_value"]),
+                c(f"{fmt.count(emb['permutations'])} permutations"),
+                _flag_cell(emb["drift"]),
+            ]
+        )
+    if pred is not None:
+        detail = []
+        if pred["classes"]:
+            detail.append(f"classes p {fmt.p_value(pred['classes']['p_value'])}")
+        conf = pred["confidence"]
+        if conf:
+            detail.append(
+                f"confidence p {fmt.p_value(conf['p_value'])}, mean "
+                f"{fmt.pct(conf['reference_mean'])} → {fmt.pct(conf['current_mean'])}"
+            )
+        tests.append(
+            [
+                c("Predictions (classes and confidence)"),
+                dash_cell(),
+                p_cell(pred["p_value"]),
+                c("; ".join(detail)),
+                _flag_cell(pred["drift"]),
+            ]
+        )
+    if not tests:
+        return None
+    return Table(
+        cols(
+            ("Test", "left", "30%"),
+            ("Statistic", "right", "11%"),
+            ("p-value", "right", "10%"),
+            "Detail",
+            ("Drift", "center", "9%"),
+        ),
+        tests,
+        caption="A p-value below the significance level means the production images differ "
+        "from the held-out images more than chance explains.",
+    )
+
+
+def _side_value(p: dict[str, Any], side: str) -> str:
+    """A property's value on one side: the mean, or the shares of a categorical property."""
+    shares = p[f"{side}_share"]
+    if isinstance(shares, dict) and shares:
+        return ", ".join(f"{k} {fmt.pct(v, 0)}" for k, v in list(shares.items())[:4])
+    return fmt.num(p[f"{side}_mean"], 3)
+
+
+def _properties_table(props: list[dict[str, Any]]) -> Table:
+    def order(p: dict[str, Any]) -> tuple[bool, float]:
+        for key in ("p_adjusted", "p_value"):
+            if fmt.is_num(p[key]):
+                return not p["drift"], p[key]
+        return not p["drift"], 2.0
+
+    rows = [
+        [
+            c(p["name"]),
+            c(fmt.text(p["test"])),
+            c(_side_value(p, "reference")),
+            c(_side_value(p, "current")),
+            p_cell(p["p_value"]),
+            p_cell(p["p_adjusted"]),
+            _flag_cell(p["drift"]),
+        ]
+        for p in sorted(props, key=order)
+    ]
+    return Table(
+        cols(
+            ("Property", "left", "17%"),
+            ("Test", "left", "10%"),
+            ("Reference", "right", "19%"),
+            ("Production", "right", "19%"),
+            ("p-value", "right"),
+            ("adjusted p", "right"),
+            ("Drift", "center"),
+        ),
+        rows,
+        caption="Simple image properties (mean value, or the share of each value) compared "
+        "between the reference and the production images, drifted ones first. Adjusted p is "
+        "Holm's correction across the properties; it decides.",
+        css="compact",
+    )
+
+
+def _examples_table(examples: list[dict[str, Any]]) -> Table:
+    shown = examples[:LIST_ROWS]
+    rows = [
+        [
+            c(e["path"], mono=True),
+            c(fmt.num(e["distance"], 3)),
+            c(fmt.num(e["ratio"], 1)),
+            c(fmt.text(e["pred"])),
+            pct_cell(e["confidence"]),
+        ]
+        for e in shown
+    ]
+    return Table(
+        cols(
+            ("Image", "left", "38%"),
+            ("Distance", "right"),
+            ("× typical", "right"),
+            ("Predicted as", "left", "20%"),
+            ("Confidence", "right"),
+        ),
+        rows,
+        caption="Distance of each image's embedding to its nearest reference images; × typical "
+        "compares it with the spacing inside the reference set. Look at these first to see "
+        "what changed." + more(len(examples), len(shown), "all are in the JSON export"),
+        css="compact",
+    )
+
+
+def drift_section(b: RunBundle) -> Section | Omitted:
+    """The drift section, or why it is left out (no drift run in the store)."""
+    s = _read(b)
+    if isinstance(s, str):
+        return Omitted(NAME, s)
+    blocks: list[Block] = [_callout(s)]
+    if len(s["sentences"]) > 1:
+        blocks.append(Bullets(s["sentences"][1:]))
+    blocks.append(KeyValues(_run_rows(s)))
+    tests = _tests_table(s["embedding"], s["predictions"])
+    if tests is not None:
+        blocks.append(tests)
+    acc = s["accuracy"]
+    if acc["current"] is not None:
+        text = (
+            f"Accuracy on labelled production images: {fmt.pct(acc['current'])} "
+            f"({fmt.count(acc['n_current_labelled'])} images), against "
+            f"{fmt.pct(acc['reference'])} on the reference."
+        )
+        blocks.append(Paragraphs([text]))
+    if s["properties"]:
+        blocks += [Heading("Image properties"), _properties_table(s["properties"])]
+    if s["examples"]:
+        blocks += [
+            Heading("Production images least like the held-out set"),
+            _examples_table(s["examples"]),
+        ]
+    lead = "Do production images still look like the images the model was tested on?"
+    return Section("drift", NAME, blocks, lead=lead)
