@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from audits.compare.wording import fmt_p, signed_points
-from audits.formatting import pct
+from audits.compare.wording import signed_points
+from audits.formatting import p_value, pct
 
 _STATUS_STYLE = {
     "regression": "bold red",
@@ -57,7 +57,7 @@ def _overall_table(o: dict[str, Any], level: int) -> Table:
     ):
         diff = signed_points(block["diff"])
         table.add_row(
-            name, pct(a), pct(b), diff, _interval(block["ci_low"], block["ci_high"]), fmt_p(p)
+            name, pct(a), pct(b), diff, _interval(block["ci_low"], block["ci_high"]), p_value(p)
         )
     return table
 
@@ -90,8 +90,8 @@ def _class_table(per_class: list[dict[str, Any]], level: int) -> Table:
             pct(r["recall_b"]),
             signed_points(r["diff"]),
             _interval(r["ci_low"], r["ci_high"]),
-            fmt_p(r["p_value"]),
-            fmt_p(r["p_adjusted"]),
+            p_value(r["p_value"]),
+            p_value(r["p_adjusted"]),
             f"[{style}]{status}[/]" if style else status,
         )
     return table

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from auditapp.pipeline.audit import run_audit
 from audits.datasets import freeze, load_dataset, read_freeze
@@ -23,22 +24,40 @@ def _say(msg: str) -> None:
     print(f"demo: {msg}", file=sys.stderr, flush=True)
 
 
+def _record(run: Run, kind: str) -> Any:
+    """The run's record if the run is of ``kind`` and valid (a damaged run is not the demo's)."""
+    if run.kind != kind:
+        return None
+    try:
+        return run.record
+    except AuditError:
+        return None
+
+
 def _find_audit(runs: list[Run], model_dir: Path, fingerprint: str) -> Run | None:
     card = load_card(model_dir)
     sha = weights_sha256(card.weights)
     for run in runs:
-        m, d = run.meta.get("model", {}), run.meta.get("dataset", {})
+        record = _record(run, "audit")
         if (
-            (
-                run.kind == "audit"
-                and m.get("weights_sha256") == sha
-                and d.get("fingerprint") == fingerprint
-            )
-            and m.get("name") == card.name
-            and m.get("version") == card.version
+            record is not None
+            and record.model.weights_sha256 == sha
+            and record.dataset.fingerprint == fingerprint
+            and (record.model.name, record.model.version) == (card.name, card.version)
         ):
             return run
     return None
+
+
+def _is_drift_of(run: Run, version: str) -> bool:
+    record = _record(run, "drift")
+    return record is not None and record.model.version == version
+
+
+def _is_comparison_for(run: Run, run_id: str) -> bool:
+    """Whether ``run`` is a comparison whose candidate (RUN_B) is audit run ``run_id``."""
+    record = _record(run, "comparison")
+    return record is not None and record.run_b.run_id == run_id
 
 
 def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -> Path:
@@ -68,11 +87,7 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
             assert found is not None
         audits[version] = found
     for version in VERSIONS:
-        has_drift = any(
-            r.kind == "drift" and (r.meta.get("model") or {}).get("version") == version
-            for r in list_runs(store)
-        )
-        if not has_drift:
+        if not any(_is_drift_of(r, version) for r in list_runs(store)):
             _say(f"checking the fan batch for drift against the held-out set ({version})")
             run_drift(
                 MODELS / version,
@@ -83,11 +98,7 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
                 progress=True,
             )
     old, new = audits[VERSIONS[0]], audits[VERSIONS[-1]]
-    compared = any(
-        r.kind == "comparison" and (r.meta.get("run_b") or {}).get("run_id") == new.run_id
-        for r in list_runs(store)
-    )
-    if not compared:
+    if not any(_is_comparison_for(r, new.run_id) for r in list_runs(store)):
         _say(f"comparing {VERSIONS[0]} with {VERSIONS[-1]}")
         doc, aligned = compare_runs(old, new, measure=True, speed_options={"device": device})
         save_comparison(doc, aligned, store)

@@ -52,7 +52,7 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -70,17 +70,11 @@ from audits.claim_sentences import (
 from audits.errors import AuditError
 from audits.formatting import ci, pct_short
 from audits.intervals import proportion_with_ci
+from audits.runs.models_claims import ClaimKind
 from audits.slice_spec import slice_mask
 
-KINDS = (
-    "lower",
-    "higher",
-    "at_least",
-    "at_most",
-    "share_at_least",
-    "share_at_most",
-    "confused_more_than",
-)
+#: The claim kinds, in the order error messages list them (the stored record's ``ClaimKind``).
+KINDS: tuple[str, ...] = get_args(ClaimKind)
 MIN_SUPPORT = 30
 MARGIN = 0.02
 ALPHA = 0.05
@@ -407,7 +401,7 @@ def evaluate_claims(
         run = load_run(run)
     if run.kind != "audit":
         raise AuditError(f"{run.path}: claims need an audit run, not a {run.kind} run")
-    classes = list((run.meta.get("model") or {}).get("classes") or [])
+    classes = list(run.audit.model.classes or [])
     if isinstance(claims, str | Path):
         checked = load_claims(claims)
     else:

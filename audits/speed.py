@@ -112,14 +112,14 @@ def load_run_model(
     """The run's model card and module, refusing weights that no longer match the run."""
     from audits.prepare import reopen_audited
 
-    ident = run.meta.get("model") or {}
-    label = f"{ident.get('name', '?')} {ident.get('version', '?')}"
-    if not ident.get("dir"):  # named by its folder here, by its run id below
+    record = run.audit
+    label = f"{record.model.name} {record.model.version}"
+    if not record.model.dir:  # named by its folder here, by its run id below
         raise AuditError(
             f"{run.path}: the run does not record its model folder; cannot time {label} (use --no-speed)"
         )
     prepared = reopen_audited(
-        run.meta,
+        record.as_dict(),
         run.run_id,
         device=device,
         allow_pickle=allow_pickle,
@@ -242,7 +242,7 @@ def _heldout_root(run: Run) -> Any:
     """The folder of the held-out set the run was audited on (its images are timed)."""
     from audits.datasets import load_dataset
 
-    data_path = (run.meta.get("dataset") or {}).get("path")
+    data_path = run.audit.dataset.path
     if not data_path:
         raise AuditError(
             f"{run.path}: the run does not record its held-out set's path; use --no-speed"

@@ -141,6 +141,21 @@ def make_parser(doc: str, full: bool = False) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc.splitlines()[0])
 
 
+def add_repeats(parser: argparse.ArgumentParser, default: int = 3, help: str | None = None) -> None:
+    """``--repeats N``: how many times each measurement runs."""
+    parser.add_argument("--repeats", type=int, default=default, help=help)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: auto (CUDA when present), cpu or cuda."""
+    parser.add_argument("--device", default="auto")
+
+
+def add_write(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--write``: also write the script's section of bench/RESULTS.md."""
+    parser.add_argument("--write", action="store_true", help=help)
+
+
 def write_section(section: str, text: str, path: Path = RESULTS) -> Path:
     """Replace (or append) one ``## `` section of a results file; the others stay as they are."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"

@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     REPO,
+    add_repeats,
+    add_write,
     cpu_name,
     make_parser,
     memory_gib,
@@ -148,15 +150,11 @@ def main() -> None:
     parser = make_parser(__doc__)
     parser.add_argument("--classes", type=int, default=250)
     parser.add_argument("--rows", type=int, default=50_000)
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="warm runs per page (median reported)"
-    )
+    add_repeats(parser, help="warm runs per page (median reported)")
     parser.add_argument(
         "--browser", action="store_true", help="also time Debian Chromium via playwright"
     )
-    parser.add_argument(
-        "--write", action="store_true", help="update the Dashboard section of bench/RESULTS.md"
-    )
+    add_write(parser, "update the Dashboard section of bench/RESULTS.md")
     args = parser.parse_args()
 
     import audits.tv  # noqa: F401 - the torchvision workaround before anything imports it

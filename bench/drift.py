@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
     REPO,
     Stopwatch,
+    add_repeats,
+    add_write,
     cpu_name,
     gemm_gflops,
     make_parser,
@@ -255,12 +257,8 @@ def _parse_args() -> argparse.Namespace:
         "--large", type=int, default=20000, help="points per side of the memory case (0: skip)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="fresh runs of the batched case (best is reported)"
-    )
-    parser.add_argument(
-        "--write", action="store_true", help="write the results section of bench/RESULTS.md"
-    )
+    add_repeats(parser, help="fresh runs of the batched case (best is reported)")
+    add_write(parser, "write the results section of bench/RESULTS.md")
     parser.add_argument(
         "--demo", action="store_true", help="also the demo fan batch and a no-drift check"
     )

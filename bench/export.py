@@ -29,6 +29,8 @@ from audits.store import list_runs  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO,
     Stopwatch,
+    add_repeats,
+    add_write,
     cpu_name,
     load_average,
     make_parser,
@@ -173,9 +175,9 @@ def report(
 def main() -> None:
     parser = make_parser(__doc__)
     parser.add_argument("--run", help="audit run to export (default: the demo's, else a stand-in)")
-    parser.add_argument("--repeats", type=int, default=3)
+    add_repeats(parser)
     parser.add_argument("--no-scale", action="store_true", help="skip the 250-class run")
-    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md")
+    add_write(parser, "write bench/RESULTS.md")
     args = parser.parse_args()
     demo = Path(args.run) if args.run else demo_run()
     label = (

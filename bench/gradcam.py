@@ -43,6 +43,8 @@ from torch import nn  # noqa: E402
 from audits.tv import torchvision  # noqa: E402 - the CPU-torch workaround, before captum and grad-cam
 from bench.common import (  # noqa: E402
     Stopwatch,
+    add_device,
+    add_repeats,
     cpu_name,
     load_average,
     make_parser,
@@ -236,6 +238,7 @@ def bench_model(
     repeats: int,
     device: torch.device,
 ) -> dict:
+    """Every path on one model: best-unit rates, median wall rates and the agreement check."""
     model = model.to(device).eval()
     name, layer = find_target_layer(model, shape)
     gen = torch.Generator().manual_seed(0)
@@ -335,8 +338,8 @@ def machine(device: torch.device) -> str:
 
 def main() -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=5)
+    add_device(parser)
+    add_repeats(parser, default=5)
     parser.add_argument(
         "--threads",
         type=int,

@@ -30,7 +30,7 @@ from auditapp.pipeline.audit import run_audit  # noqa: E402
 from audits.datasets import load_dataset  # noqa: E402
 from audits.inference import ImageReader, default_workers  # noqa: E402
 from audits.model_card import load_card, load_model  # noqa: E402
-from bench.common import make_parser, timed, torch_device  # noqa: E402
+from bench.common import add_device, add_repeats, make_parser, timed, torch_device  # noqa: E402
 
 
 def plain_forward(model_dir: Path, data: Path, device: torch.device, batch_size: int) -> float:
@@ -119,8 +119,8 @@ def measure(
 def main() -> None:
     parser = make_parser(__doc__)
     parser.add_argument("--images", type=int, default=600)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="auto")
+    add_repeats(parser)
+    add_device(parser)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     device = torch_device(args.device)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import data, state, stored
+from dashboard import data, state
 from dashboard.catalog import Catalog
 from dashboard.components import esc, inject_css
 from reports.present import fmt
+from reports.present.rows import record_or_none
 
 log = logging.getLogger("dashboard")
 
@@ -110,14 +111,12 @@ def _related(sel: state.Selection) -> None:
         log.warning("related runs of %s: %s", sel.run.path, exc)
         return
     lines = []
-    if b.drift is not None:
-        lines.append(
-            f"Drift run: {'drift found' if stored.drift(b.drift.meta)['drift'] else 'no drift'}"
-        )
-    if b.comparison is not None:
-        lines.append(
-            f"Release gate: **{fmt.text(stored.comparison(b.comparison.meta)['verdict'])}**"
-        )
+    drift = record_or_none(b.drift, "drift")  # an unreadable one is left out here
+    if drift is not None:
+        lines.append(f"Drift run: {'drift found' if drift.drift else 'no drift'}")
+    comparison = record_or_none(b.comparison, "comparison")
+    if comparison is not None:
+        lines.append(f"Release gate: **{fmt.text(comparison.verdict)}**")
     if lines:
         st.caption(" · ".join(lines))
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 from audits.errors import AuditError
 from audits.store import load_run
-from dashboard.stored import listing
 
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One run folder, described by its metadata file (no big arrays are read)."""
+    """One run folder, described by its record (no big arrays are read)."""
 
     run_id: str
     path: Path
@@ -83,7 +82,10 @@ def signature(store: Path) -> tuple:
 
 
 def scan(store: Path) -> Catalog:
-    """Read every run folder's metadata file; damaged folders are listed, not skipped silently."""
+    """Read every run folder's record; damaged folders are listed, not skipped silently.
+
+    A record is validated here, so a run the pages could not read never reaches the pickers.
+    """
     cat = Catalog(store=store)
     if not store.is_dir():
         return cat
@@ -97,13 +99,15 @@ def scan(store: Path) -> Catalog:
             continue
         try:
             run = load_run(entry)
+            run.record  # noqa: B018 - validates the record (AuditError when invalid)
         except AuditError as exc:
             cat.broken.append(Broken(entry.name, str(exc).replace(str(entry), "").lstrip(": ")))
             continue
         except OSError as exc:
             cat.broken.append(Broken(entry.name, f"unreadable ({exc.strerror})"))
             continue
-        model, version, created = listing(run.meta, run.kind)
-        cat.runs.append(RunInfo(entry.name, run.path, run.kind, model, version, created))
+        model = run.identity  # a comparison: its candidate B
+        name, version = model.name or "unknown model", model.version or "unknown version"
+        cat.runs.append(RunInfo(entry.name, run.path, run.kind, name, version, run.created))
     cat.runs.sort(key=lambda r: (r.created, r.run_id), reverse=True)
     return cat

@@ -15,8 +15,6 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.stored import get
-
 _CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 
 
@@ -38,11 +36,14 @@ def clicked_cell(event: Any, labels: Sequence[str]) -> tuple[str, str] | None:
     The figures carry HTML-escaped class names (``reports.present.charts``); the click reports
     them as drawn, so they are unescaped before they are matched to the model's classes.
     """
-    points = (
-        get(event, "selection", "points", default=[])
-        if isinstance(event, dict)
-        else getattr(getattr(event, "selection", None), "points", [])
+    # Streamlit's selection event: a dict, or an object with attributes, by version.
+    selection = (
+        event.get("selection") if isinstance(event, dict) else getattr(event, "selection", None)
     )
+    if isinstance(selection, dict):
+        points = selection.get("points")
+    else:
+        points = getattr(selection, "points", None)
     if not points:
         return None
     x, y = (html.unescape(str(points[0].get(k))) for k in ("x", "y"))

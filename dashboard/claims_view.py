@@ -7,12 +7,14 @@ stored claim results (``claims-*/claims.json`` written by ``python -m audits cla
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import streamlit as st
 
 from audits.errors import AuditError
-from dashboard import data, stored
+from audits.runs import StoredClaims
+from audits.runs.models_claims import ClaimResult
 from dashboard.components import esc
 from dashboard.page import PageContext
 from dashboard.slicing import column_kinds, slice_options
@@ -41,28 +43,28 @@ than = { source = "dealer" }
 """
 
 
-def stored_claims(ctx: PageContext) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for folder in data.list_dirs(ctx.path, "claims-"):
-        doc = data.read_json(folder / "claims.json")
-        if isinstance(doc, dict):
-            out.append((folder.name, doc))
-    return out
+def stored_claims(ctx: PageContext) -> list[StoredClaims]:
+    """The run's ``claims-*/`` results, in folder-name order."""
+    return sorted(ctx.run.claims, key=lambda c: c.path.name)
 
 
-def show_results(results: list[dict[str, Any]]) -> None:
+def typed_results(results: Sequence[ClaimResult | Mapping[str, Any]]) -> list[ClaimResult]:
+    """Claim results as records (``evaluate_claims`` returns the dicts it would store)."""
+    return [r if isinstance(r, ClaimResult) else ClaimResult.from_dict(dict(r)) for r in results]
+
+
+def show_results(results: Sequence[ClaimResult]) -> None:
     for r in results:
-        verdict = str(r.get("verdict", "?"))
-        color, icon = VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
+        color, icon = VERDICT_STYLE.get(r.verdict, ("gray", ":material/help:"))
         with st.container(border=True):
             st.markdown(
-                f":{color}-badge[{icon} {verdict}] **{esc(r.get('text') or r.get('kind'))}**",
+                f":{color}-badge[{icon} {r.verdict}] **{esc(r.text or r.kind)}**",
                 unsafe_allow_html=True,
             )
-            if r.get("sentence"):
-                st.markdown(esc(r["sentence"]), unsafe_allow_html=True)
-            if r.get("reason"):
-                st.caption(r["reason"])
+            if r.sentence:
+                st.markdown(esc(r.sentence), unsafe_allow_html=True)
+            if r.reason:
+                st.caption(r.reason)
 
 
 def slice_spec(choice: str, kinds: dict[str, str]) -> dict[str, Any]:
@@ -169,7 +171,7 @@ def claims(ctx: PageContext) -> None:
                 st.error(f"Not valid TOML: {exc}")
     if typed:
         try:
-            results = evaluate_claims(ctx.run, typed)
+            results = typed_results(evaluate_claims(ctx.run, typed))
         except AuditError as exc:
             st.error(f"The claim cannot be checked: {exc}")
         else:
@@ -178,11 +180,14 @@ def claims(ctx: PageContext) -> None:
     if saved and saved[0] == ctx.info.run_id:
         st.markdown("#### Checked on this page")
         show_results(saved[1])
-    for name, doc in stored_claims(ctx):
-        file, checked, results = stored.claims_file(doc, name)
-        st.markdown(f"#### Stored claims file `{esc(file)}` · checked {esc(checked)}")
-        show_results(results)
-    if not saved and not stored_claims(ctx):
+    kept = stored_claims(ctx)
+    for found in kept:
+        record = found.record
+        st.markdown(
+            f"#### Stored claims file `{esc(record.claims_file)}` · checked {esc(record.created)}"
+        )
+        show_results(record.results)
+    if not saved and not kept:
         st.caption(
             f"To store claims with the run for the exports: python -m audits claims {ctx.path} claims.toml"
         )

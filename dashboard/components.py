@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,10 @@ import pandas as pd
 import streamlit as st
 
 from audits.errors import AuditError
-from dashboard import stored
+from audits.runs import AuditRecord, Part
+from audits.runs.base import DeviceInfo, ModelInfo
+from audits.runs.models_audit import DatasetInfo
+from audits.runs.models_integrity import SuspectRow
 from reports.present import fmt
 from reports.present.palette import (
     BAD,
@@ -177,34 +180,47 @@ def _card(title: str, rows: Sequence[tuple[str, Any]], column: Any) -> None:
         st.markdown(kv(rows), unsafe_allow_html=True)
 
 
-def version_block(meta: Mapping[str, Any]) -> None:
+def version_block(audit: AuditRecord) -> None:
     """What exactly was audited: model, data and auditor versions, device and timings."""
-    model, data, run = stored.identity(meta)
-    images = fmt.count(data["n_images"])
-    if fmt.is_num(data["n_listed"]) and data["n_listed"] != data["n_images"]:
-        images += f" of {fmt.count(data['n_listed'])} listed"
-    speed = run["images_per_s"]
     c1, c2, c3 = st.columns(3)
-    _card("Model", [
-        ("name", model["name"]), ("version", model["version"]),
-        ("weights sha256", code(model["weights_sha256"], 16)), ("code commit", code(model["code_commit"])),
-        ("architecture", code(model["architecture"])), ("classes", fmt.count(model["n_classes"])),
-        ("Grad-CAM layer", code(model["target_layer"])),
-    ], c1)  # fmt: skip
-    _card("Held-out data", [
-        ("fingerprint", code(data["fingerprint"], 16)), ("images", images),
-        ("unreadable", fmt.count(data["n_skipped"])),
-        ("frozen", {True: "yes", False: "no — not frozen"}.get(data["frozen"])),
-        ("format", data["kind"]), ("path", code(data["path"])),
-        ("metadata", ", ".join(map(str, data["metadata_columns"])) or None),
-    ], c2)  # fmt: skip
-    _card("Audit", [
-        ("run", code(run["run_id"])), ("created", run["created"]),
-        ("auditor", f"{fmt.text(run['auditor_version'])} @ {fmt.text(run['auditor_commit'])}"),
-        ("device", " · ".join(str(x) for x in (run["device_type"], run["device_name"]) if x) or None),
-        ("torch · AMP", f"{fmt.text(run['torch'])} · {fmt.text(run['amp'])}"),
+    _card("Model", _model_rows(audit.model), c1)
+    _card("Held-out data", _data_rows(audit.dataset), c2)
+    _card("Audit", _audit_rows(audit), c3)
+
+
+def _model_rows(model: ModelInfo) -> list[tuple[str, Any]]:
+    classes = len(model.classes) if model.classes is not None else None
+    return [
+        ("name", model.name), ("version", model.version),
+        ("weights sha256", code(model.weights_sha256, 16)), ("code commit", code(model.code_commit)),
+        ("architecture", code(model.architecture)), ("classes", fmt.count(classes)),
+        ("Grad-CAM layer", code(model.target_layer)),
+    ]  # fmt: skip
+
+
+def _data_rows(data: DatasetInfo) -> list[tuple[str, Any]]:
+    images = fmt.count(data.n_images)
+    if data.n_listed is not None and data.n_listed != data.n_images:
+        images += f" of {fmt.count(data.n_listed)} listed"
+    frozen = None if data.frozen is None else "yes" if data.frozen else "no — not frozen"
+    return [
+        ("fingerprint", code(data.fingerprint, 16)), ("images", images),
+        ("unreadable", fmt.count(data.n_skipped)), ("frozen", frozen),
+        ("format", data.kind), ("path", code(data.path)),
+        ("metadata", ", ".join(map(str, data.metadata_columns or [])) or None),
+    ]  # fmt: skip
+
+
+def _audit_rows(audit: AuditRecord) -> list[tuple[str, Any]]:
+    device = audit.device or DeviceInfo(type="")
+    speed = audit.timings.images_per_s if audit.timings is not None else None
+    return [
+        ("run", code(audit.run_id)), ("created", audit.created),
+        ("auditor", f"{fmt.text(audit.auditor.version)} @ {fmt.text(audit.auditor.commit)}"),
+        ("device", " · ".join(str(x) for x in (device.type, device.name) if x) or None),
+        ("torch · AMP", f"{fmt.text(device.torch)} · {fmt.text(device.amp)}"),
         ("throughput", f"{fmt.count(round(speed))} images/s" if fmt.is_num(speed) and speed else None),
-    ], c3)  # fmt: skip
+    ]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -258,12 +274,13 @@ SUSPECT_COLUMNS = (
 )
 
 
-def suspect_table(rows: list[dict], height: int = 300) -> None:
+def suspect_table(rows: Sequence[SuspectRow], height: int = 300) -> None:
     """The ranked suspect-label table (the integrity stage's rows), shown the same on every page."""
-    frame = pd.DataFrame(rows)
-    keep = [c for c in SUSPECT_COLUMNS if c in frame.columns]
+    frame = pd.DataFrame(
+        [[getattr(r, c) for c in SUSPECT_COLUMNS] for r in rows], columns=list(SUSPECT_COLUMNS)
+    )
     st.dataframe(
-        frame[keep],
+        frame,
         hide_index=True,
         width="stretch",
         height=height,
@@ -274,16 +291,16 @@ def suspect_table(rows: list[dict], height: int = 300) -> None:
     )
 
 
-Column = tuple[str, str | tuple[str, ...], Callable[..., str]]  # (title, stored key(s), formatter)
+Column = tuple[str, str | tuple[str, ...], Callable[..., str]]  # (title, field(s), formatter)
 
 
-def value_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> pd.DataFrame:
-    """Stored rows as a table of display text, each value written by its ``fmt`` formatter
-    (a column of two keys, such as an interval's ends, passes both)."""
+def value_frame(rows: Sequence[Part], columns: Sequence[Column]) -> pd.DataFrame:
+    """Stored records as a table of display text, each field written by its ``fmt`` formatter
+    (a column of two fields, such as an interval's ends, passes both)."""
     out = {}
     for title, key, show in columns:
         keys = key if isinstance(key, tuple) else (key,)
-        out[title] = [show(*(r.get(k) for k in keys)) for r in rows]
+        out[title] = [show(*(getattr(r, k) for k in keys)) for r in rows]
     return pd.DataFrame(out, columns=[title for title, _, _ in columns])
 
 

@@ -2,18 +2,16 @@
 
 Keys are the run folder's path plus its modification time (a run gains sub-folders such as
 ``explain/`` or ``claims-*/`` later; the folder's mtime changes when it does). Big objects
-(tables, arrays, Run objects) use ``cache_resource``: they are shared read-only and never
-copied; small derived values use ``cache_data``.
+(tables, Run objects) use ``cache_resource``: they are shared read-only and never copied; a
+cached Run keeps the typed records it has read (``audits.runs.StoredRun``), so each file of a
+run is parsed once. Small derived values use ``cache_data``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -49,7 +47,7 @@ def _run(path: str, stamp: int) -> Run:
 
 
 def run(path: Path) -> Run:
-    """A Run; its table and arrays are read lazily once and then shared."""
+    """A Run; its records, table and arrays are read lazily once and then shared."""
     return _run(str(path), mtime(path))
 
 
@@ -72,42 +70,6 @@ def _bundle(path: str, stamp: int, store_sig: tuple) -> RunBundle:
 def related(path: Path) -> RunBundle:
     """The audit run with its drift run, comparison and previous run (audits.related)."""
     return _bundle(str(path), mtime(path), signature(path.parent))
-
-
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _json(file: str, stamp: int) -> Any:
-    return json.loads(Path(file).read_text(encoding="utf-8"))
-
-
-def read_json(file: Path) -> Any | None:
-    """A JSON file of a run, or None when absent. Damage raises (the page says which file)."""
-    if not file.is_file():
-        return None
-    return _json(str(file), mtime(file))
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _parquet(file: str, stamp: int) -> pd.DataFrame:
-    return pd.read_parquet(file)
-
-
-def read_parquet(file: Path) -> pd.DataFrame | None:
-    """A parquet file of a run, or None when absent (read-only, shared)."""
-    if not file.is_file():
-        return None
-    return _parquet(str(file), mtime(file))
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _probabilities(path: str, stamp: int) -> np.ndarray:
-    return _run(path, stamp).probabilities
-
-
-def probabilities(path: Path) -> np.ndarray | None:
-    """Softmax probabilities [n, n_classes], memory-mapped; None when the file is missing."""
-    if not (path / "probabilities.npy").is_file():
-        return None
-    return _probabilities(str(path), mtime(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -140,11 +102,3 @@ def thumbnail(file: Path, size: int = 320, aspect: float | None = None) -> bytes
     if not file.is_file():
         return None
     return _thumbnail(str(file), mtime(file), size, aspect)
-
-
-def list_dirs(path: Path, prefix: str) -> list[Path]:
-    """Sub-folders of a run starting with ``prefix`` (e.g. ``claims-``), newest name last."""
-    try:
-        return sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith(prefix))
-    except OSError:
-        return []

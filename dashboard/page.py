@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +11,10 @@ from typing import Any
 
 import streamlit as st
 
+from audits.errors import AuditError
 from audits.related import RunBundle
+from audits.runs import AuditRecord
+from audits.runs.models_audit import Metrics
 from audits.store import Run
 from dashboard import data, state, stored
 from dashboard.catalog import RunInfo
@@ -34,26 +37,27 @@ class PageContext:
     _extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def meta(self) -> dict[str, Any]:
-        return self.run.meta
+    def audit(self) -> AuditRecord:
+        """audit.json, typed; an invalid one raises AuditError naming the file."""
+        return self.run.audit
 
     @property
     def path(self) -> Path:
         return self.run.path
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        """The stored metrics block; a run without one is damaged (AuditError names the file)."""
-        return stored.metrics(self.meta, self.audit_json)
+    def metrics(self) -> Metrics:
+        return self.audit.metrics
 
     @property
-    def audit_json(self) -> Path:
-        return self.path / "audit.json"
+    def record_file(self) -> Path:
+        """audit.json (error messages name it)."""
+        return self.run.record_file
 
     @cached_property
     def classes(self) -> list[str]:
         """The model's class order (colours and matrix axes follow it)."""
-        return stored.class_names(self.meta)
+        return stored.class_names(self.audit)
 
     @cached_property
     def colors(self) -> dict[str, str]:
@@ -71,10 +75,13 @@ class PageContext:
         return f"{self.info.model} {self.info.version}"
 
 
-def context_line(info: RunInfo, meta: Mapping[str, Any]) -> str:
+def context_line(info: RunInfo, run: Run | None) -> str:
     """'car-variants 1.1.0 · audited 2026-11-23 16:25 UTC · 1,200 held-out images · run …' (HTML)."""
-    n = stored.get(meta, "dataset", "n_images")
-    images = f" · {fmt.count(n)} held-out images" if isinstance(n, int) else ""
+    try:
+        n = run.audit.dataset.n_images if run is not None else None
+    except AuditError:  # the page below says what is wrong with the run
+        n = None
+    images = f" · {fmt.count(n)} held-out images" if n is not None else ""
     when = (
         info.created.replace("T", " ").rstrip("Z")[:16] + " UTC" if info.created else "unknown date"
     )
@@ -101,14 +108,12 @@ def run_page(
         )
         footer(page, f"Store {sel.store} · empty")
         return
-    meta: Mapping[str, Any] = {}
     try:
         run = data.run(sel.run.path)
-        meta = run.meta
     except Exception as exc:  # the folder vanished or broke since the catalog was read
         log.warning("run %s: %s", sel.run.path, exc)
         run = None
-    header(title, subtitle, context_line(sel.run, meta))
+    header(title, subtitle, context_line(sel.run, run))
     if sel.note:
         st.warning(sel.note)
     if run is None:

@@ -5,9 +5,10 @@ drift run and comparison) and returns a ``ReportContent``: plain strings, number
 already formatted, so both renderers show exactly the same words and numbers. Nothing is
 recomputed here; the only work is choosing, ordering and formatting what the run stores.
 
-Every optional producer (Grad-CAM, drift, comparison, integrity, claims) is read defensively:
-a section is present when its result exists in the run and is otherwise listed in
-``ReportContent.omitted`` with the reason, and a missing key never raises. The node types and
+Every optional producer (Grad-CAM, drift, comparison, integrity, claims) is read through the
+typed run model (``audits.runs``): a section is present when its result exists in the run and is
+otherwise listed in ``ReportContent.omitted`` with the reason; a damaged or invalid stored file
+(``AuditError`` on access) leaves its section out instead of stopping the report. The node types and
 size limits (``reports.tree``) are re-exported here for the chart renderers and the tests.
 """
 
@@ -34,9 +35,11 @@ from reports.sections import (
     skipped_appendix,
     versioning_section,
 )
+from reports.sections.base import guarded
 from reports.sections.claims import NAME as CLAIMS
-from reports.sections.claims import NOT_CHECKED
-from reports.sections.reading import safe_call
+from reports.sections.comparison import NAME as COMPARISON
+from reports.sections.drift import NAME as DRIFT
+from reports.sections.explain import NAME as EXPLAIN
 from reports.tree import (  # noqa: F401 - re-exported: the content model's public names
     BODY_CLASSES,
     FULL_MATRIX_MAX,
@@ -72,8 +75,7 @@ def open_audit(run: Run | str | Path, store: str | Path | None = None) -> tuple[
         raise AuditError(
             f"{run.path}: is a {run.kind} run; export an audit run (python -m audits list)"
         )
-    if not isinstance(run.meta.get("metrics"), dict):
-        raise AuditError(f"{run.path}: audit.json has no metrics block (damaged run)")
+    run.audit  # noqa: B018 - validates audit.json now: a damaged record stops the export here
     try:
         b = bundle(run, store)
     except (OSError, AuditError):
@@ -89,11 +91,11 @@ def _body(run: Run, b: RunBundle) -> tuple[list[Section], list[Section], list[tu
         versioning,
         data,
         metrics,
-        explain_section(run),
-        drift_section(b),
-        comparison_section(b),
+        guarded(EXPLAIN, lambda: explain_section(run)),
+        guarded(DRIFT, lambda: drift_section(b)),
+        guarded(COMPARISON, lambda: comparison_section(b)),
         *integrity_sections(run),
-        safe_call(lambda: claims_section(run), None) or Omitted(CLAIMS, NOT_CHECKED),
+        guarded(CLAIMS, lambda: claims_section(run)),
     ]
     sections = [x for x in built if isinstance(x, Section)]
     omitted = [(x.name, x.reason) for x in built if isinstance(x, Omitted)]

@@ -59,23 +59,21 @@ def _write(rows: list[list[str]], path: Path) -> Path:
 
 
 def write_per_class(run: Run, path: Path) -> Path:
-    per_class = [
-        r for r in (run.meta.get("metrics") or {}).get("per_class") or [] if isinstance(r, dict)
-    ]
     rows = [list(PER_CLASS_COLUMNS)]
-    rows += [[_cell(r.get(k)) for k in PER_CLASS_COLUMNS] for r in per_class]
+    # The columns are ClassMetrics' fields; ``class`` is ``class_`` in Python.
+    fields = [k if k != "class" else "class_" for k in PER_CLASS_COLUMNS]
+    rows += [[_cell(getattr(r, k)) for k in fields] for r in run.audit.metrics.per_class]
     return _write(rows, path)
 
 
 def write_confusion(run: Run, path: Path) -> Path | None:
-    conf = (run.meta.get("metrics") or {}).get("confusion") or {}
-    labels, matrix = conf.get("labels"), conf.get("matrix")
-    if not labels or not isinstance(matrix, list):
+    conf = run.audit.metrics.confusion
+    if not conf.labels:
         return None
-    rows = [["true \\ predicted"] + [_cell(str(x)) for x in labels]]
+    rows = [["true \\ predicted"] + [_cell(x) for x in conf.labels]]
     rows += [
-        [_cell(str(name))] + [_cell(v) for v in row]
-        for name, row in zip(labels, matrix, strict=False)
+        [_cell(name)] + [_cell(v) for v in row]
+        for name, row in zip(conf.labels, conf.matrix, strict=False)
     ]
     return _write(rows, path)
 

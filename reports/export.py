@@ -52,9 +52,9 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
 
 def file_stem(run: Run) -> str:
     """'<model name>-<version>', file-name safe (an empty part becomes 'model')."""
-    model = run.meta.get("model") or {}
-    name = slug(str(model.get("name") or "model"), fallback="model")
-    version = slug(str(model.get("version") or "x"), fallback="model")
+    model = run.audit.model
+    name = slug(model.name or "model", fallback="model")
+    version = slug(model.version or "x", fallback="model")
     return f"{name}-{version}"
 
 

@@ -13,11 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audits.errors import AuditError
 from audits.fsio import to_jsonable
 from audits.related import RunBundle
+from audits.runs import StageError
 from audits.store import Run
 from reports.content import ReportContent
-from reports.sections.reading import error_of, read_json, read_parquet_records
+from reports.sections.explain import explain_files
 
 SCHEMA_VERSION = 1
 KIND = "audit-export"
@@ -28,76 +30,79 @@ _FIRST = ("model", "dataset", "auditor", "device", "timings", "skipped", "metric
 _REBUILT = {"schema_version", "kind", "run_id", "created", "explain", "integrity", "comparison"}
 
 
-def _explain(run: Run) -> dict[str, Any] | None:
+def _explain(run: Run, block: Any) -> dict[str, Any] | None:
     """audit.json's explain block, explain/summary.json, regions.parquet's rows as stored, and
-    the overlay files; None when the run has none of them."""
-    folder = run.path / "explain"
-    block = run.meta.get("explain")
-    summary = read_json(folder / "summary.json")
-    regions = read_parquet_records(folder / "regions.parquet")
+    the overlay files; None when the run has none of them (a damaged file counts as none)."""
+    summary, regions = explain_files(run.explain)
     if block is None and summary is None and regions is None:
         return None
-    overlays = folder / "overlays"
-    listed = (
-        sorted(p.relative_to(run.path).as_posix() for p in overlays.glob("*.png"))
-        if overlays.is_dir()
-        else []
-    )
-    return {"audit": block, "summary": summary, "regions": regions, "overlays": listed}
+    overlays = run.explain.overlays.values() if run.explain is not None else ()
+    return {
+        "audit": block,
+        "summary": summary.as_dict() if summary is not None else None,
+        "regions": regions.to_dict("records") if regions is not None else None,
+        "overlays": sorted(p.relative_to(run.path).as_posix() for p in overlays),
+    }
 
 
-def _integrity(run: Run) -> dict[str, Any] | None:
-    doc = read_json(run.path / "integrity.json")
-    if isinstance(doc, dict):
-        return doc
-    block = run.meta.get("integrity")
-    return block if isinstance(block, dict) else None
+def _integrity(run: Run, block: Any) -> dict[str, Any] | None:
+    """integrity.json as stored; audit.json's summary when the file is missing or damaged."""
+    try:
+        record = run.integrity
+    except AuditError:
+        record = None
+    return record.as_dict() if record is not None else block
 
 
 def _claims(run: Run) -> list[dict[str, Any]]:
-    out = []
-    for folder in sorted(p for p in run.path.glob("claims-*") if p.is_dir()):
-        files = {}
-        for file in sorted(folder.glob("*.json")):
-            doc = read_json(file)
-            if doc is not None:
-                files[file.name] = doc
-        out.append({"folder": folder.name, "files": files})
-    return out
+    """Every claims-*/claims.json as stored, by folder name (none when one is damaged)."""
+    try:
+        found = sorted(run.claims, key=lambda c: c.path.name)
+    except AuditError:
+        return []
+    return [{"folder": c.path.name, "files": {"claims.json": c.record.as_dict()}} for c in found]
 
 
 def _related(other: Run | None) -> dict[str, Any] | None:
+    """A related run's record as stored, with its run id; None when absent or damaged."""
     if other is None:
         return None
-    return {**other.meta, "run_id": other.run_id}
+    try:
+        return {**other.record.as_dict(), "run_id": other.run_id}
+    except AuditError:
+        return None
+
+
+def _stage_errors(run: Run) -> dict[str, str]:
+    """The stages of the audit that stored ``{"error": …}`` instead of their result."""
+    audit = run.audit
+    blocks = (("explain", audit.explain), ("integrity", audit.integrity))
+    return {k: b.error for k, b in blocks if isinstance(b, StageError) and b.error}
 
 
 def export_document(run: Run, related: RunBundle, content: ReportContent) -> dict[str, Any]:
     """The export document (plain JSON values, NaN as null)."""
-    meta = run.meta
+    audit = run.audit
+    stored = audit.as_dict()  # audit.json as stored: its values and key order are copied
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
-        "run_schema_version": meta.get("schema_version"),
+        "run_schema_version": audit.schema_version,
         "run_id": run.run_id,
-        "created": meta.get("created"),
+        "created": audit.created,
     }
     for key in _FIRST:
-        doc[key] = meta.get(key)
-    for key, value in meta.items():
+        doc[key] = stored.get(key)  # an optional block the run lacks is null
+    for key, value in stored.items():
         if key not in doc and key not in _REBUILT:
             doc[key] = value  # fields added to runs later travel along unchanged
-    explain = _explain(run)
-    doc["explain"] = explain
-    integrity = _integrity(run)
-    doc["integrity"] = integrity
+    doc["explain"] = _explain(run, stored.get("explain"))
+    doc["integrity"] = _integrity(run, stored.get("integrity"))
     doc["claims"] = _claims(run)
     doc["drift"] = _related(related.drift)
     doc["comparison"] = _related(related.comparison)
     doc["previous_run_id"] = related.previous.run_id if related.previous else None
-    doc["stage_errors"] = {
-        k: error_of(meta.get(k)) for k in ("explain", "integrity") if error_of(meta.get(k))
-    }
+    doc["stage_errors"] = _stage_errors(run)
     doc["report"] = {
         "title": content.title,
         "headline": content.headline,

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from audits.version import __version__
 from reports.content import ReportContent
+from reports.present.palette import confusion_cell
 
 TEMPLATES = Path(__file__).parent / "templates"
 _MIME = {
@@ -29,17 +30,12 @@ _MIME = {
 
 
 def heat(shade: float | None, tone: str = "") -> Markup:
-    """Inline style of a confusion-matrix cell: green diagonal, white to dark red elsewhere."""
+    """Inline style of a confusion-matrix cell: the dashboard's colours (green diagonal, white
+    to dark blue elsewhere)."""
     if shade is None:
         return Markup("")
-    s = min(max(float(shade), 0.0), 1.0)
-    if tone == "diag":
-        base, full = (236, 246, 240), (46, 125, 79)
-    else:
-        base, full = (255, 240, 236), (165, 15, 21)
-    r, g, b = (round(lo + (hi - lo) * s) for lo, hi in zip(base, full, strict=True))
-    ink = "#ffffff" if s > 0.5 else "#1d2b3a"
-    return Markup(f"background-color: #{r:02x}{g:02x}{b:02x}; color: {ink};")
+    bg, ink = confusion_cell(shade, diagonal=tone == "diag")
+    return Markup(f"background-color: {bg}; color: {ink};")
 
 
 def fig_uri(figure: tuple[str, bytes]) -> Markup:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -291,7 +292,12 @@ def test_unknown_column_or_class_is_named() -> None:
 def _stored_run(tmp_path, t: pd.DataFrame):
     run = tmp_path / "store" / "20260101T000000-tiny-1.0.0-audit-abcdef"
     run.mkdir(parents=True)
-    (run / "audit.json").write_text(json.dumps({"kind": "audit", "model": {"classes": CLASSES}}))
+    demo = next((Path(__file__).parent / "data" / "runs").glob("*-audit-*")) / "audit.json"
+    meta = json.loads(demo.read_text())  # a stored record, then this run's own fields
+    meta["run_id"] = run.name
+    meta["model"]["classes"] = CLASSES
+    meta["dataset"].update(n_images=len(t), n_listed=len(t))
+    (run / "audit.json").write_text(json.dumps(meta))
     t.to_parquet(run / "predictions.parquet", index=False)
     return run
 

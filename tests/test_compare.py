@@ -26,6 +26,7 @@ from audits.store import load_run
 
 CLASSES = ["carrera", "targa", "turbo"]
 FINGERPRINT = "f" * 64
+DATA_RUNS = Path(__file__).parent / "data" / "runs"
 
 
 def fake_run(
@@ -62,19 +63,37 @@ def fake_run(
     run = root / f"run-{version}-{len(list(root.glob('run-*')))}"
     run.mkdir(parents=True)
     table.to_parquet(run / "predictions.parquet", index=False)
-    meta = {
-        "schema_version": 1,
-        "kind": "audit",
-        "run_id": run.name,
-        "created": "2026-11-23T16:00:00Z",
-        "model": {"name": "car-variants", "version": version, "weights_sha256": "0" * 64,
-                  "code_commit": "abc", "dir": str(root / "no-model"), "classes": classes},
-        "dataset": {"fingerprint": fingerprint, "n_images": len(table), "n_skipped": 0,
-                    "path": str(root / "heldout" / "manifest.csv"), "frozen": True},
-        "metrics": {"accuracy": float(table["correct"].mean()), "balanced_accuracy": None},
-    }  # fmt: skip
+    meta = stored_record("audit")
+    meta.update(run_id=run.name, created="2026-11-23T16:00:00Z")
+    meta["model"] = {
+        "name": "car-variants",
+        "version": version,
+        "weights_sha256": "0" * 64,
+        "code_commit": "abc",
+        "dir": str(root / "no-model"),
+        "classes": classes,
+    }
+    meta["dataset"] = {
+        "fingerprint": fingerprint,
+        "n_images": len(table),
+        "n_skipped": 0,
+        "path": str(root / "heldout" / "manifest.csv"),
+        "frozen": True,
+    }
+    recalls = table.groupby("label")["correct"].mean()
+    meta["metrics"].update(
+        accuracy=float(table["correct"].mean()), balanced_accuracy=float(recalls.mean())
+    )
+    for key in ("explain", "integrity"):  # analyses whose files this run does not have
+        del meta[key]
     write_json(run / "audit.json", meta)
     return run
+
+
+def stored_record(kind: str) -> dict:
+    """A record of ``kind`` as the demo stored it (tests/data/runs), to change fields of."""
+    (run,) = DATA_RUNS.glob(f"*-{kind}-*")
+    return json.loads((run / f"{kind}.json").read_text())
 
 
 def block(*parts: tuple[int, bool]) -> np.ndarray:
@@ -139,7 +158,7 @@ def test_better_overall_but_worse_on_one_class_holds_naming_the_class(better_but
     assert doc["verdict"] == "hold"
     summary = doc["summary"]
     assert summary.startswith("hold: overall +8.3 points")
-    assert " but targa recall -15.0 points (adjusted p<0.001)" in summary
+    assert " but targa recall -15.0 points (adjusted p < 0.001)" in summary
     assert any(r.startswith("targa recall -15.0 points") for r in doc["reasons"])
 
 
@@ -214,7 +233,7 @@ def test_large_drop_that_is_not_significant_after_adjustment(tmp_path):
     assert targa["status"] == "large drop"
     assert doc["verdict"] == "hold"
     assert (
-        "but targa recall -11.7 points (p=0.016, adjusted p=0.052; a drop of 5 points or more)"
+        "but targa recall -11.7 points (p = 0.016, adjusted p = 0.052; a drop of 5 points or more)"
         in doc["summary"]
     )
     relaxed = run_compare(ra, rb, thresholds=Thresholds(max_class_drop=None))
@@ -313,9 +332,21 @@ def test_comparing_a_drift_run_is_refused(tmp_path):
     a = fake_run(tmp_path, "1", {c: block((5, True)) for c in CLASSES})
     drift = tmp_path / "drift"
     drift.mkdir()
-    write_json(drift / "drift.json", {"kind": "drift", "drift": False})
+    write_json(drift / "drift.json", stored_record("drift"))
     with pytest.raises(AuditError, match="is a drift run"):
         align_runs(load_run(a), load_run(drift))
+
+
+def test_a_damaged_audit_record_is_named(tmp_path):
+    outcome = {c: block((5, True)) for c in CLASSES}
+    a, b = fake_run(tmp_path, "1", outcome), fake_run(tmp_path, "2", outcome)
+    meta = json.loads((b / "audit.json").read_text())
+    del meta["dataset"]["fingerprint"]
+    write_json(b / "audit.json", meta)
+    with pytest.raises(
+        AuditError, match=r"audit\.json: invalid audit record: dataset\.fingerprint"
+    ):
+        align_runs(load_run(a), load_run(b))
 
 
 def test_class_map_files(tmp_path):

@@ -265,27 +265,56 @@ def test_claim_typed_on_the_page_is_checked(small_app: AppTest) -> None:
     assert "source = fan" in texts(at) or "fan" in texts(at)
 
 
+def damageable_copy(small_store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the small store to damage, and the folder of its newest audit run."""
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    return store, scan(store).audits[0].path
+
+
 def test_broken_and_partial_runs_never_show_a_traceback(
     small_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = tmp_path / "store"
-    shutil.copytree(small_store, store)
-    newest = scan(store).audits[0]
+    store, newest = damageable_copy(small_store, tmp_path)
     (store / "zz-damaged").mkdir()
     (store / "zz-damaged" / "audit.json").write_text("{broken")
-    # A partial run: its predictions table and metrics are gone.
-    (newest.path / "predictions.parquet").unlink()
-    meta = json.loads((newest.path / "audit.json").read_text())
+    # An invalid record (JSON, but without its metrics block) is listed as broken, never picked.
+    invalid = store / "zz-invalid"
+    shutil.copytree(newest, invalid)
+    meta = json.loads((invalid / "audit.json").read_text())
     meta.pop("metrics")
-    (newest.path / "audit.json").write_text(json.dumps(meta))
+    (invalid / "audit.json").write_text(json.dumps(meta))
+    # A partial run: its predictions table is gone and its integrity.json is damaged.
+    (newest / "predictions.parquet").unlink()
+    (newest / "integrity.json").write_text("{broken")
+    cat = scan(store)
+    reasons = {b.name: b.reason for b in cat.broken}
+    assert set(reasons) == {"zz-damaged", "zz-invalid"} and "metrics" in reasons["zz-invalid"]
+    assert newest.name in {r.run_id for r in cat.audits}
     at = app(store, monkeypatch)
     assert "could not be read" in "\n".join(str(e.label) for e in at.sidebar.expander)
+    assert at.query_params["run"] == newest.name
     for page in PAGES:
         at = visit(at, page)
         assert not at.exception, page
         assert any('data-page="' in str(m.value) for m in at.markdown), page
     errors = "\n".join(e.value for e in at.error)
     assert "Traceback" not in errors
+
+
+def test_damaged_integrity_file_leaves_the_other_pages_whole(
+    small_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, newest = damageable_copy(small_store, tmp_path)
+    (newest / "integrity.json").write_text('{"leakage": 1}')  # JSON, not an integrity record
+    at = app(store, monkeypatch)
+    for page in (p for p in PAGES if p != "integrity"):
+        assert_clean(visit(at, page), page)  # failures and galleries go on without the flags
+    at = visit(at, "integrity")
+    assert not at.exception
+    errors = "\n".join(e.value for e in at.error)
+    assert "integrity.json" in errors and "Traceback" not in errors
+    assert "Type what someone said" in texts(at)  # the claims tab still works
 
 
 # ---------------------------------------------------------------- 250 classes

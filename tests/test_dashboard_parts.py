@@ -1,45 +1,73 @@
-"""Small pure helpers of the dashboard: readers of optional outputs, filters, claim building."""
+"""Small pure helpers of the dashboard: readers of optional outputs, filters, claim building.
+
+Records are stored ones from ``tests/data/runs`` with fields changed, so every helper reads
+complete, valid records as the pages do.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from audits.runs import ComparisonRecord, DriftRecord, IntegrityRecord
+from audits.runs.models_audit import ClassMetrics, DatasetInfo
+from audits.runs.models_comparison import ClassComparison
 from dashboard.charts import clicked_cell
 from dashboard.claims_view import slice_spec
 from dashboard.gallery import region_lines
-from dashboard.images import _row_of, data_root, image_file
+from dashboard.images import data_root, image_file
 from dashboard.pages.classes import filter_rows, metrics_frame
 from dashboard.pages.confusion import focus_index
 from dashboard.pages.failures import failures_frame
-from dashboard.stored import comparison, suspects
+from dashboard.stored import leaked_rows, n_suspects, suspects
+
+RUNS = Path(__file__).resolve().parent / "data" / "runs"
+AUDIT = RUNS / "20261201T175937-car-variants-1.1.0-audit-46a3ad"
+DRIFT = RUNS / "20261201T180001-car-variants-1.1.0-drift-ebf50b"
+COMPARISON = RUNS / "20261201T180015-car-variants-1.0.0-vs-1.1.0-comparison-ee6527"
+
+
+def stored(file: Path) -> dict[str, Any]:
+    """A stored record as a fresh dict, to change before validating it."""
+    return copy.deepcopy(json.loads(file.read_text(encoding="utf-8")))
 
 
 def test_data_root_for_manifest_and_imagefolder(tmp_path: Path) -> None:
     (tmp_path / "set").mkdir()
-    assert (
-        data_root({"dataset": {"path": str(tmp_path / "set" / "manifest.csv"), "kind": "manifest"}})
-        == tmp_path / "set"
-    )
-    assert (
-        data_root({"dataset": {"path": str(tmp_path / "set"), "kind": "imagefolder"}})
-        == tmp_path / "set"
-    )
-    assert data_root({"dataset": {}}) is None and data_root({}) is None
+
+    def dataset(**fields: Any) -> DatasetInfo:
+        return DatasetInfo.from_dict({"fingerprint": "f", "n_images": 1, "n_skipped": 0, **fields})
+
+    manifest = dataset(path=str(tmp_path / "set" / "manifest.csv"), kind="manifest")
+    assert data_root(manifest) == tmp_path / "set"
+    assert data_root(dataset(path=str(tmp_path / "set"), kind="imagefolder")) == tmp_path / "set"
+    assert data_root(dataset()) is None
     (tmp_path / "set" / "a.png").write_bytes(b"x")
     assert image_file(tmp_path / "set", "a.png") == tmp_path / "set" / "a.png"
     assert image_file(tmp_path / "set", "missing.png") is None and image_file(None, "a.png") is None
 
 
-def test_overlay_names_and_suspects() -> None:
-    assert _row_of("123") == 123 and _row_of("row42_gradcam") == 42 and _row_of("overlay") is None
-    integrity = {
-        "suspect_labels": {"n_flagged": 2, "rows": [{"row": 7, "suggested": "targa"}, {"row": "x"}]}
-    }
-    assert suspects(integrity) == {7: {"row": 7, "suggested": "targa"}}
-    assert suspects(None) == {} and suspects({"suspect_labels": {"error": "boom"}}) == {}
+def test_suspects_and_leaked_rows_of_integrity() -> None:
+    doc = stored(AUDIT / "integrity.json")
+    doc["suspect_labels"]["n_flagged"] = 5
+    doc["suspect_labels"]["rows"][0].update(row=7, suggested="targa")
+    doc["leakage"]["leaked_rows"] = [3, 7]
+    report = IntegrityRecord.from_dict(doc)
+    flagged = suspects(report)
+    assert list(flagged)[0] == 7 and flagged[7].suggested == "targa"
+    assert len(flagged) == 3 and n_suspects(report, len(flagged)) == 5  # more flagged than listed
+    assert leaked_rows(report) == {3, 7}
+    assert suspects(None) == {} and leaked_rows(None) == set() and n_suspects(None, 2) == 2
+    # A stage that failed stored its error instead of its result: nothing is flagged.
+    doc["suspect_labels"] = {"error": "boom"}
+    doc["leakage"] = {"available": False, "reason": "no training manifest"}
+    failed = IntegrityRecord.from_dict(doc)
+    assert suspects(failed) == {} and n_suspects(failed, 0) == 0 and leaked_rows(failed) == set()
 
 
 def test_region_lines_read_explain_columns() -> None:
@@ -54,16 +82,23 @@ def test_region_lines_read_explain_columns() -> None:
     assert region_lines(None) == [] and region_lines(regions.iloc[0:0]) == []
 
 
+def class_row(name: str, support: int, recall: float | None) -> ClassMetrics:
+    """A per_class row that stores no precision or F1 (None), as for a class never predicted."""
+    return ClassMetrics.from_dict(
+        {"class": name, "support": support, "correct": 0, "recall": recall, "precision": None,
+         "f1": None, "ci_low": None, "ci_high": None}
+    )  # fmt: skip
+
+
 def test_class_filters_and_table() -> None:
-    rows = [{"class": "targa", "support": 50, "recall": 0.9}, {"class": "carrera", "support": 5, "recall": 0.2},
-            {"class": "turbo", "support": 0, "recall": None}]  # fmt: skip
-    assert [r["class"] for r in filter_rows(rows, "", 0, "Worst first")] == [
+    rows = [class_row("targa", 50, 0.9), class_row("carrera", 5, 0.2), class_row("turbo", 0, None)]
+    assert [r.class_ for r in filter_rows(rows, "", 0, "Worst first")] == [
         "carrera",
         "targa",
         "turbo",
     ]
-    assert [r["class"] for r in filter_rows(rows, "TAR", 0, "Worst first")] == ["targa"]
-    assert [r["class"] for r in filter_rows(rows, "", 10, "Model order")] == ["targa"]
+    assert [r.class_ for r in filter_rows(rows, "TAR", 0, "Worst first")] == ["targa"]
+    assert [r.class_ for r in filter_rows(rows, "", 10, "Model order")] == ["targa"]
     frame = metrics_frame(rows)
     assert list(frame.columns)[:4] == ["class", "test images", "correct", "accuracy (recall)"]
     assert list(frame["accuracy (recall)"]) == ["90.0%", "20.0%", "n/a"]
@@ -95,32 +130,39 @@ def test_clicked_cell_unescapes_the_figures_names() -> None:
 
 
 def test_comparison_marks_failed_reasons_by_the_stored_checks() -> None:
-    doc = {
+    from reports.present.narrative import verdict_detail
+
+    doc = stored(COMPARISON / "comparison.json")
+    doc.update({
         "verdict": "hold",
         "summary": "hold: overall +5.0 points but targa recall -20.0 points",
         "reasons": ["targa recall -20.0 points", "overall +5.0 points"],
         "checks": [{"check": "overall", "ok": True, "text": "overall +5.0 points"},
                    {"check": "class:targa", "ok": False, "text": "targa recall -20.0 points"}],
-    }  # fmt: skip
-    assert comparison(doc)["reasons"] == [
+    })  # fmt: skip
+    record = ComparisonRecord.from_dict(doc)
+    assert record.reason_rows == [
         ("targa recall -20.0 points", True),
         ("overall +5.0 points", False),  # in the summary, but its check passed
     ]
+    assert verdict_detail(record) == "Overall +5.0 points but targa recall -20.0 points."
 
 
 def test_every_p_value_reads_below_one_thousandth() -> None:
     from reports.present.narrative import drift_summary
 
-    rows = [{"class": "a", "p_value": 0.000999, "p_adjusted": 9.99e-5, "diff": -0.1}]
-    with_p = per_class_frame_text(rows)
+    row = stored(COMPARISON / "comparison.json")["per_class"][0]
+    row.update({"class": "a", "p_value": 0.000999, "p_adjusted": 9.99e-5, "diff": -0.1})
+    with_p = per_class_frame_text([ClassComparison.from_dict(row)])
     assert "0.000999" not in with_p and with_p.count("< 0.001") == 2
-    drift = {"drift": True, "embedding": {"p_value": 0.000999, "drift": True},
-             "predictions": {"p_value": 8.65e-94, "drift": True}}  # fmt: skip
-    text = " ".join(drift_summary(drift))
+    doc = stored(DRIFT / "drift.json")
+    doc["embedding"].update(p_value=0.000999, drift=True)
+    doc["predictions"].update(p_value=8.65e-94, drift=True)
+    text = " ".join(drift_summary(DriftRecord.from_dict(doc)))
     assert "p < 0.001" in text and "0.000999" not in text and "e-94" not in text
 
 
-def per_class_frame_text(rows: list[dict]) -> str:
+def per_class_frame_text(rows: list[ClassComparison]) -> str:
     """The compare page's per-class table as text (what st.dataframe shows)."""
     from dashboard.components import value_frame
     from dashboard.pages.compare import PER_CLASS

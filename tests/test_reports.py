@@ -347,10 +347,14 @@ def test_hostile_names_are_spreadsheet_safe_in_csv(tmp_path):
 # robustness: missing and damaged optional results
 
 
-def test_a_run_with_missing_and_damaged_parts_still_exports(built, tmp_path):
-    store = tmp_path / "store"
-    run = store / built["run"].name
+def _copy_run(built, tmp_path) -> Path:
+    run = tmp_path / "store" / built["run"].name
     shutil.copytree(built["run"], run)
+    return run
+
+
+def test_a_run_with_missing_and_damaged_parts_still_exports(built, tmp_path):
+    run = _copy_run(built, tmp_path)
     meta = json.loads((run / "audit.json").read_text())
     for key in ("device", "timings", "skipped"):
         meta.pop(key)
@@ -373,6 +377,51 @@ def test_a_run_with_missing_and_damaged_parts_still_exports(built, tmp_path):
     doc = json.loads(_file(folder, "-audit.json").read_text())
     jsonschema.validate(doc, json_export.schema(), cls=jsonschema.Draft202012Validator)
     assert doc["drift"] is None and doc["stage_errors"]["explain"].startswith("RuntimeError")
+    # The broken integrity.json: the JSON export falls back to audit.json's summary, the report
+    # leaves the integrity sections out and says why.
+    assert doc["integrity"] == meta["integrity"]
+    for name in ("Leakage", "Suspect labels", "Slices"):
+        assert omitted[name].startswith("Unavailable:") and "integrity.json" in omitted[name]
+
+
+def test_absent_optional_blocks_read_as_none(built, tmp_path):
+    run = _copy_run(built, tmp_path)
+    meta = json.loads((run / "audit.json").read_text())
+    for key in ("device", "timings", "skipped", "explain", "integrity"):
+        meta.pop(key)
+    for key in ("imbalance", "calibration", "most_confused", "n_labelled", "n_classes"):
+        meta["metrics"].pop(key)
+    meta["model"].pop("input")
+    (run / "audit.json").write_text(json.dumps(meta))
+    shutil.rmtree(run / "explain")
+    (run / "integrity.json").unlink()
+    content = build_content(run)  # no crash on any absent block
+    omitted = dict(content.omitted)
+    assert "was not run" in omitted["Failures explained (Grad-CAM)"]
+    assert omitted["Leakage"] == "Integrity checks were not run for this audit."
+    sections = {s.id: s for s in content.sections}
+    metrics = sections["metrics"]
+    assert not any(getattr(b, "kind", "") == "calibration" for b in metrics.blocks)
+    assert not any(getattr(b, "kind", "") == "imbalance" for b in sections["data"].blocks)
+    rows = {r.label: r.value for b in sections["versioning"].blocks for r in getattr(b, "rows", [])}
+    assert rows["Device"] == "n/a" and rows["Input"] == "n/a, n/a channel(s)"
+
+
+def test_a_wrong_type_in_integrity_json_makes_its_sections_unavailable(built, tmp_path):
+    run = _copy_run(built, tmp_path)
+    record = json.loads((run / "integrity.json").read_text())
+    record["leakage"]["n_test"] = "many"  # valid JSON, invalid record
+    (run / "integrity.json").write_text(json.dumps(record))
+    folder = export_run(run, "pdf,html,json", tmp_path / "out")
+    omitted = dict(build_content(run).omitted)
+    for name in ("Leakage", "Suspect labels", "Slices"):
+        assert omitted[name].startswith("Unavailable:"), name
+        assert "invalid integrity record: leakage.n_test" in omitted[name]
+    html = _Html()
+    html.feed(_file(folder, "report.html").read_text())
+    assert "invalid integrity record" in " ".join(html.text)
+    doc = json.loads(_file(folder, "-audit.json").read_text())
+    assert doc["integrity"] == json.loads((run / "audit.json").read_text())["integrity"]
 
 
 def test_cli_export_prints_the_folder_last_and_rejects_bad_input(built, tmp_path, capsys):

@@ -128,12 +128,10 @@ def test_compare_command_end_to_end(tiny_runs, capsys):
     assert out[-1].startswith("promote: " if code == 0 else "hold: ")
     stored = [p for p in store.iterdir() if "comparison" in p.name]
     assert len(stored) == 1
-    doc = load_run(stored[0]).meta
-    assert doc["verdict"] == ("promote" if code == 0 else "hold") and doc["summary"] == out[-1]
-    assert (
-        doc["run_a"]["path"] == str(path_a.resolve()) and doc["speed"]["settings"]["repeats"] == 2
-    )
-    assert doc["dataset"]["n_aligned"] == 18
+    doc = load_run(stored[0]).comparison
+    assert doc.verdict == ("promote" if code == 0 else "hold") and doc.summary == out[-1]
+    assert doc.run_a.path == str(path_a.resolve()) and doc.speed.settings["repeats"] == 2
+    assert doc.dataset.n_aligned == 18
 
     # The same run twice: no difference, so no gain; hold with exit 1.
     assert (

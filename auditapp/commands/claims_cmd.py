@@ -8,6 +8,10 @@ again prints the stored results. The last line of stdout is the ``claims.json`` 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audits.runs.models_claims import ClaimResult
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +41,15 @@ def main(args: argparse.Namespace) -> int:
     digest = bytes_sha256(data)
     folder = run.path / f"claims-{digest[:12]}"
     if (folder / "claims.json").is_file():
-        stored = next(c.record for c in run.claims if c.path.name == folder.name).as_dict()
+        stored = next(c.record for c in run.claims if c.path.name == folder.name)
         print(f"already checked against this run; showing the stored results from {folder.name}")
-        print_results(stored["results"])
+        print_results(stored.results)
         print(folder / "claims.json")
         return 0
     results = evaluate_claims(run, load_claims(file))
     with add_to_run(run.path, folder.name) as tmp:
         (tmp / f"claims{file.suffix.lower() or '.toml'}").write_bytes(data)
-        write_record(
+        record = write_record(
             tmp,
             {
                 "kind": "claims",
@@ -57,36 +61,29 @@ def main(args: argparse.Namespace) -> int:
             },
             "claims",
         )
-    print_results(results)
+    print_results(record.results)
     print(folder / "claims.json")
     return 0
 
 
-def print_results(results: list[dict]) -> None:
+def print_results(results: list[ClaimResult]) -> None:
     """A table of verdicts and, under it, one plain sentence per claim."""
     from rich.console import Console
     from rich.table import Table
 
-    from audits.formatting import pct, pts
+    from audits.formatting import p_value, pct, pts
 
     colour = {"supported": "green", "contradicted": "red", "not enough data": "yellow"}
     table = Table(title="claims")
     for col in ("#", "claim", "verdict", "measured", "95% CI", "p (one-sided)"):
         table.add_column(col, overflow="fold")
     for r in results:
-        fmt = pct if r["kind"] not in ("lower", "higher") else pts
-        measured = fmt(r["measured"])
-        ci = f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}" if r["ci_low"] is not None else ""
-        p = (
-            ""
-            if r["p_value"] is None
-            else ("<0.001" if r["p_value"] < 0.001 else f"{r['p_value']:.3f}")
-        )
-        verdict = r["verdict"]
-        table.add_row(
-            r["id"], r["text"] or r["kind"], f"[{colour[verdict]}]{verdict}[/]", measured, ci, p
-        )
+        fmt = pct if r.kind not in ("lower", "higher") else pts
+        ci = f"{fmt(r.ci_low)} to {fmt(r.ci_high)}" if r.ci_low is not None else ""
+        p = "" if r.p_value is None else p_value(r.p_value)
+        verdict = f"[{colour[r.verdict]}]{r.verdict}[/]"
+        table.add_row(r.id, r.text or r.kind, verdict, fmt(r.measured), ci, p)
     console = Console()
     console.print(table)
     for r in results:
-        console.print(f"{r['id']}. {r['sentence']}", highlight=False)
+        console.print(f"{r.id}. {r.sentence}", highlight=False)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+from auditapp.commands.options import add_inference_options
+
+if TYPE_CHECKING:
+    from audits.runs import DriftRecord
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,16 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="current batch: ImageFolder, folder of images or manifest (labels optional)",
     )
-    p.add_argument(
-        "--store", default="audit-store", help="audit store folder (default ./audit-store)"
-    )
-    p.add_argument(
-        "--device", default="auto", help="auto | cpu | cuda (default auto: CUDA when present)"
-    )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument(
-        "--workers", type=int, default=None, help="DataLoader workers (default: by cores)"
-    )
+    add_inference_options(p)
     p.add_argument(
         "--permutations", type=int, default=1000, help="permutations of the MMD test (default 1000)"
     )
@@ -45,48 +41,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=main)
 
 
-def _p(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
-
-
-def summary_lines(meta: dict[str, Any]) -> list[str]:
+def summary_lines(record: DriftRecord) -> list[str]:
     """A short human summary of a stored drift run (reads drift.json; computes nothing)."""
-    from audits.formatting import pct
+    from audits.formatting import p_value, pct
 
-    emb, preds = meta["embedding"], meta["predictions"]
-    ref, cur = meta["reference"], meta["current"]
-    drifted = [p for p in meta["properties"] if p["drift"]]
+    emb, preds = record.embedding, record.predictions
+    ref, cur = record.reference, record.current
+    classes, confidence = preds.classes, preds.confidence
     lines = [
-        f"{meta['model']['name']} {meta['model']['version']}: reference {ref['n_images']} images "
-        f"({ref['n_skipped']} skipped) vs current {cur['n_images']} ({cur['n_skipped']} skipped)",
-        f"drift: {'YES' if meta['drift'] else 'no'} (alpha {meta['alpha']})",
-        f"  embedding   MMD² {emb['mmd2']:.4g}, p {_p(emb['p_value'])} ({emb['permutations']} permutations)"
-        f"{'  DRIFT' if emb['drift'] else ''}",
-        f"  predictions p {_p(preds['p_value'])} (classes {_p(preds['classes']['p_value'])}, confidence "
-        f"{_p(preds['confidence']['p_value'])}: mean {preds['confidence']['reference_mean']:.3f} -> "
-        f"{preds['confidence']['current_mean']:.3f}){'  DRIFT' if preds['drift'] else ''}",
+        f"{record.model.name} {record.model.version}: reference {ref.n_images} images "
+        f"({ref.n_skipped} skipped) vs current {cur.n_images} ({cur.n_skipped} skipped)",
+        f"drift: {'YES' if record.drift else 'no'} (alpha {record.alpha})",
+        f"  embedding   MMD² {emb.mmd2:.4g}, p {p_value(emb.p_value)} ({emb.permutations} permutations)"
+        f"{'  DRIFT' if emb.drift else ''}",
+        f"  predictions p {p_value(preds.p_value)} (classes {p_value(classes.p_value)}, confidence "
+        f"{p_value(confidence.p_value)}: mean {confidence.reference_mean:.3f} -> "
+        f"{confidence.current_mean:.3f}){'  DRIFT' if preds.drift else ''}",
     ]
-    acc = preds["accuracy"]
-    if acc["current"] is not None:
-        lines.append(f"  accuracy    {pct(acc['reference'])} -> {pct(acc['current'])}")
-    if drifted:
-        parts = []
-        for p in drifted:
-            if "reference_mean" in p:
-                parts.append(f"{p['name']} {p['reference_mean']:.4g} -> {p['current_mean']:.4g}")
-            else:
-                parts.append(p["name"])
-        lines.append(
-            f"  properties  {len(drifted)} of {len(meta['properties'])} drifted: "
-            + "; ".join(parts)
-        )
-    else:
-        lines.append(f"  properties  none of {len(meta['properties'])} drifted")
-    if meta["examples"]:
-        far = meta["examples"][0]
-        ratio = f" ({far['ratio']:.1f}x the reference spacing)" if far.get("ratio") else ""
-        lines.append(f"  farthest    {far['path']}{ratio}")
+    acc = preds.accuracy
+    if acc.current is not None:
+        lines.append(f"  accuracy    {pct(acc.reference)} -> {pct(acc.current)}")
+    lines.append(_properties_line(record))
+    if record.examples:
+        far = record.examples[0]
+        ratio = f" ({far.ratio:.1f}x the reference spacing)" if far.ratio else ""
+        lines.append(f"  farthest    {far.path}{ratio}")
     return lines
+
+
+def _properties_line(record: DriftRecord) -> str:
+    """The drifted properties, numeric ones with their means on each side."""
+    drifted, n = record.drifted_properties, len(record.properties)
+    if not drifted:
+        return f"  properties  none of {n} drifted"
+    parts = [
+        f"{p.name} {p.reference_mean:.4g} -> {p.current_mean:.4g}"
+        if p.reference_mean is not None and p.current_mean is not None
+        else p.name
+        for p in drifted
+    ]
+    return f"  properties  {len(drifted)} of {n} drifted: " + "; ".join(parts)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -108,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if not args.quiet:
-        for line in summary_lines(load_run(path).meta):
+        for line in summary_lines(load_run(path).drift):
             print(line)
     print(path)
     return 0

@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     method = canonical(args.method)
     method_class(method)  # an unknown name fails before any loading
     audited = reopen_audited(
-        run.meta,
+        run.audit.as_dict(),
         str(run.path),
         device=args.device,
         allow_pickle=args.allow_pickle,

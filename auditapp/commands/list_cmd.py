@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from audits.errors import AuditError
+
+if TYPE_CHECKING:
+    from audits.runs.base import ModelIdentity, ModelInfo
+    from audits.store import Run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,20 +33,27 @@ def main(args: argparse.Namespace) -> int:
     for col in ("run", "kind", "model", "data", "images", "accuracy", "created"):
         table.add_column(col, overflow="fold")
     for run in runs:
-        m = run.meta
-        model = m.get("model") or {}
-        data = m.get("dataset") or m.get("current") or {}
-        acc = (m.get("metrics") or {}).get("accuracy")
-        verdict = m.get("verdict")
-        cells = (
-            run.run_id,
-            run.kind,
-            f"{model.get('name', '')} {model.get('version', '')}".strip(),
-            str(data.get("path", ""))[-40:],
-            str(data.get("n_images", "")),
-            f"{acc:.3f}" if isinstance(acc, float) else (verdict or ""),
-            m.get("created", ""),
-        )
-        table.add_row(*(escape(c) if isinstance(c, str) else c for c in cells))
+        table.add_row(*(escape(c) for c in _cells(run)))
     Console().print(table)
     return 0
+
+
+def _cells(run: Run) -> tuple[str, ...]:
+    """One row: the model, the data set (a drift run's current batch), accuracy or verdict."""
+    try:
+        record = run.record
+    except AuditError:  # still listed, so that it can be found and removed
+        model = "" if run.kind == "comparison" else _model_text(run.identity)
+        return (run.run_id, run.kind, model, "(invalid record)", "", "", run.created)
+    model = "" if run.kind == "comparison" else _model_text(record.model)
+    data = record.current if run.kind == "drift" else record.dataset
+    if run.kind == "audit":
+        outcome = f"{record.metrics.accuracy:.3f}"
+    else:
+        outcome = record.verdict if run.kind == "comparison" else ""
+    path = "" if data.path is None else str(data.path)
+    return (run.run_id, run.kind, model, path[-40:], str(data.n_images), outcome, record.created)
+
+
+def _model_text(model: ModelIdentity | ModelInfo) -> str:
+    return f"{model.name or ''} {model.version or ''}".strip()

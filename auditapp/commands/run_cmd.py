@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from auditapp.commands.options import add_inference_options
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="audit a model on a labelled held-out set", description=__doc__)
@@ -11,16 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", required=True, help="held-out set: ImageFolder or .csv/.parquet manifest"
     )
-    p.add_argument(
-        "--store", default="audit-store", help="audit store folder (default ./audit-store)"
-    )
-    p.add_argument(
-        "--device", default="auto", help="auto | cpu | cuda (default auto: CUDA when present)"
-    )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument(
-        "--workers", type=int, default=None, help="DataLoader workers (default: by cores)"
-    )
+    add_inference_options(p)
     p.add_argument(
         "--allow-pickle",
         action="store_true",

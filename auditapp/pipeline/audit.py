@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from auditapp.pipeline.common import skip_reasons
 from audits.context import AuditContext
 from audits.datasets import ImageSet, load_dataset
 from audits.errors import AuditError
@@ -131,7 +132,7 @@ def run_audit(
         labelled = int((preds.table["label_idx"] >= 0).sum())
         if labelled == 0:
             raise AuditError(
-                f"{image_set.source}: none of the {len(image_set.items)} images could be read ({_reasons(preds)})"
+                f"{image_set.source}: none of the {len(image_set.items)} images could be read ({skip_reasons(preds.skipped)})"
             )
         metrics = audit_metrics(preds.table, card.classes, train_counts=train_counts)
         preds.table.to_parquet(tmp / "predictions.parquet", index=False)
@@ -169,8 +170,3 @@ def _run_stage(key: str, load: Callable[[], Stage], ctx: AuditContext) -> dict[s
     except Exception as exc:  # keep the audit; say what broke
         print(f"warning: {key} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def _reasons(preds: Predictions) -> str:
-    reasons = sorted({s["reason"] for s in preds.skipped})
-    return "; ".join(reasons[:3]) or "no images"

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from auditapp.pipeline.common import skip_reasons
 from audits.datasets import ImageSet
 from audits.drift.analysis import DriftAnalysis, analyse_drift
 from audits.drift.record import FILES, drift_record, properties_table
@@ -101,10 +102,10 @@ def _side(
         progress=progress,
     )
     if len(preds.table) < 2:
-        reasons = "; ".join(sorted({s["reason"] for s in preds.skipped})[:3]) or "no images"
         raise AuditError(
             f"{image_set.source}: the {name} set has {len(preds.table)} readable image(s) of "
-            f"{len(image_set.items)} ({reasons}); drift needs at least 2 on each side"
+            f"{len(image_set.items)} ({skip_reasons(preds.skipped)}); drift needs at least 2 on "
+            "each side"
         )
     started = time.perf_counter()
     props = measured_properties(image_set, preds.table)

@@ -38,7 +38,7 @@ from audits.compare.document import SCHEMA_VERSION, compare_runs
 from audits.compare.statistics import CI_METHOD, paired_statistics
 from audits.compare.storage import load_class_map, resolve_run, save_comparison
 from audits.compare.thresholds import PRIMARY_METRICS, Thresholds
-from audits.compare.wording import HOLD, PROMOTE, document_reasons, fmt_p
+from audits.compare.wording import HOLD, PROMOTE, document_reasons
 
 __all__ = [
     "CI_METHOD",
@@ -54,7 +54,6 @@ __all__ = [
     "compare_runs",
     "decide",
     "document_reasons",
-    "fmt_p",
     "load_class_map",
     "matched_classes",
     "paired_statistics",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from audits.errors import AuditError
+from audits.runs.models_audit import AuditRecord, DatasetInfo
 from audits.store import Run
 
 
@@ -77,22 +77,21 @@ def matched_classes(
     return list(classes_b)
 
 
-def _check_audit(run: Run, which: str) -> None:
+def _audit_record(run: Run, which: str) -> AuditRecord:
+    """The run's validated ``audit.json``; a damaged one is an ``AuditError`` naming the field."""
     if run.kind != "audit":
         raise AuditError(
             f"{which} {run.path}: is a {run.kind} run; compare needs two audit runs (python -m audits run ...)"
         )
-    for key in ("model", "dataset"):
-        if not isinstance(run.meta.get(key), dict):
-            raise AuditError(f"{which} {run.path}: audit.json has no '{key}' block (damaged run?)")
+    return run.audit
 
 
-def _check_same_set(da: dict[str, Any], db: dict[str, Any]) -> None:
-    fa, fb = da.get("fingerprint"), db.get("fingerprint")
+def _check_same_set(da: DatasetInfo, db: DatasetInfo) -> None:
+    fa, fb = da.fingerprint, db.fingerprint
     if not fa or not fb or fa != fb:
         raise AuditError(
-            f"the runs were made on different held-out sets (RUN_A fingerprint {str(fa)[:12]} from {da.get('path')}, "
-            f"RUN_B fingerprint {str(fb)[:12]} from {db.get('path')}); a comparison needs both models audited "
+            f"the runs were made on different held-out sets (RUN_A fingerprint {str(fa)[:12]} from {da.path}, "
+            f"RUN_B fingerprint {str(fb)[:12]} from {db.path}); a comparison needs both models audited "
             "on the same frozen held-out set: audit one of them again with the other's --data"
         )
 
@@ -102,11 +101,11 @@ def _context_notes(run_a: Run, run_b: Run) -> list[str]:
     notes: list[str] = []
     if run_a.path == run_b.path:
         notes.append("RUN_A and RUN_B are the same run")
-    if not run_a.meta["dataset"].get("frozen", False):
+    if not run_a.audit.dataset.frozen:
         notes.append(
             "the held-out set was not frozen when audited (python -m audits freeze DATA); the fingerprints still match"
         )
-    name_a, name_b = run_a.meta["model"].get("name"), run_b.meta["model"].get("name")
+    name_a, name_b = run_a.audit.model.name, run_b.audit.model.name
     if name_a != name_b:
         notes.append(f"different model families: '{name_a}' and '{name_b}'")
     return notes
@@ -172,13 +171,10 @@ def _pairs_frame(merged: pd.DataFrame) -> pd.DataFrame:
 
 def align_runs(run_a: Run, run_b: Run, class_map: dict[str, str] | None = None) -> Aligned:
     """Check the runs are comparable and pair their outcomes image by image (on ``path``)."""
-    _check_audit(run_a, "RUN_A")
-    _check_audit(run_b, "RUN_B")
-    _check_same_set(run_a.meta["dataset"], run_b.meta["dataset"])
+    record_a, record_b = _audit_record(run_a, "RUN_A"), _audit_record(run_b, "RUN_B")
+    _check_same_set(record_a.dataset, record_b.dataset)
     classes = matched_classes(
-        list(run_a.meta["model"].get("classes") or []),
-        list(run_b.meta["model"].get("classes") or []),
-        class_map,
+        list(record_a.model.classes or []), list(record_b.model.classes or []), class_map
     )
     notes = _context_notes(run_a, run_b)
     a, b = _outcomes(run_a, "RUN_A"), _outcomes(run_b, "RUN_B")

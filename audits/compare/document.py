@@ -14,26 +14,30 @@ from audits.store import Run, auditor_identity
 
 
 def _run_block(run: Run) -> dict[str, Any]:
-    model = run.meta.get("model") or {}
-    metrics = run.meta.get("metrics") or {}
+    record = run.audit
+    model, device = record.model, record.device
     return {
         "run_id": run.run_id,
         "path": str(run.path),
         "model": {
-            k: model.get(k) for k in ("name", "version", "weights_sha256", "code_commit", "dir")
+            "name": model.name,
+            "version": model.version,
+            "weights_sha256": model.weights_sha256,
+            "code_commit": model.code_commit,
+            "dir": model.dir,
         },
-        "accuracy": metrics.get("accuracy"),
-        "balanced_accuracy": metrics.get("balanced_accuracy"),
-        "device": run.meta.get("device"),
+        "accuracy": record.metrics.accuracy,
+        "balanced_accuracy": record.metrics.balanced_accuracy,
+        "device": None if device is None else device.as_dict(),
     }
 
 
 def _dataset_block(run_a: Run, aligned: Aligned, n_clusters: int) -> dict[str, Any]:
-    data = run_a.meta["dataset"]
+    data = run_a.audit.dataset
     return {
-        "fingerprint": data.get("fingerprint"),
-        "path": data.get("path"),
-        "frozen": bool(data.get("frozen", False)),
+        "fingerprint": data.fingerprint,
+        "path": data.path,
+        "frozen": bool(data.frozen),
         "n_images": int(len(aligned.frame)),  # the paired images (as in audit.json)
         "n_aligned": int(len(aligned.frame)),
         "n_only_a": aligned.n_only_a,

@@ -38,8 +38,7 @@ def resolve_run(ref: str, store: str | Path) -> Run:
     if "@" in ref:
         name, version = ref.split("@", 1)
         for run in list_runs(store, kind="audit"):
-            model = run.meta.get("model") or {}
-            if model.get("name") == name and model.get("version") == version:
+            if run.identity.name == name and run.identity.version == version:
                 return run
         raise AuditError(f"{ref}: no audit run of {name} version {version} in {store}")
     raise AuditError(

@@ -9,24 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from audits.compare.thresholds import secondary_of
-from audits.formatting import p_value
+from audits.formatting import p_equals
 from audits.speed import SpeedResult
 
 PROMOTE = "promote"
 HOLD = "hold"
 SUMMARY_CLASSES = 5  # failing classes named in the verdict line (all are in `checks`)
 NO_CLASS_WORSE = "no class significantly worse"
-
-
-def fmt_p(p: float | None) -> str:
-    """p-values as compact as the verdict line needs: 0.52, 0.031, 0.003, <0.001, n/a."""
-    return p_value(p).replace(" ", "")
-
-
-def p_eq(p: float | None) -> str:
-    """What follows a ``p``: '<0.001' or '=0.031'."""
-    text = fmt_p(p)
-    return text if text.startswith("<") else f"={text}"
 
 
 def signed_points(x: float) -> str:
@@ -46,10 +35,10 @@ def metric_text(name: str, m: dict[str, Any], primary: bool) -> str:
             else "McNemar"
         )
         label = "overall" if primary else "accuracy"
-        return f"{label} {signed_points(m['diff'])} points ({ci}, {test} p{p_eq(mc['p_value'])})"
+        return f"{label} {signed_points(m['diff'])} points ({ci}, {test} {p_equals(mc['p_value'])})"
     return (
         f"balanced accuracy {signed_points(m['diff'])} points "
-        f"({ci}, sign-flip p{p_eq(m['p_value'])})"
+        f"({ci}, sign-flip {p_equals(m['p_value'])})"
     )
 
 
@@ -75,10 +64,10 @@ def secondary_text(other_text: str, diff: float, worse: bool) -> str:
 def class_text(row: dict[str, Any], status: str, max_class_drop: float | None) -> str:
     """A failing class: 'targa recall -6.0 points (adjusted p=0.012)'."""
     if status == "regression":
-        detail = f"adjusted p{p_eq(row['p_adjusted'])}"
+        detail = f"adjusted {p_equals(row['p_adjusted'])}"
     else:
         detail = (
-            f"p{p_eq(row['p_value'])}, adjusted p{p_eq(row['p_adjusted'])}; "
+            f"{p_equals(row['p_value'])}, adjusted {p_equals(row['p_adjusted'])}; "
             f"a drop of {max_class_drop:g} points or more"
         )
     return f"{row['class']} recall {signed_points(row['diff'])} points ({detail})"
@@ -88,7 +77,7 @@ def watch_note(row: dict[str, Any]) -> str:
     """A large drop on too few images to be significant."""
     return (
         f"{row['class']} recall {signed_points(row['diff'])} points on {row['support']} images "
-        f"is not significant (p{p_eq(row['p_value'])}); too few images to tell, worth a look"
+        f"is not significant ({p_equals(row['p_value'])}); too few images to tell, worth a look"
     )
 
 

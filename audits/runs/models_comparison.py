@@ -122,7 +122,7 @@ class Speed(Part):
     latency_ratio_iqr: list[float]
     throughput_ratio: float
     throughput_ratio_iqr: list[float]
-    device: dict[str, Any] | None = None
+    device: DeviceInfo | None = None
     settings: dict[str, Any] | None = None
 
 

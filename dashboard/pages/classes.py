@@ -2,44 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import stored
+from audits.runs.models_audit import ClassMetrics, Imbalance
 from dashboard.charts import chart
 from dashboard.components import guard, right_aligned, value_frame
 from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt
 
 SORTS = {
-    "Worst first": lambda r: (r.get("recall") is None, r.get("recall") or 0.0),
-    "Best first": lambda r: (r.get("recall") is None, -(r.get("recall") or 0.0)),
-    "Most images": lambda r: -(r.get("support") or 0),
-    "Fewest images": lambda r: r.get("support") or 0,
+    "Worst first": lambda r: (r.recall is None, r.recall or 0.0),
+    "Best first": lambda r: (r.recall is None, -(r.recall or 0.0)),
+    "Most images": lambda r: -r.support,
+    "Fewest images": lambda r: r.support,
     "Model order": None,
 }
 
 
 def filter_rows(
-    rows: Sequence[Mapping[str, Any]], text: str, min_support: int, sort: str
-) -> list[Mapping[str, Any]]:
+    rows: Sequence[ClassMetrics], text: str, min_support: int, sort: str
+) -> list[ClassMetrics]:
     """Classes whose name contains ``text`` (case-insensitive) with at least ``min_support`` images."""
     needle = text.strip().lower()
-    out = [
-        r
-        for r in rows
-        if needle in str(r.get("class", "")).lower() and (r.get("support") or 0) >= min_support
-    ]
+    out = [r for r in rows if needle in r.class_.lower() and r.support >= min_support]
     key = SORTS.get(sort)
     return sorted(out, key=key) if key else out
 
 
-#: The per-class table's columns: (title, stored key(s), formatter).
+#: The per-class table's columns: (title, field(s) of ClassMetrics, formatter).
 COLUMNS = [
-    ("class", "class", fmt.text),
+    ("class", "class_", fmt.text),
     ("test images", "support", fmt.count),
     ("correct", "correct", fmt.count),
     ("accuracy (recall)", "recall", fmt.pct),
@@ -50,25 +45,27 @@ COLUMNS = [
 ]
 
 
-def metrics_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def metrics_frame(rows: Sequence[ClassMetrics]) -> pd.DataFrame:
     """The per-class table as stored (no recomputation), each value as the exports write it."""
     return value_frame(rows, COLUMNS)
 
 
-def balance_notes(block: Mapping[str, Any]) -> list[str]:
+def balance_notes(block: Imbalance | None) -> list[str]:
     """The class balance in words, from the stored imbalance block."""
+    if block is None:
+        return ["training counts unknown (the model card names no training manifest)"]
     notes = []
-    if block.get("ratio"):
+    if block.ratio:
         notes.append(
-            f"test set: largest class {block.get('largest')} has {fmt.num(block['ratio'], 1)}× "
-            f"the images of the smallest, {block.get('smallest')}"
+            f"test set: largest class {block.largest} has {fmt.num(block.ratio, 1)}× "
+            f"the images of the smallest, {block.smallest}"
         )
-    if block.get("train_ratio"):
+    if block.train_ratio:
         notes.append(
-            f"training set: {fmt.num(block['train_ratio'], 1)}× "
-            f"({block.get('train_largest')} vs {block.get('train_smallest')})"
+            f"training set: {fmt.num(block.train_ratio, 1)}× "
+            f"({block.train_largest} vs {block.train_smallest})"
         )
-    if not block.get("train_counts"):
+    if not block.train_counts:
         notes.append("training counts unknown (the model card names no training manifest)")
     return notes
 
@@ -89,25 +86,25 @@ def controls(n_classes: int) -> tuple[str, str, int, int]:
 
 def render(ctx: PageContext) -> None:
     m = ctx.metrics
-    rows = m["per_class"]
+    rows = m.per_class
     text, sort, shown, min_support = controls(len(rows))
     picked = filter_rows(rows, text, min_support, sort)
-    with guard("The per-class accuracy chart", ctx.audit_json):
+    with guard("The per-class accuracy chart", ctx.record_file):
         title = f"Accuracy per class with 95% Wilson intervals — {sort.lower()}, {fmt.count(min(shown, len(picked)))} of {fmt.count(len(picked))} classes"
         chart(
-            charts.per_class_recall(picked[:shown], ctx.colors, m.get("accuracy"), title=title),
+            charts.per_class_recall(picked[:shown], ctx.colors, m.accuracy, title=title),
             "each bar is the share of that class's test images the model got right; the whisker is the range the "
             "true value lies in with 95% confidence (wide whiskers = too few images to be sure). The dotted line is "
             "the overall accuracy.",
             key="per_class_chart",
         )
-        missing = [r["class"] for r in picked if r.get("recall") is None]
+        missing = [r.class_ for r in picked if r.recall is None]
         if missing:
             st.caption(
                 f"{fmt.count(len(missing))} class(es) have no test images and no accuracy: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
             )
-    with guard("The class balance chart", ctx.audit_json):
-        block = stored.imbalance(ctx.meta)
+    with guard("The class balance chart", ctx.record_file):
+        block = m.imbalance
         chart(
             charts.imbalance(block, ctx.colors),
             "one bar per class, largest first, in the class's colour; classes under the red dotted line have too few "
@@ -118,7 +115,7 @@ def render(ctx: PageContext) -> None:
         notes = balance_notes(block)
         if notes:
             st.caption("; ".join(notes) + ".")
-    with guard("The per-class table", ctx.audit_json):
+    with guard("The per-class table", ctx.record_file):
         st.markdown("#### Precision, recall and F1 per class")
         frame = metrics_frame(picked)
         right = right_aligned(COLUMNS[1:])

@@ -7,7 +7,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, state, stored
+from audits.runs import ComparisonRecord
+from audits.runs.models_comparison import ClassComparison, Speed
+from dashboard import data, state
 from dashboard.charts import chart
 from dashboard.components import (
     empty_state,
@@ -28,22 +30,28 @@ def previous_version(ctx: PageContext) -> str | None:
     return next((v for v in cat.versions(ctx.info.model) if v != ctx.info.version), None)
 
 
-def verdict_banner(c: dict[str, Any], doc: dict[str, Any]) -> None:
-    word = verdict_text(c["verdict"])
-    css = "ma-promote" if c["verdict"] == "promote" else "ma-hold"
+def verdict_banner(c: ComparisonRecord) -> None:
+    word = verdict_text(c.verdict)
+    css = "ma-promote" if c.promote else "ma-hold"
+    version_a, version_b = versions(c)
     st.markdown(
-        f'<div class="ma-verdict {css}">{esc(word[:1].upper() + word[1:])}: {esc(c["version_b"])} '
-        f"against {esc(c['version_a'])}</div>",
+        f'<div class="ma-verdict {css}">{esc(word[:1].upper() + word[1:])}: {esc(version_b)} '
+        f"against {esc(version_a)}</div>",
         unsafe_allow_html=True,
     )
-    detail = verdict_detail(doc)  # the banner already says the verdict word
+    detail = verdict_detail(c)  # the banner already says the verdict word
     if detail:
         st.markdown(
             f'<p class="ma-sub" style="margin-top:.6rem">{esc(detail)}</p>', unsafe_allow_html=True
         )
 
 
-def _tone(low: Any, high: Any) -> str:
+def versions(c: ComparisonRecord) -> tuple[str, str]:
+    """The versions of the two compared runs ('A' and 'B' when not recorded)."""
+    return c.run_a.model.version or "A", c.run_b.model.version or "B"
+
+
+def _tone(low: float | None, high: float | None) -> str:
     """Green when the interval is above zero, red when below, neutral when it straddles zero."""
     if fmt.is_num(low) and low > 0:
         return "good"
@@ -52,34 +60,41 @@ def _tone(low: Any, high: Any) -> str:
     return ""
 
 
-def _change_card(label: str, d: dict[str, Any], tip: str) -> None:
-    note = (
-        f"{fmt.pct(d['accuracy_a'])} → {fmt.pct(d['accuracy_b'])} · "
-        f"95% CI {fmt.pts_ci(d['ci_low'], d['ci_high'])}"
-    )
-    metric_card(label, fmt.pts(d["diff"]), note, tip, _tone(d["ci_low"], d["ci_high"]))
+def _change_card(label: str, a: float | None, b: float | None, d: Any, tip: str) -> None:
+    """A paired difference B - A (``d``: diff, ci_low, ci_high) between two accuracies."""
+    note = f"{fmt.pct(a)} → {fmt.pct(b)} · 95% CI {fmt.pts_ci(d.ci_low, d.ci_high)}"
+    metric_card(label, fmt.pts(d.diff), note, tip, _tone(d.ci_low, d.ci_high))
 
 
-def cards(c: dict[str, Any]) -> None:
+def cards(c: ComparisonRecord) -> None:
+    overall, balanced, speed = c.overall, c.overall.balanced_accuracy, c.speed
     cols = st.columns(4)
     with cols[0]:
         _change_card(
             "Accuracy change",
-            c["accuracy"],
+            overall.accuracy_a,
+            overall.accuracy_b,
+            overall,
             "Paired difference on the same images (Newcombe interval).",
         )
     with cols[1]:
-        _change_card("Balanced accuracy change", c["balanced"], "Every class weighs the same.")
+        _change_card(
+            "Balanced accuracy change",
+            balanced.balanced_accuracy_a,
+            balanced.balanced_accuracy_b,
+            balanced,
+            "Every class weighs the same.",
+        )
     with cols[2]:
-        p = c["mcnemar_p"]
-        metric_card("Images only one version gets right", f"{fmt.count(c['only_b_right'])} vs {fmt.count(c['only_a_right'])}",
-                    f"this version vs {c['version_a']}" + (f" · McNemar {fmt.p_equals(p)}" if fmt.is_num(p) else ""),
+        p, counts = overall.mcnemar.p_value, overall.counts
+        metric_card("Images only one version gets right", f"{fmt.count(counts.only_b_right)} vs {fmt.count(counts.only_a_right)}",
+                    f"this version vs {versions(c)[0]}" + (f" · McNemar {fmt.p_equals(p)}" if fmt.is_num(p) else ""),
                     "The images where the two versions disagree decide the paired test.")  # fmt: skip
     with cols[3]:
-        tr, lr = c["throughput_ratio"], c["latency_ratio"]
-        if fmt.is_num(tr):
-            slow = fmt.is_num(lr) and (lr > 1.05 or tr < 0.95)
-            metric_card("Throughput vs previous", f"{fmt.num(tr, 2)}×", f"latency {fmt.num(lr, 2)}× (lower is faster)" if fmt.is_num(lr) else None,
+        if speed is not None:
+            tr, lr = speed.throughput_ratio, speed.latency_ratio
+            slow = lr > 1.05 or tr < 0.95
+            metric_card("Throughput vs previous", f"{fmt.num(tr, 2)}×", f"latency {fmt.num(lr, 2)}× (lower is faster)",
                         "Medians of repeated, interleaved timings on one machine.", "warn" if slow else "")  # fmt: skip
         else:
             metric_card(
@@ -87,20 +102,20 @@ def cards(c: dict[str, Any]) -> None:
             )
 
 
-def reasons(c: dict[str, Any]) -> None:
+def reasons(c: ComparisonRecord) -> None:
     """Each stored reason, marked by whether its check failed (the stored checks say which)."""
     st.markdown("#### The checks behind the verdict")
-    for text, failed in c["reasons"]:
+    for text, failed in c.reason_rows:
         icon = ":material/cancel:" if failed else ":material/check_circle:"
         color = "red" if failed else "green"
         st.markdown(f":{color}[{icon}] {esc(text)}", unsafe_allow_html=True)
-    for note in c["notes"]:
+    for note in c.notes:
         st.caption(f"Note: {note}")
 
 
-#: The per-class table: (title, stored key(s), formatter).
+#: The per-class table: (title, field(s) of ClassComparison, formatter).
 PER_CLASS = [
-    ("class", "class", fmt.text),
+    ("class", "class_", fmt.text),
     ("images", "support", fmt.count),
     ("accuracy A", "recall_a", fmt.pct),
     ("accuracy B", "recall_b", fmt.pct),
@@ -112,9 +127,9 @@ PER_CLASS = [
 ]
 
 
-def per_class_table(rows: list[dict[str, Any]]) -> None:
+def per_class_table(rows: list[ClassComparison]) -> None:
     """comparison.json's per-class rows, worst change first, each value as the exports write it."""
-    rows = sorted(rows, key=lambda r: (not fmt.is_num(r.get("diff")), r.get("diff") or 0.0))
+    rows = sorted(rows, key=lambda r: (r.diff is None, r.diff or 0.0))
     frame = value_frame(rows, PER_CLASS)
     height = "content" if len(frame) <= 12 else 460
     config = right_aligned(PER_CLASS[1:-1])
@@ -123,22 +138,23 @@ def per_class_table(rows: list[dict[str, Any]]) -> None:
                "'large drop' = a drop beyond the allowed points; 'watch' = large but not significant (too few images).")  # fmt: skip
 
 
-def speed_details(doc: dict[str, Any]) -> None:
-    speed = stored.speed_details(doc)
+def speed_details(speed: Speed | None) -> None:
     if speed is None:
         return
     with st.expander("Speed measurement details"):
-        show = (
-            lambda x: fmt.num(x, 2),
-            lambda x: fmt.count(round(x)) if fmt.is_num(x) else fmt.NA,
-            fmt.count,
-        )
+        sides = {
+            name: [
+                fmt.num(side.latency_ms, 2),
+                fmt.count(round(side.throughput)),
+                fmt.count(side.params),
+            ]
+            for name, side in (("A", speed.a), ("B", speed.b))
+        }
         st.dataframe(pd.DataFrame({
-            "": ["latency (ms/image)", "throughput (images/s)", "parameters"],
-            "A": [f(v) for f, v in zip(show, speed["a"], strict=True)],
-            "B": [f(v) for f, v in zip(show, speed["b"], strict=True)],
+            "": ["latency (ms/image)", "throughput (images/s)", "parameters"], **sides,
         }), hide_index=True)  # fmt: skip
-        st.caption(f"Device: {fmt.text(speed['device'])}; settings: {speed['settings']}")
+        device = speed.device.name if speed.device is not None else None
+        st.caption(f"Device: {fmt.text(device)}; settings: {speed.settings or {}}")
 
 
 def render(ctx: PageContext) -> None:
@@ -153,39 +169,40 @@ def render(ctx: PageContext) -> None:
             "no class significantly worse, and no slower.",
         )
         return
-    doc = b.comparison.meta
-    c = stored.comparison(doc)
-    where = b.comparison.path / "comparison.json"
+    c = b.comparison.comparison  # an invalid comparison.json raises: the page's guard names it
+    where = b.comparison.record_file
     with guard("The verdict", where):
-        verdict_banner(c, doc)
+        verdict_banner(c)
         st.space("small")
         cards(c)
         st.space("small")
     left, right = st.columns([1.25, 1], gap="large")
     with left, guard("The per-class comparison chart", where):
         chart(
-            charts.compare_per_class(c["per_class"], ctx.colors, c["version_a"], c["version_b"]),
+            charts.compare_per_class(c.per_class, ctx.colors, *versions(c)),
             "each row is a class: the grey dot is the previous version, the coloured dot this one; a red ring marks a "
             "significant or large drop, a green ring a significant gain. Only the largest changes are shown.",
             key="compare_chart",
         )
     with right, guard("The checks", where):
         reasons(c)
+        paired = c.dataset
+        fingerprint = (paired.fingerprint or "")[:12]
         st.caption(
-            f"Paired on {fmt.count(c['n_aligned'])} images of held-out set {c['fingerprint'][:12]}"
-            + (f" ({fmt.count(c['n_groups'])} groups)" if c["n_groups"] else "")
+            f"Paired on {fmt.count(paired.n_aligned)} images of held-out set {fingerprint}"
+            + (f" ({fmt.count(paired.n_groups)} groups)" if paired.n_groups else "")
             + f" · comparison {b.comparison.run_id}"
         )
         if b.previous is not None and st.button(
-            f"Open the audit of {c['version_a']}", icon=":material/open_in_new:"
+            f"Open the audit of {versions(c)[0]}", icon=":material/open_in_new:"
         ):
             state.choose(b.previous.run_id)
             st.rerun()
     with guard("The per-class table", where):
         st.markdown("#### Every class")
-        per_class_table(c["per_class"])
+        per_class_table(c.per_class)
     with guard("The speed block", where):
-        speed_details(doc)
+        speed_details(c.speed)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from audits.runs.models_audit import ConfusedPair
 from dashboard import stored
 from dashboard.charts import chart, clicked_cell
 from dashboard.components import guard
 from dashboard.gallery import gallery
-from dashboard.images import explanations
+from dashboard.images import overlays
 from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt
 from reports.present.class_views import class_order, most_confused_classes
@@ -82,28 +83,26 @@ def take_click(event: Any, labels: list[str]) -> None:
         st.session_state["cm_true"], st.session_state["cm_pred"] = cell
 
 
-def _pair_text(p: dict[str, Any]) -> str:
-    return (
-        f"{p['true']} → {p['predicted']}: {fmt.count(p.get('count'))} images "
-        f"({fmt.pct(p.get('rate'), 0)} of {p['true']})"
-    )
+def _pair_text(p: ConfusedPair) -> str:
+    share = f"{fmt.pct(p.rate, 0)} of {p.true}"
+    return f"{p.true} → {p.predicted}: {fmt.count(p.count)} images ({share})"
 
 
-def pair_pickers(labels: list[str], pairs: list[dict[str, Any]]) -> tuple[str, str]:
+def pair_pickers(labels: list[str], pairs: list[ConfusedPair]) -> tuple[str, str]:
     """Most-confused pair shortcut plus free true/predicted pickers (any cell)."""
     if "cm_true" not in st.session_state or st.session_state["cm_true"] not in labels:
         first = (
-            pairs[0] if pairs else {"true": labels[0], "predicted": labels[min(1, len(labels) - 1)]}
+            (pairs[0].true, pairs[0].predicted)
+            if pairs
+            else (labels[0], labels[min(1, len(labels) - 1)])
         )
-        st.session_state["cm_true"], st.session_state["cm_pred"] = first["true"], first["predicted"]
+        st.session_state["cm_true"], st.session_state["cm_pred"] = first
 
     def take_pair() -> None:
         choice = st.session_state.get("cm_pair")
         if choice is not None and 0 <= choice < len(pairs):
-            st.session_state["cm_true"], st.session_state["cm_pred"] = (
-                pairs[choice]["true"],
-                pairs[choice]["predicted"],
-            )
+            st.session_state["cm_true"] = pairs[choice].true
+            st.session_state["cm_pred"] = pairs[choice].predicted
 
     c1, c2, c3 = st.columns([2, 1, 1])
     if pairs:
@@ -164,7 +163,7 @@ def matrix_chart(conf: stored.Confusion, opts: dict[str, Any]) -> None:
 def cell_line(conf: stored.Confusion, true: str, pred: str) -> str:
     """'**41** images of **carrera** predicted as **gt** (mistakes; 10% of 400 carrera images).'"""
     i, j = conf.labels.index(true), conf.labels.index(pred)
-    support = next((r.get("support") for r in conf.per_class if r.get("class") == true), None)
+    support = conf.support(true)
     kind = "correct predictions" if i == j else "mistakes"
     return (
         f"**{fmt.count(conf.matrix[i, j])}** images of **{true}** predicted as **{pred}** ({kind}; "
@@ -173,22 +172,22 @@ def cell_line(conf: stored.Confusion, true: str, pred: str) -> str:
 
 
 def render(ctx: PageContext) -> None:
-    conf = stored.confusion(ctx.meta, ctx.audit_json)
+    conf = stored.confusion(ctx.audit, ctx.record_file)
     labels = conf.labels
     opts = controls(len(labels), labels, len(most_confused_classes(conf.pairs, labels)))
-    with guard("The confusion matrix", ctx.audit_json):
+    with guard("The confusion matrix", ctx.record_file):
         matrix_chart(conf, opts)
     st.markdown("#### Images behind a cell")
     true, pred = pair_pickers(labels, conf.pairs)
     st.markdown(cell_line(conf, true, pred))
-    sentence = stored.pair_sentence(ctx.meta, true, pred)
+    sentence = stored.pair_sentence(ctx.audit, true, pred)
     if sentence:
         st.info(sentence[:1].upper() + sentence[1:], icon=":material/visibility:")
-    with guard("The images of this cell", ctx.path / "predictions.parquet"):
+    with guard("The images of this cell", ctx.path):
         table = ctx.table()
         rows = table[(table["label"] == true) & (table["pred"] == pred)]
         # Images with heatmaps first (explain/ covers a sample of the failures), then confident mistakes.
-        explained = rows["row"].isin(list(explanations(ctx.path).overlays))
+        explained = rows["row"].isin(list(overlays(ctx.run.explain)))
         rows = rows.assign(_explained=explained).sort_values(
             ["_explained", "confidence"], ascending=[False, true == pred]
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, stored
+from audits.runs import DriftRecord, StoredRun
+from audits.runs.models_drift import DriftExample, PropertyDrift
+from dashboard import data
 from dashboard.charts import chart
 from dashboard.components import code, empty_state, esc, guard, kv, metric_card, placeholder
 from dashboard.images import image_file
@@ -16,44 +17,49 @@ from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt, narrative
 
 
-def _drift_word(flag: Any) -> str:
+def _drift_word(flag: bool | None) -> str:
     return "drift" if flag else "no drift" if flag is False else fmt.NA
 
 
-def sentences(doc: dict[str, Any]) -> list[str]:
+def sentences(d: DriftRecord) -> list[str]:
     """The shared plain-language drift sentences (reports.present.narrative)."""
     try:
-        return [str(s) for s in narrative.drift_summary(doc) or []]
+        return narrative.drift_summary(d)
     except Exception:  # an older or newer drift.json must not break the page
         return []
 
 
-def cards(d: dict[str, Any]) -> None:
-    emb, pred, props = d["embedding"], d["predictions"], d["properties"]
-    ref, cur = d["reference"]["n_images"], d["current"]["n_images"]
-    test = fmt.p_equals(emb["p_value"])
+def cards(d: DriftRecord) -> None:
+    emb, pred, props = d.embedding, d.predictions, d.properties
+    ref, cur = d.reference.n_images, d.current.n_images
+    test = fmt.p_equals(emb.p_value)
     cols = st.columns(4)
     with cols[0]:
-        metric_card("What the model sees", _drift_word(emb["drift"]),
-                    f"MMD² {fmt.num(emb['mmd2'], 4)}, {test}" if fmt.is_num(emb["mmd2"]) else test,
+        metric_card("What the model sees", _drift_word(emb.drift), f"MMD² {fmt.num(emb.mmd2, 4)}, {test}",
                     "Maximum mean discrepancy between the model's embeddings of the two sets, tested by permutation.")  # fmt: skip
     with cols[1]:
-        metric_card("What the model answers", _drift_word(pred["drift"]), fmt.p_equals(pred["p_value"]),
+        metric_card("What the model answers", _drift_word(pred.drift), fmt.p_equals(pred.p_value),
                     "Whether the mix of predicted classes differs between the two sets.")  # fmt: skip
     with cols[2]:
-        n_drift = sum(bool(p.get("drift")) for p in props)
-        metric_card("Image properties drifted", f"{fmt.count(n_drift)} of {fmt.count(len(props))}" if props else fmt.NA,
-                    ", ".join(str(p.get("name")) for p in props if p.get("drift"))[:60] or "none",
+        moved = d.drifted_properties
+        metric_card("Image properties drifted", f"{fmt.count(len(moved))} of {fmt.count(len(props))}" if props else fmt.NA,
+                    ", ".join(p.name for p in moved)[:60] or "none",
                     "Brightness, contrast, sharpness, size… compared one by one.")  # fmt: skip
     with cols[3]:
-        both = isinstance(ref, int) and isinstance(cur, int)
-        metric_card("Images compared", f"{fmt.count(ref)} vs {fmt.count(cur)}" if both else fmt.NA,
-                    "held-out vs production")  # fmt: skip
+        metric_card(
+            "Images compared", f"{fmt.count(ref)} vs {fmt.count(cur)}", "held-out vs production"
+        )
 
 
-def property_distribution(drift_path: Path, props: list[dict[str, Any]]) -> None:
+def _p_rank(p: PropertyDrift) -> float:
+    """The p-value that decides (Holm-adjusted when stored); untested properties last."""
+    value = p.p_adjusted if p.p_adjusted is not None else p.p_value
+    return value if value is not None else 2
+
+
+def property_distribution(run: StoredRun, props: list[PropertyDrift]) -> None:
     """Reference vs current histogram of one property from properties.parquet (column ``side``)."""
-    frame = data.read_parquet(drift_path / "properties.parquet")
+    frame = run.properties
     side = "side"  # audits/drift: "reference" or "current"
     if frame is None or frame.empty or side not in frame.columns:
         return
@@ -63,15 +69,7 @@ def property_distribution(drift_path: Path, props: list[dict[str, Any]]) -> None
         if c != side and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool
     ]
     # Properties first, most drifted first; then other numeric columns (confidence, nn_distance).
-    ranked = sorted(
-        props,
-        key=lambda p: (
-            p.get("p_adjusted", p.get("p_value"))
-            if isinstance(p.get("p_adjusted", p.get("p_value")), int | float)
-            else 2
-        ),
-    )
-    order = [str(p.get("name")) for p in ranked if str(p.get("name")) in numeric]
+    order = [p.name for p in sorted(props, key=_p_rank) if p.name in numeric]
     order += [c for c in numeric if c not in order and c not in ("row", "index")]
     if not order:
         return
@@ -89,35 +87,31 @@ def property_distribution(drift_path: Path, props: list[dict[str, Any]]) -> None
     )
 
 
-def example_card(e: dict[str, Any], root: Path | None) -> None:
+def example_card(e: DriftExample, root: Path | None) -> None:
     """One production image far from the held-out set, with what the model said about it."""
-    abspath = Path(e["abspath"]) if isinstance(e.get("abspath"), str) else None
-    file = abspath if abspath is not None and abspath.is_file() else image_file(root, e.get("path"))
+    abspath = Path(e.abspath) if e.abspath else None
+    file = abspath if abspath is not None and abspath.is_file() else image_file(root, e.path)
     img = data.thumbnail(file, 240) if file else None
     if img:
         st.image(img, width="stretch")
     else:
         placeholder("image not available")
-    ratio = e.get("ratio")
-    far = f"{fmt.num(ratio, 1)}× the usual distance" if fmt.is_num(ratio) else None
-    pred = f"predicted {e['pred']}" if e.get("pred") else None
+    far = f"{fmt.num(e.ratio, 1)}× the usual distance" if fmt.is_num(e.ratio) else None
+    pred = f"predicted {e.pred}" if e.pred else None
     st.markdown(
         f'<div class="ma-muted">{esc(" · ".join(x for x in (pred, far) if x))}</div>'
-        f'<div class="ma-muted" style="font-size:.75rem;overflow-wrap:anywhere">{esc(e.get("path", ""))}</div>',
+        f'<div class="ma-muted" style="font-size:.75rem;overflow-wrap:anywhere">{esc(e.path)}</div>',
         unsafe_allow_html=True,
     )
 
 
-def examples(d: dict[str, Any]) -> None:
-    rows = d["examples"]
+def examples(d: DriftRecord) -> None:
+    rows = d.examples
     if not rows:
         return
     st.markdown("#### Production images least like the held-out set")
-    cur_path = d["current"]["path"]
-    root = None
-    if isinstance(cur_path, str):
-        p = Path(cur_path)
-        root = p if p.is_dir() else p.parent
+    current = Path(d.current.path)
+    root = current if current.is_dir() else current.parent
     for i in range(0, min(len(rows), 8), 4):
         cols = st.columns(4)
         for col, e in zip(cols, rows[i : i + 4], strict=False):
@@ -125,9 +119,9 @@ def examples(d: dict[str, Any]) -> None:
                 example_card(e, root)
 
 
-def evidently(drift_path: Path) -> None:
-    file = drift_path / "evidently.html"
-    if not file.is_file():
+def evidently(run: StoredRun) -> None:
+    file = run.evidently_html
+    if file is None:
         return
     with st.expander("Full Evidently data-drift report", icon=":material/description:"):
         st.download_button("Download the Evidently report (HTML)", lambda: file.read_bytes(), file_name="evidently.html",
@@ -137,26 +131,27 @@ def evidently(drift_path: Path) -> None:
 
 
 def empty(ctx: PageContext) -> None:
-    ref = stored.dataset_path(ctx.meta)[0] or "<held-out set>"
+    audit = ctx.audit
+    ref = audit.dataset.path or "<held-out set>"
     empty_state(
         f"No drift run for {ctx.info.model} {ctx.info.version} yet",
-        f"python -m audits drift --model {stored.model_dir(ctx.meta) or '<model dir>'} --reference {ref} "
+        f"python -m audits drift --model {audit.model.dir or '<model dir>'} --reference {ref} "
         f"--current <production batch> --store {ctx.store}",
         "A drift run compares a batch of production images with the held-out set this audit used: the model's "
         "embeddings (MMD), its predicted classes, and simple image properties.",
     )
 
 
-def verdict(doc: dict[str, Any], d: dict[str, Any]) -> None:
-    lines = sentences(doc)
+def verdict(d: DriftRecord) -> None:
+    lines = sentences(d)
     head = lines[0] if lines else None
-    if d["drift"]:
+    if d.drift:
         st.warning(
             head
             or "Production images have drifted away from the held-out set: the audit's numbers may not hold in production.",
             icon=":material/warning:",
         )
-    elif d["drift"] is False:
+    else:
         st.success(
             head or "No drift: production images look like the held-out set.",
             icon=":material/check_circle:",
@@ -166,15 +161,27 @@ def verdict(doc: dict[str, Any], d: dict[str, Any]) -> None:
     cards(d)
 
 
-def details(run_id: str, d: dict[str, Any]) -> None:
-    ref, cur = d["reference"], d["current"]
+def details(run_id: str, d: DriftRecord) -> None:
+    ref, cur = d.reference, d.current
     with st.expander("Drift run details"):
         st.markdown(kv([
-            ("drift run", code(run_id)), ("created", d["created"]),
-            ("reference", code(ref["path"])), ("reference fingerprint", code(ref["fingerprint"], 16)),
-            ("current", code(cur["path"])), ("current fingerprint", code(cur["fingerprint"], 16)),
-            ("permutations", fmt.count(d["embedding"]["permutations"])),
+            ("drift run", code(run_id)), ("created", d.created),
+            ("reference", code(ref.path)), ("reference fingerprint", code(ref.fingerprint, 16)),
+            ("current", code(cur.path)), ("current fingerprint", code(cur.fingerprint, 16)),
+            ("permutations", fmt.count(d.embedding.permutations)),
         ]), unsafe_allow_html=True)  # fmt: skip
+
+
+def class_mix(d: DriftRecord) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Predicted class shares (reference, current) from predictions.classes.counts, if stored."""
+    classes = d.predictions.classes
+    counts = classes.counts if classes is not None else None
+    if not counts:
+        return None
+    return (
+        {c.class_: c.reference_share for c in counts},
+        {c.class_: c.current_share for c in counts},
+    )
 
 
 def render(ctx: PageContext) -> None:
@@ -182,23 +189,23 @@ def render(ctx: PageContext) -> None:
     if b.drift is None:
         empty(ctx)
         return
-    doc = b.drift.meta
-    d = stored.drift(doc)
-    where = b.drift.path / "drift.json"
+    run = b.drift
+    d = run.drift  # an invalid drift.json raises here: the page's guard names the file
+    where = run.record_file
     with guard("The drift verdict", where):
-        verdict(doc, d)
+        verdict(d)
     left, right = st.columns([1, 1], gap="large")
     with left, guard("The property tests", where):
         chart(
-            charts.drift_pvalues(d["properties"], d["alpha"]),
+            charts.drift_pvalues(d.properties, d.alpha),
             "one bar per image property; the longer the bar, the stronger the evidence that production images differ "
             "in it. Red bars passed the significance line.",
             key="drift_pvalues",
         )
-    with right, guard("The property distributions", b.drift.path / "properties.parquet"):
-        property_distribution(b.drift.path, d["properties"])
+    with right, guard("The property distributions", run.path):
+        property_distribution(run, d.properties)
     with guard("The class mix", where):
-        mix = stored.class_mix(doc)
+        mix = class_mix(d)
         if mix:
             chart(
                 charts.class_shift(mix[0], mix[1], ctx.colors),
@@ -208,10 +215,10 @@ def render(ctx: PageContext) -> None:
             )
     with guard("The example images", where):
         examples(d)
-    with guard("The Evidently report", b.drift.path / "evidently.html"):
-        evidently(b.drift.path)
+    with guard("The Evidently report", run.path):
+        evidently(run)
     with guard("The drift run details", where):
-        details(b.drift.run_id, d)
+        details(run.run_id, d)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, stored
+from dashboard import stored
 from dashboard.charts import chart
 from dashboard.components import guard, suspect_table
 from dashboard.gallery import gallery
-from dashboard.images import explanations
+from dashboard.images import overlays as overlay_files
 from dashboard.page import PageContext, run_page
 from dashboard.slicing import ALL, slice_options
 from reports.present import charts, fmt
@@ -91,13 +91,13 @@ def pick(fails: pd.DataFrame, f: dict[str, Any], flagged: dict, overlays: dict) 
 def render(ctx: PageContext) -> None:
     table = ctx.table()
     fails = failures_frame(table)
-    integrity = data.read_json(ctx.path / "integrity.json")
+    integrity = stored.integrity(ctx.run)
     flagged = stored.suspects(integrity)
     st.markdown(headline(table, fails, flagged, stored.n_suspects(integrity, len(flagged))))
-    overlays = explanations(ctx.path).overlays
+    overlays = overlay_files(ctx.run.explain)
     filters = controls(ctx, flagged, overlays)
     picked = pick(fails, filters, flagged, overlays)
-    with guard("The confidence chart", ctx.path / "predictions.parquet"):
+    with guard("The confidence chart", ctx.path):
         correct = table["confidence"].to_numpy()[
             (table["label_idx"] >= 0).to_numpy() & ~table.index.isin(fails.index)
         ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
+from audits.runs import IntegrityRecord, StageError
+from audits.runs.models_integrity import Leakage, LeakPair, SuspectLabels
 from dashboard import data, stored
 from dashboard.charts import chart
 from dashboard.claims_view import claims
@@ -15,9 +15,9 @@ from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt
 
 
-def thumb(ctx: PageContext, rel: Any) -> None:
+def thumb(ctx: PageContext, rel: str | None) -> None:
     """A thumbnail stored in the run by the integrity stage, or a placeholder."""
-    file = ctx.path / rel if isinstance(rel, str) else None
+    file = ctx.run.thumb(rel)
     img = data.thumbnail(file, 240) if file else None
     if img:
         st.image(img, width="stretch")
@@ -31,38 +31,39 @@ def thumb(ctx: PageContext, rel: Any) -> None:
 FOUND_BY = {"perceptual": "perceptual hash + thumbnail", "embedding": "embedding similarity"}
 
 
-def found_by(entry: dict[str, Any]) -> str:
+def found_by(entry: LeakPair) -> str:
     """'perceptual hash + thumbnail and embedding similarity' from the stored list."""
-    items = entry.get("found_by") or []
+    items = [entry.found_by] if isinstance(entry.found_by, str) else entry.found_by or []
     return " and ".join(FOUND_BY.get(str(h), str(h)) for h in items) or "similarity"
 
 
-def leakage_cards(leak: dict[str, Any]) -> None:
+def leakage_cards(leak: Leakage) -> None:
+    counts, acc = leak.counts, leak.accuracy
     cols = st.columns(4)
     with cols[0]:
-        metric_card("Leaked test images", fmt.count(leak["leaked_images"]), f"of {fmt.count(leak['n_test'])} test images",
+        metric_card("Leaked test images", fmt.count(counts.leaked_images), f"of {fmt.count(leak.n_test)} test images",
                     "Test images whose file, physical object (group) or near-duplicate is in the training data.")  # fmt: skip
     with cols[1]:
-        metric_card("Exact copies", fmt.count(leak["exact"]), "same file bytes")
+        metric_card("Exact copies", fmt.count(counts.exact), "same file bytes")
     with cols[2]:
         metric_card(
             "Shared objects",
-            fmt.count(leak["group"]),
-            f"{fmt.count(leak['group_test_images'])} test images in shared groups",
+            fmt.count(counts.group),
+            f"{fmt.count(counts.group_test_images)} test images in shared groups",
         )
     with cols[3]:
-        metric_card("Accuracy without leaked", fmt.pct(leak["accuracy_clean"]), f"vs {fmt.pct(leak['accuracy'])} with them",
+        metric_card("Accuracy without leaked", fmt.pct(acc.without_leaked.accuracy), f"vs {fmt.pct(acc.all.accuracy)} with them",
                     "If leaked images inflate accuracy, the clean number is the honest one.")  # fmt: skip
 
 
-def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, dict[str, Any]]]) -> None:
+def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, LeakPair]]) -> None:
     """The test images found in the training data: thumbnails side by side, or a table."""
     st.markdown("#### Test images found in the training data")
-    if not any(e.get("test_thumb") or e.get("train_thumb") for _, e in pairs):
+    if not any(e.test_thumb or e.train_thumb for _, e in pairs):
         # A wall of placeholders says nothing: list them instead.
         st.dataframe(
-            pd.DataFrame([{"found as": what, "class": e.get("label"), "test image": e.get("test_path"),
-                           "training image": e.get("train_path")} for what, e in pairs]),
+            pd.DataFrame([{"found as": what, "class": e.label, "test image": e.test_path,
+                           "training image": e.train_path} for what, e in pairs]),
             hide_index=True, width="stretch", height="content" if len(pairs) <= 8 else 320,
         )  # fmt: skip
         return
@@ -72,61 +73,65 @@ def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, dict[str, Any]]]) -> N
             with col.container(border=True):
                 a, b = st.columns(2)
                 with a:
-                    thumb(ctx, e.get("test_thumb"))
+                    thumb(ctx, e.test_thumb)
                     st.caption("test")
                 with b:
-                    thumb(ctx, e.get("train_thumb"))
+                    thumb(ctx, e.train_thumb)
                     st.caption("training")
                 st.markdown(
-                    f'<div class="ma-muted">{esc(what)} · {esc(e.get("label"))}</div>',
+                    f'<div class="ma-muted">{esc(what)} · {esc(e.label)}</div>',
                     unsafe_allow_html=True,
                 )
 
 
-def leakage(ctx: PageContext, report: dict[str, Any]) -> None:
-    leak = stored.leakage(report)
-    if leak["error"]:
-        st.error(f"The leakage check failed during the audit: {leak['error']}")
+def leakage(ctx: PageContext, report: IntegrityRecord) -> None:
+    leak = report.leakage
+    if isinstance(leak, StageError):
+        st.error(f"The leakage check failed during the audit: {leak.error}")
         return
-    if not leak["available"]:
+    if not isinstance(leak, Leakage):
         empty_state("Leakage between training and test images was not checked",
-                    detail=esc(leak["reason"] or "No training manifest is known for this model."))  # fmt: skip
+                    detail=esc(leak.reason or "No training manifest is known for this model."))  # fmt: skip
         return
     leakage_cards(leak)
-    if not leak["leaked_images"]:
+    if not leak.counts.leaked_images:
         st.success(
             "No test image was found in the training data: no identical file, no shared object (group), "
             "no near duplicate.",
             icon=":material/check_circle:",
         )
-    pairs = [("exact copy", e) for e in leak["exact_pairs"]] + [
-        (f"near duplicate (by {found_by(e)})", e) for e in leak["near_pairs"]
+    pairs = [("exact copy", e) for e in leak.exact] + [
+        (f"near duplicate (by {found_by(e)})", e) for e in leak.near
     ]
     if pairs:
         leaked_pairs(ctx, pairs)
-    groups = leak["groups"]
-    if groups:
-        with st.expander(f"{fmt.count(len(groups))} object group(s) on both sides"):
+    if leak.groups:
+        with st.expander(f"{fmt.count(len(leak.groups))} object group(s) on both sides"):
             st.dataframe(
-                pd.DataFrame(groups)[[c for c in ("group", "n_test", "n_train") if c in groups[0]]],
+                pd.DataFrame(
+                    [
+                        {"group": g.group, "n_test": g.n_test, "n_train": g.n_train}
+                        for g in leak.groups
+                    ]
+                ),
                 hide_index=True,
                 width="stretch",
             )
-    if leak["note"]:
-        st.caption(leak["note"])
+    if leak.checks.near.note:
+        st.caption(leak.checks.near.note)
 
 
 # ---------------------------------------------------------------- suspect labels
 
 
-def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
-    block = stored.suspect_block(report)
-    if block["error"]:
-        st.error(f"The suspect-label check failed during the audit: {block['error']}")
+def suspect_labels(ctx: PageContext, report: IntegrityRecord) -> None:
+    block = report.suspect_labels
+    if not isinstance(block, SuspectLabels):
+        st.error(f"The suspect-label check failed during the audit: {block.error}")
         return
-    rows = block["rows"]
-    st.markdown(f"**{fmt.count(block['n_flagged'])}** of {fmt.count(block['n_labelled'])} labelled images look mislabelled. "
-                f"Method: {esc(block['method'])}.")  # fmt: skip
+    rows = block.rows
+    st.markdown(f"**{fmt.count(block.n_flagged)}** of {fmt.count(block.n_labelled)} labelled images look mislabelled. "
+                f"Method: {esc(block.method)}.")  # fmt: skip
     if not rows:
         st.success("No suspect labels: the model never confidently contradicts a given label.")
         return
@@ -134,13 +139,9 @@ def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
         cols = st.columns(4)
         for col, r in zip(cols, rows[i : i + 4], strict=False):
             with col.container(border=True):
-                thumb(ctx, r.get("thumb"))
-                st.markdown(
-                    f"labelled **{esc(r.get('label'))}**, looks like **{esc(r.get('suggested'))}**"
-                )
-                st.caption(
-                    f"p(given label) {fmt.pct(r.get('self_confidence'))} · row {r.get('row')}"
-                )
+                thumb(ctx, r.thumb)
+                st.markdown(f"labelled **{esc(r.label)}**, looks like **{esc(r.suggested)}**")
+                st.caption(f"p(given label) {fmt.pct(r.self_confidence)} · row {r.row}")
     suspect_table(rows, height=300)
     st.caption(
         "Likeliest mislabels first. The Failures page can show only these images, with their heatmaps."
@@ -150,61 +151,66 @@ def suspect_labels(ctx: PageContext, report: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- slices
 
 
-def slices(ctx: PageContext, report: dict[str, Any]) -> None:
-    block = stored.slice_block(report)
-    if block["error"]:
-        st.error(f"The slice analysis failed during the audit: {block['error']}")
+def slices(ctx: PageContext, report: IntegrityRecord) -> None:
+    block = report.slices
+    if isinstance(block, StageError):
+        st.error(f"The slice analysis failed during the audit: {block.error}")
         return
-    rows = block["rows"]
+    rows = block.slices
     if not rows:
         empty_state(
             "No metadata to slice by",
             detail="The held-out set has no metadata columns (source, tags, dates…).",
         )
         return
-    columns = sorted({str(r.get("column")) for r in rows})
+    columns = sorted({r.column for r in rows})
     c1, c2 = st.columns([1, 2])
     col = c1.selectbox("Metadata column", ["Weakest slices", *columns], key="slice_col")
-    shown = (
-        block["weakest"]
-        if col == "Weakest slices"
-        else [r for r in rows if str(r.get("column")) == col]
-    )
-    lower = sum(bool(r.get("significantly_lower")) for r in rows)
+    weakest = block.weakest or rows[:10]
+    shown = weakest if col == "Weakest slices" else [r for r in rows if r.column == col]
+    lower = sum(r.significantly_lower for r in rows)
     c2.markdown(
         f"<br>{fmt.count(lower)} of {fmt.count(len(rows))} slices are significantly less accurate than the rest.",
         unsafe_allow_html=True,
     )
     chart(
-        charts.slices(shown, block["accuracy"]),
+        charts.slices(shown, block.accuracy),
         "each bar is the accuracy on images with that metadata value, with its 95% interval; red bars are "
         "significantly worse than the rest of the set (Fisher's test, adjusted for testing many slices).",
         key="slices_chart",
     )
 
 
+def not_stored(ctx: PageContext, tabs: list) -> None:
+    """The three integrity tabs of a run without (readable) integrity results."""
+    audit = ctx.audit
+    reason = stored.stage_error(audit.integrity)
+    data_path = audit.dataset.path or "<held-out set>"
+    for tab in tabs:
+        with tab:
+            empty_state(
+                "No integrity results in this run",
+                f"python -m audits run --model <model dir> --data {data_path}",
+                (f"The integrity stage did not run: {esc(reason)}. " if reason else "")
+                + "A new audit runs the leakage, suspect-label and slice checks (runs are immutable, so an old run is not changed).",
+            )
+
+
 def render(ctx: PageContext) -> None:
-    report_file = ctx.path / "integrity.json"
+    where = ctx.path
     report = None
-    with guard("The integrity report", report_file):
-        report = data.read_json(report_file)
+    with guard("The integrity report", where):
+        report = ctx.run.integrity
     tabs = st.tabs(["Leakage", "Suspect labels", "Slices", "Claims"])
     if report is None:
-        reason = stored.integrity_error(ctx.meta)
-        for tab in tabs[:3]:
-            with tab:
-                empty_state(
-                    "No integrity results in this run",
-                    f"python -m audits run --model <model dir> --data {stored.dataset_path(ctx.meta)[0] or '<held-out set>'}",
-                    (f"The integrity stage did not run: {esc(reason)}. " if reason else "")
-                    + "A new audit runs the leakage, suspect-label and slice checks (runs are immutable, so an old run is not changed).",
-                )
+        with guard("The integrity tabs", ctx.record_file):
+            not_stored(ctx, tabs[:3])
     else:
-        with tabs[0], guard("The leakage check", report_file):
+        with tabs[0], guard("The leakage check", where):
             leakage(ctx, report)
-        with tabs[1], guard("The suspect labels", report_file):
+        with tabs[1], guard("The suspect labels", where):
             suspect_labels(ctx, report)
-        with tabs[2], guard("The slices", report_file):
+        with tabs[2], guard("The slices", where):
             slices(ctx, report)
     with tabs[3], guard("The claims", ctx.path):
         claims(ctx)

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import streamlit as st
 
+from audits.runs.models_integrity import SuspectSummary
 from dashboard import stored
 from dashboard.charts import chart
 from dashboard.components import chip, esc, guard, interval, metric_card, version_block
 from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt, narrative
 from reports.present.palette import ACCENT
+from reports.present.rows import record_or_none
 
 
 def headline_cards(ctx: PageContext) -> None:
-    h = stored.headline(ctx.meta, ctx.audit_json)
-    ece = h["ece"]
+    m, data = ctx.metrics, ctx.audit.dataset
+    ece = m.ece
+    n_classes = m.n_classes if m.n_classes is not None else len(m.per_class)
     cards = [
-        ("Accuracy", fmt.pct(h["accuracy"]), interval(*h["ci"]),
+        ("Accuracy", fmt.pct(m.accuracy), interval(m.accuracy_ci_low, m.accuracy_ci_high),
          "Share of held-out images labelled correctly, with its Wilson 95% interval."),
-        ("Balanced accuracy", fmt.pct(h["balanced_accuracy"]), "every class counts the same",
+        ("Balanced accuracy", fmt.pct(m.balanced_accuracy), "every class counts the same",
          "The mean of the per-class accuracies: rare classes weigh as much as common ones."),
-        ("Macro F1", fmt.pct(h["macro_f1"]), "precision and recall, per class",
+        ("Macro F1", fmt.pct(m.macro_f1), "precision and recall, per class",
          "Harmonic mean of precision and recall, averaged over classes."),
-        ("Top-3 accuracy", fmt.pct(h["top3"]), f"top-5: {fmt.pct(h['top5'])}",
+        ("Top-3 accuracy", fmt.pct(m.top_k_accuracy.top3), f"top-5: {fmt.pct(m.top_k_accuracy.top5)}",
          "The true class is among the model's three most likely answers."),
         ("Calibration error", fmt.pct(ece),
-         "confidence can be trusted" if isinstance(ece, float) and ece < 0.05 else "stated confidence is off",
+         "confidence can be trusted" if ece is not None and ece < 0.05 else "stated confidence is off",
          "Expected calibration error: the average gap between stated confidence and actual accuracy."),
-        ("Images tested", fmt.count(h["n_images"]),
-         f"{fmt.count(h['n_classes'])} classes · {fmt.count(h['n_skipped'] or 0)} unreadable",
+        ("Images tested", fmt.count(data.n_images),
+         f"{fmt.count(n_classes)} classes · {fmt.count(data.n_skipped)} unreadable",
          "Held-out images the model was run on."),
     ]  # fmt: skip
     for col, (label, value, note, tip) in zip(st.columns(6), cards, strict=True):
@@ -52,7 +55,7 @@ def summary(ctx: PageContext) -> list[str]:
 
 def worst(ctx: PageContext) -> None:
     st.markdown("#### Weakest classes")
-    rows = narrative.worst_classes(ctx.meta, 5)
+    rows = narrative.worst_classes(ctx.audit, 5)
     if not rows:
         st.caption("No class has test images.")
         return
@@ -64,6 +67,9 @@ def worst(ctx: PageContext) -> None:
     st.page_link("dashboard/pages/classes.py", label="All classes", icon=":material/arrow_forward:")
 
 
+UNREADABLE = ":material/error:"
+
+
 def _comparison_item(ctx: PageContext) -> tuple[str, str, str]:
     if ctx.bundle.comparison is None:
         return (
@@ -71,36 +77,44 @@ def _comparison_item(ctx: PageContext) -> tuple[str, str, str]:
             "No comparison with a previous version yet",
             "compare",
         )
-    c = stored.comparison(ctx.bundle.comparison.meta)
-    icon = ":material/check_circle:" if c["verdict"] == "promote" else ":material/pause_circle:"
-    return icon, f"Release gate against {c['version_a']}: **{fmt.text(c['verdict'])}**", "compare"
+    c = record_or_none(ctx.bundle.comparison, "comparison")
+    if c is None:
+        return UNREADABLE, "The latest comparison could not be read", "compare"
+    icon = ":material/check_circle:" if c.promote else ":material/pause_circle:"
+    against = c.run_a.model.version or "A"
+    return icon, f"Release gate against {against}: **{fmt.text(c.verdict)}**", "compare"
 
 
 def _drift_item(ctx: PageContext) -> tuple[str, str, str]:
     if ctx.bundle.drift is None:
         return ":material/radio_button_unchecked:", "No drift check for this version yet", "drift"
-    if stored.drift(ctx.bundle.drift.meta)["drift"]:
+    d = record_or_none(ctx.bundle.drift, "drift")
+    if d is None:
+        return UNREADABLE, "The latest drift run could not be read", "drift"
+    if d.drift:
         return ":material/warning:", "Production images **have drifted**", "drift"
     return ":material/check_circle:", "No drift in the latest production batch", "drift"
 
 
 def _integrity_item(ctx: PageContext) -> tuple[str, str, str]:
-    s = stored.integrity_summary(ctx.meta)
+    s = stored.integrity_summary(ctx.audit)
     if s is None:
         return (
             ":material/radio_button_unchecked:",
             "Integrity checks not available for this run",
             "integrity",
         )
-    if not s["leakage_checked"]:
+    leaked = s.leakage.leaked_images or 0
+    suspects = s.suspect_labels.n_flagged if isinstance(s.suspect_labels, SuspectSummary) else None
+    if not s.leakage.available:
         text = "Leakage not checked (no training manifest)"
-    elif s["leaked"]:
-        text = f"{fmt.count(s['leaked'])} test image(s) also in the training data"
+    elif leaked:
+        text = f"{fmt.count(leaked)} test image(s) also in the training data"
     else:
         text = "No train/test leakage found"
-    if s["suspects"]:
-        text += f", {fmt.count(s['suspects'])} suspect label(s)"
-    return (":material/warning:" if s["leaked"] else ":material/check_circle:"), text, "integrity"
+    if suspects:
+        text += f", {fmt.count(suspects)} suspect label(s)"
+    return (":material/warning:" if leaked else ":material/check_circle:"), text, "integrity"
 
 
 def checks(ctx: PageContext) -> None:
@@ -112,7 +126,7 @@ def checks(ctx: PageContext) -> None:
 
 def explanations(ctx: PageContext) -> None:
     """Per-confused-pair sentences written by explain/ (what the model looked at)."""
-    sentences = [str(p["sentence"]) for p in stored.pair_sentences(ctx.meta)]
+    sentences = [p.sentence for p in stored.pair_sentences(ctx.audit)]
     if sentences:
         st.markdown("#### Where the model looks when it fails")
         for s in sentences[:4]:
@@ -121,31 +135,31 @@ def explanations(ctx: PageContext) -> None:
 
 def render(ctx: PageContext) -> None:
     warns: list[str] = []
-    with guard("The summary", ctx.audit_json):
+    with guard("The summary", ctx.record_file):
         warns = summary(ctx)
-    with guard("The headline numbers", ctx.audit_json):
+    with guard("The headline numbers", ctx.record_file):
         headline_cards(ctx)
     for w in warns:
         st.warning(w, icon=":material/warning:")
     st.space("small")
     left, right = st.columns([1.2, 1], gap="large")
-    with left, guard("The weakest classes", ctx.audit_json):
+    with left, guard("The weakest classes", ctx.record_file):
         worst(ctx)
     with right, guard("The checks", ctx.path):
         checks(ctx)
         explanations(ctx)
     st.divider()
-    with guard("The calibration chart", ctx.audit_json):
+    with guard("The calibration chart", ctx.record_file):
         chart(
-            charts.reliability(ctx.metrics.get("calibration")),
+            charts.reliability(ctx.metrics.calibration),
             "each bar is the accuracy of the images whose confidence fell in that range; bars on the dotted "
             "diagonal mean the stated confidence can be trusted, bars below it mean over-confidence. The "
             "grey bars underneath count the images per range.",
             key="reliability",
         )
     st.markdown("#### What was audited")
-    with guard("The version block", ctx.audit_json):
-        version_block(ctx.meta)
+    with guard("The version block", ctx.record_file):
+        version_block(ctx.audit)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The most-confused classes are those of ``metrics.most_confused`` (the pairs ``audits.metrics``
 ranked by count), so the dashboard and the exports show the same classes for one run; orders
-use the stored per-class rows. Nothing is recomputed from the matrix.
+use the stored per-class rows. Rows are typed records or their stored dicts
+(``reports.present.rows``). Nothing is recomputed from the matrix.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audits.formatting import is_num
+from reports.present.rows import Row, stored_rows
 
 ORDERS = ("groups", "worst", "errors", "model")
 
 
 def most_confused_classes(
-    pairs: Sequence[Mapping[str, Any]], labels: Sequence[str], limit: int | None = None
+    pairs: Sequence[Row], labels: Sequence[str], limit: int | None = None
 ) -> list[int]:
     """Indices (in ``labels``) of the classes of the stored most-confused pairs, in pair order.
 
@@ -24,7 +26,7 @@ def most_confused_classes(
     """
     index = {str(name): i for i, name in enumerate(labels)}
     chosen: list[int] = []
-    for pair in pairs:
+    for pair in stored_rows(pairs):
         for name in (pair.get("true"), pair.get("predicted")):
             i = index.get(str(name))
             if i is not None and i not in chosen and (limit is None or len(chosen) < limit):
@@ -35,8 +37,8 @@ def most_confused_classes(
 def class_order(
     how: str,
     labels: Sequence[str],
-    per_class: Sequence[Mapping[str, Any]],
-    pairs: Sequence[Mapping[str, Any]] = (),
+    per_class: Sequence[Row],
+    pairs: Sequence[Row] = (),
 ) -> list[int]:
     """Every class index in the order ``how`` names.
 
@@ -45,7 +47,7 @@ def class_order(
     of the most-confused pairs first, pairs side by side, then the rest worst first.
     """
     n = len(labels)
-    rows = {str(r.get("class")): r for r in per_class}
+    rows = {str(r.get("class")): r for r in stored_rows(per_class)}
     if how == "worst":
         recall = [rows.get(str(name), {}).get("recall") for name in labels]
         return sorted(range(n), key=lambda i: (not is_num(recall[i]), recall[i] or 0.0))

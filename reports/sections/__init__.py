@@ -1,15 +1,16 @@
 """The sections of a client report, one per file, each built from stored results only.
 
-Each file reads what its section shows in one ``_read`` function at its top and builds the
-section from that; a builder returns a ``Section``, or an ``Omitted`` (``base``) with the reason
-it is left out. Numbers are formatted with ``reports.present.fmt`` and sentences come from
+Each file reads what its section shows from the typed run model (``audits.runs``) in one
+``_read`` function at its top and builds the section from that; a builder returns a
+``Section``, or an ``Omitted`` (``base``) with the reason it is left out. Numbers are formatted with ``reports.present.fmt`` and sentences come from
 ``reports.present.narrative`` where the dashboard says the same thing. Nothing is recomputed:
 only chosen, ordered and formatted.
 
 In report order: ``cover``, ``versioning``, ``data``, ``metrics`` (with ``confusion``),
 ``explain``, ``drift``, ``comparison``, ``integrity`` (``leakage``, ``labels``, ``slices``),
-``claims``; appendices ``skipped``, ``glossary``, ``evidence``. ``reading`` holds the defensive
-readers, ``base`` the cell and row builders they share.
+``claims``; appendices ``skipped``, ``glossary``, ``evidence``. ``base`` holds the cell and row
+builders they share, and ``guarded``: a section whose stored file is damaged (the typed records
+raise ``AuditError``) is left out with the reason instead of stopping the report.
 """
 
 from reports.sections.base import Omitted
@@ -21,7 +22,7 @@ from reports.sections.drift import drift_section
 from reports.sections.evidence import evidence_files, evidence_section
 from reports.sections.explain import explain_section
 from reports.sections.glossary import glossary_section
-from reports.sections.integrity import integrity_results, integrity_sections
+from reports.sections.integrity import integrity_sections
 from reports.sections.metrics import metrics_section
 from reports.sections.skipped import skipped_appendix
 from reports.sections.versioning import versioning_section
@@ -38,7 +39,6 @@ __all__ = [
     "evidence_section",
     "explain_section",
     "glossary_section",
-    "integrity_results",
     "integrity_sections",
     "metrics_section",
     "skipped_appendix",

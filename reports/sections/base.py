@@ -1,15 +1,17 @@
 """What every section builder shares: cells, key-value rows, columns, the "left out because …"
-shape, and small text helpers. Every number goes through ``reports.present.fmt``.
+shape, the guard that turns a damaged stored file into that shape, and small text helpers.
+Every number goes through ``reports.present.fmt``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from audits.errors import AuditError
 from reports.present import fmt
-from reports.sections.reading import plain
-from reports.tree import Cell, Column, KeyValue
+from reports.tree import Cell, Column, KeyValue, Section
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,21 @@ class Omitted:
 
     name: str
     reason: str
+
+
+def unavailable(name: str, exc: AuditError) -> Omitted:
+    """The section ``name`` left out because a stored file it reads is damaged or invalid."""
+    return Omitted(name, f"Unavailable: {exc}")
+
+
+def guarded(name: str, build: Callable[[], Section | Omitted]) -> Section | Omitted:
+    """``build()``, or the section left out when a stored file it reads is damaged or invalid:
+    the typed records raise ``AuditError`` on first access, and one part must not stop the
+    report."""
+    try:
+        return build()
+    except AuditError as exc:
+        return unavailable(name, exc)
 
 
 def kv(label: str, value: Any, mono: bool = False) -> KeyValue:
@@ -85,7 +102,6 @@ def sentence_case(text: str) -> str:
 
 def cell_text(key: str, value: Any) -> str:
     """A stored value of any type as cell text; a float named ``p_…`` is a p-value."""
-    value = plain(value)
     if isinstance(value, bool):
         return fmt.yes_no(value)
     if isinstance(value, float):

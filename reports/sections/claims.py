@@ -5,60 +5,49 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.runs import StoredClaims
+from audits.runs.models_claims import ClaimResult
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import Omitted, c, cols, date_text, kv
-from reports.sections.reading import pick, read_json, records
 from reports.tree import Block, Heading, KeyValues, Paragraphs, Section, Table
 
 NAME = "Claims"
 NOT_CHECKED = "No claims were checked against this run (python -m audits claims)."
 _VERDICT_TONE = {"supported": "good", "contradicted": "bad", "not enough data": "warn"}
-_RESULT = ("id", "text", "kind", "verdict", "measured", "ci_low", "ci_high", "sentence", "reason")
 
 
-def _read(run: Run) -> list[dict[str, Any]]:
-    """Every claims-*/claims.json: {claims_file, claims_sha256, created, results: [...]}."""
-    docs = []
-    for folder in sorted(p for p in run.path.glob("claims-*") if p.is_dir()):
-        doc = read_json(folder / "claims.json")
-        if isinstance(doc, dict):
-            docs.append(
-                {
-                    "folder": folder.name,
-                    **pick(doc, "claims_file", "claims_sha256", "created"),
-                    "results": records(doc.get("results"), *_RESULT),
-                }
-            )
-    return docs
+def _read(run: Run) -> list[StoredClaims]:
+    """Every claims-*/claims.json of the run, by folder name."""
+    return sorted(run.claims, key=lambda c: c.path.name)
 
 
-def _row(r: dict[str, Any]) -> list[Any]:
-    if r["kind"] in ("lower", "higher"):  # a difference between two groups, in points
-        measured, interval = fmt.pts(r["measured"]), fmt.pts_ci(r["ci_low"], r["ci_high"])
+def _row(r: ClaimResult) -> list[Any]:
+    if r.kind in ("lower", "higher"):  # a difference between two groups, in points
+        measured, interval = fmt.pts(r.measured), fmt.pts_ci(r.ci_low, r.ci_high)
     else:
-        measured, interval = fmt.pct(r["measured"]), fmt.ci(r["ci_low"], r["ci_high"])
-    verdict = str(r["verdict"] or "n/a")
+        measured, interval = fmt.pct(r.measured), fmt.ci(r.ci_low, r.ci_high)
     return [
-        c(fmt.text(r["text"] or r["id"])),
-        c(verdict, tone=_VERDICT_TONE.get(verdict, "")),
+        c(r.text or r.id),
+        c(r.verdict, tone=_VERDICT_TONE.get(r.verdict, "")),
         c(measured),
         c(interval),
-        c(fmt.text(r["sentence"] or r["reason"] or "")),
+        c(r.sentence or r.reason or ""),
     ]
 
 
-def _file_blocks(doc: dict[str, Any]) -> list[Block]:
+def _file_blocks(stored: StoredClaims) -> list[Block]:
+    doc = stored.record
     blocks: list[Block] = [
-        Heading(f"Claims file {fmt.text(doc['claims_file'] or doc['folder'])}", 3),
+        Heading(f"Claims file {doc.claims_file or stored.path.name}", 3),
         KeyValues(
             [
-                kv("Checked", date_text(doc["created"])),
-                kv("Claims file sha256", doc["claims_sha256"], mono=True),
+                kv("Checked", date_text(doc.created)),
+                kv("Claims file sha256", doc.claims_sha256, mono=True),
             ]
         ),
     ]
-    if not doc["results"]:
+    if not doc.results:
         return blocks + [Paragraphs(["This claims file holds no results."])]
     table = Table(
         cols(
@@ -68,7 +57,7 @@ def _file_blocks(doc: dict[str, Any]) -> list[Block]:
             ("95% CI", "right", "15%"),
             "Evidence",
         ),
-        [_row(r) for r in doc["results"]],
+        [_row(r) for r in doc.results],
         css="compact",
         caption="Supported or contradicted only when the 95% interval is entirely on one side; "
         "otherwise, or with fewer than the minimum number of images, not enough data.",

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from audits.related import RunBundle
-from reports.present import fmt
+from audits.runs.models_comparison import ClassComparison, ComparisonRecord, Speed
+from reports.present import fmt, narrative
 from reports.sections.base import (
     Omitted,
     c,
@@ -18,7 +19,6 @@ from reports.sections.base import (
     pct_cell,
     rounded,
 )
-from reports.sections.reading import dig, filled, mapping, pick, records
 from reports.tree import (
     BODY_CLASSES,
     WORST_SHOWN,
@@ -35,112 +35,66 @@ from reports.tree import (
 
 NAME = "Comparison with the previous version"
 _STATUS_TONE = {"regression": "bad", "large drop": "bad", "watch": "warn", "improved": "good"}
-_OVERALL = ("accuracy_a", "accuracy_b", "diff", "ci_low", "ci_high", "ci_level")
-_BALANCED = ("balanced_accuracy_a", "balanced_accuracy_b", "diff", "ci_low", "ci_high")
-_BALANCED += ("p_value",)
-_PER_CLASS = ("class", "support", "recall_a", "recall_b", "diff", "ci_low", "ci_high")
-_PER_CLASS += ("p_adjusted", "status")
+_VERDICT_TONE = {"promote": "good", "hold": "warn"}
 
 
-def _overall(o: dict[str, Any] | None) -> dict[str, Any] | None:
-    """comparison.json's overall block: accuracy, McNemar, balanced accuracy."""
-    if o is None:
-        return None
-    balanced = filled(o.get("balanced_accuracy"))
-    return {
-        **pick(o, *_OVERALL),
-        "mcnemar": pick(o.get("mcnemar"), "p_value", "b", "c"),
-        "balanced": pick(balanced, *_BALANCED) if balanced else None,
-    }
-
-
-def _speed(sp: dict[str, Any] | None) -> dict[str, Any] | None:
-    """comparison.json's speed block: latency and throughput of A and B."""
-    if sp is None:
-        return None
-    return {
-        "a": pick(sp.get("a"), "latency_ms", "throughput"),
-        "b": pick(sp.get("b"), "latency_ms", "throughput"),
-        **pick(sp, "latency_ratio", "throughput_ratio"),
-        "device": dig(sp, "device", "name"),
-    }
-
-
-def _read(b: RunBundle) -> dict[str, Any] | str:
-    """comparison.json of the bundle's comparison; the reason when there is none."""
+def _read(b: RunBundle) -> tuple[str, ComparisonRecord] | str:
+    """The comparison's run id and record; the reason when there is none."""
     if b.comparison is None:
         return "This version has not been compared with another one (python -m audits compare A B)."
-    d = b.comparison.meta
-    model_a = mapping(dig(d, "run_a", "model", default={}))
-    model_b = mapping(dig(d, "run_b", "model", default={}))
-    dataset = mapping(d.get("dataset"))
-    return {
-        **pick(d, "verdict", "summary"),
-        "run_id": b.comparison.run_id,
-        "a": (model_a.get("name"), model_a.get("version")),
-        "b": (model_b.get("name"), model_b.get("version")),
-        "reasons": [str(r) for r in d.get("reasons") or [] if r],
-        "notes": [str(r) for r in d.get("notes") or [] if r],
-        "n_aligned": dataset.get("n_aligned"),
-        "fingerprint": dataset.get("fingerprint"),
-        "overall": _overall(filled(d.get("overall"))),
-        "per_class": records(d.get("per_class"), *_PER_CLASS),
-        "speed": _speed(filled(d.get("speed"))),
-        "speed_not_measured": d.get("speed") is None and "speed" in d,
-    }
+    return b.comparison.run_id, b.comparison.comparison
 
 
-def _verdict(s: dict[str, Any]) -> Callout:
-    verdict = s["verdict"]
-    if verdict == "promote":
-        tone, words = "good", "promote"
-    elif verdict == "hold":
-        tone, words = "warn", "hold for human investigation"
-    else:
-        tone, words = "info", fmt.text(verdict)
+def _verdict(d: ComparisonRecord) -> Callout:
     return Callout(
-        str(s["summary"] or verdict or "no verdict stored"), tone=tone, title=f"Verdict: {words}"
+        d.summary or d.verdict,
+        tone=_VERDICT_TONE.get(d.verdict, "info"),
+        title=f"Verdict: {narrative.verdict_text(d.verdict)}",
     )
 
 
-def _identity(s: dict[str, Any]) -> KeyValues:
-    (name_a, version_a), (name_b, version_b) = s["a"], s["b"]
+def _identity(run_id: str, d: ComparisonRecord) -> KeyValues:
+    a, b = d.run_a.model, d.run_b.model
     return KeyValues(
         [
-            kv("Comparison run", s["run_id"], mono=True),
-            kv("A (previous)", f"{fmt.text(name_a)} {fmt.text(version_a)}"),
-            kv("B (this report)", f"{fmt.text(name_b)} {fmt.text(version_b)}"),
-            kv("Paired images", fmt.count(s["n_aligned"])),
-            kv("Held-out fingerprint", s["fingerprint"], mono=True),
+            kv("Comparison run", run_id, mono=True),
+            kv("A (previous)", f"{fmt.text(a.name)} {fmt.text(a.version)}"),
+            kv("B (this report)", f"{fmt.text(b.name)} {fmt.text(b.version)}"),
+            kv("Paired images", fmt.count(d.dataset.n_aligned)),
+            kv("Held-out fingerprint", d.dataset.fingerprint, mono=True),
         ]
     )
 
 
-def _difference_row(name: str, a: Any, b: Any, o: dict[str, Any], p: Any) -> list[Cell]:
+def _difference_row(name: str, a: Any, b: Any, diff: tuple[Any, Any, Any], p: Any) -> list[Cell]:
+    """One metric of A and B: the values, B − A with its interval, and the p-value."""
+    value, low, high = diff
     return [
         c(name),
         pct_cell(a),
         pct_cell(b),
-        c(fmt.pts(o["diff"])),
-        c(fmt.pts_ci(o["ci_low"], o["ci_high"])),
+        c(fmt.pts(value)),
+        c(fmt.pts_ci(low, high)),
         p_cell(p),
     ]
 
 
-def _overall_table(o: dict[str, Any]) -> Table:
-    mc, ba = o["mcnemar"], o["balanced"]
-    level = fmt.pct(o["ci_level"], 0) if fmt.is_num(o["ci_level"]) else "95%"
-    rows = [_difference_row("Accuracy", o["accuracy_a"], o["accuracy_b"], o, mc["p_value"])]
-    if ba is not None:
-        rows.append(
-            _difference_row(
-                "Balanced accuracy",
-                ba["balanced_accuracy_a"],
-                ba["balanced_accuracy_b"],
-                ba,
-                ba["p_value"],
-            )
-        )
+def _overall_table(d: ComparisonRecord) -> Table:
+    o = d.overall
+    mc, ba = o.mcnemar, o.balanced_accuracy
+    level = fmt.pct(o.ci_level, 0) if fmt.is_num(o.ci_level) else "95%"
+    rows = [
+        _difference_row(
+            "Accuracy", o.accuracy_a, o.accuracy_b, (o.diff, o.ci_low, o.ci_high), mc.p_value
+        ),
+        _difference_row(
+            "Balanced accuracy",
+            ba.balanced_accuracy_a,
+            ba.balanced_accuracy_b,
+            (ba.diff, ba.ci_low, ba.ci_high),
+            ba.p_value,
+        ),
+    ]
     return Table(
         cols(
             ("Metric", "left", "24%"),
@@ -152,36 +106,34 @@ def _overall_table(o: dict[str, Any]) -> Table:
         ),
         rows,
         caption="Measured on the same images for both versions (paired). p is McNemar's test "
-        f"on the images only one version got right: A alone {fmt.count(mc['b'])}, "
-        f"B alone {fmt.count(mc['c'])}.",
+        f"on the images only one version got right: A alone {fmt.count(mc.b)}, "
+        f"B alone {fmt.count(mc.c)}.",
     )
 
 
-def _by_diff(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _by_diff(rows: list[ClassComparison]) -> list[ClassComparison]:
     """Largest drop first; classes without a difference last."""
-    return sorted(
-        rows, key=lambda r: (not fmt.is_num(r["diff"]), r["diff"] if fmt.is_num(r["diff"]) else 0)
-    )
+    return sorted(rows, key=lambda r: (not fmt.is_num(r.diff), r.diff if fmt.is_num(r.diff) else 0))
 
 
-def _per_class_table(per: list[dict[str, Any]]) -> Table:
+def _per_class_table(per: list[ClassComparison]) -> Table:
     """Every class of a small model; else the flagged classes, then the largest drops."""
     ordered = _by_diff(per)
     if len(ordered) <= BODY_CLASSES:
         shown = ordered
     else:
-        flagged = [r for r in per if r["status"]]
-        shown = _by_diff((flagged + [r for r in ordered if not r["status"]])[:WORST_SHOWN])
+        flagged = [r for r in per if r.status]
+        shown = _by_diff((flagged + [r for r in ordered if not r.status])[:WORST_SHOWN])
     rows = [
         [
-            c(r["class"]),
-            count_cell(r["support"]),
-            pct_cell(r["recall_a"]),
-            pct_cell(r["recall_b"]),
-            c(fmt.pts(r["diff"])),
-            c(fmt.pts_ci(r["ci_low"], r["ci_high"])),
-            p_cell(r["p_adjusted"]),
-            c(fmt.text(r["status"] or ""), tone=_STATUS_TONE.get(str(r["status"]), "")),
+            c(r.class_),
+            count_cell(r.support),
+            pct_cell(r.recall_a),
+            pct_cell(r.recall_b),
+            c(fmt.pts(r.diff)),
+            c(fmt.pts_ci(r.ci_low, r.ci_high)),
+            p_cell(r.p_adjusted),
+            c(r.status or "", tone=_STATUS_TONE.get(str(r.status), "")),
         ]
         for r in shown
     ]
@@ -204,47 +156,49 @@ def _per_class_table(per: list[dict[str, Any]]) -> Table:
     )
 
 
-def _speed_table(sp: dict[str, Any]) -> Table:
-    a, b = sp["a"], sp["b"]
+def _speed_table(sp: Speed) -> Table:
+    a, b = sp.a, sp.b
     rows = [
         [
             c("Latency, ms per image (batch 1)"),
-            c(fmt.num(a["latency_ms"], 2)),
-            c(fmt.num(b["latency_ms"], 2)),
-            c(fmt.num(sp["latency_ratio"], 3)),
+            c(fmt.num(a.latency_ms, 2)),
+            c(fmt.num(b.latency_ms, 2)),
+            c(fmt.num(sp.latency_ratio, 3)),
         ],
         [
             c("Throughput, images/s"),
-            c(rounded(a["throughput"])),
-            c(rounded(b["throughput"])),
-            c(fmt.num(sp["throughput_ratio"], 3)),
+            c(rounded(a.throughput)),
+            c(rounded(b.throughput)),
+            c(fmt.num(sp.throughput_ratio, 3)),
         ],
     ]
+    # ``speed.device`` is free-form in the record (what the timing ran on).
+    device = sp.device.name if sp.device is not None else None
     return Table(
         cols(("", "left", "40%"), ("A", "right"), ("B", "right"), ("B ÷ A (median)", "right")),
         rows,
-        caption=f"Measured in one process on {fmt.text(sp['device'])}.",
+        caption=f"Measured in one process on {fmt.text(device)}.",
     )
 
 
 def comparison_section(b: RunBundle) -> Section | Omitted:
     """The comparison section, or why it is left out (no comparison in the store)."""
-    s = _read(b)
-    if isinstance(s, str):
-        return Omitted(NAME, s)
-    blocks: list[Block] = [_verdict(s)]
-    if s["reasons"]:
-        blocks += [Heading("Every check, failed ones first"), Bullets(s["reasons"])]
-    if s["notes"]:
-        blocks += [Heading("Notes"), Bullets(s["notes"])]
-    blocks.append(_identity(s))
-    if s["overall"] is not None:
-        blocks += [Heading("Overall, B against A"), _overall_table(s["overall"])]
-    if s["per_class"]:
-        blocks += [Heading("Per class, largest drop first"), _per_class_table(s["per_class"])]
-    if s["speed"] is not None:
-        blocks += [Heading("Speed"), _speed_table(s["speed"])]
-    elif s["speed_not_measured"]:
+    read = _read(b)
+    if isinstance(read, str):
+        return Omitted(NAME, read)
+    run_id, d = read
+    blocks: list[Block] = [_verdict(d)]
+    reasons, notes = [r for r in d.reasons if r], [n for n in d.notes if n]
+    if reasons:
+        blocks += [Heading("Every check, failed ones first"), Bullets(reasons)]
+    if notes:
+        blocks += [Heading("Notes"), Bullets(notes)]
+    blocks += [_identity(run_id, d), Heading("Overall, B against A"), _overall_table(d)]
+    if d.per_class:
+        blocks += [Heading("Per class, largest drop first"), _per_class_table(d.per_class)]
+    if d.speed is not None:
+        blocks += [Heading("Speed"), _speed_table(d.speed)]
+    elif "speed" in d.model_fields_set:  # stored as null: the user skipped the measurement
         blocks.append(Paragraphs(["Speed was not measured for this comparison."]))
     lead = "Is this version better than the one before it, beyond noise, and no slower?"
     return Section("comparison", NAME, blocks, lead=lead)

@@ -7,8 +7,8 @@ from typing import Any
 
 from audits.store import Run
 from reports.present import fmt
+from reports.present.class_views import most_confused_classes
 from reports.sections.base import c
-from reports.sections.reading import dig, mapping, records
 from reports.tree import (
     FULL_MATRIX_MAX,
     SUB_MATRIX_MAX,
@@ -24,28 +24,33 @@ from reports.tree import (
 
 _HOW = (
     "Rows are true classes, columns the class the model predicted (numbered as the rows). "
-    "Each cell counts images; the diagonal (green) is correct, red cells are confusions, "
+    "Each cell counts images; the diagonal (green) is correct, blue cells are confusions, "
     "darker when a larger share of the true class goes there."
 )
 _FULL_HOW = (
     "Rows are true classes, columns predicted classes, both in the model's class order. The "
     "first figure shows the whole matrix by position, to see where confusions gather; the "
     "figures after it split the matrix into blocks in which every class is named. Green cells "
-    "are correct, red cells confusions, darker when a larger share of the true class goes "
+    "are correct, blue cells confusions, darker when a larger share of the true class goes "
     "there; white is none. Counts are in the JSON export and in confusion.csv."
 )
 
 
 def _read(run: Run) -> dict[str, Any]:
     """audit.json's metrics.confusion (labels, matrix, normalized) and most_confused pairs."""
-    m = mapping(run.meta.get("metrics"))
-    conf = mapping(m.get("confusion"))
+    m = run.audit.metrics
     return {
-        "labels": [str(x) for x in conf.get("labels") or []],
-        "matrix": conf.get("matrix"),
-        "normalized": conf.get("normalized"),
-        "pairs": records(m.get("most_confused"), "true", "predicted"),
+        "labels": m.confusion.labels,
+        "matrix": m.confusion.matrix,
+        "normalized": m.confusion.normalized,
+        "pairs": m.most_confused or [],
     }
+
+
+def _at(grid: list[list[Any]] | None, i: int, j: int) -> Any:
+    """grid[i][j], or None outside a (ragged or missing) matrix."""
+    row = grid[i] if grid is not None and i < len(grid) else []
+    return row[j] if j < len(row) else None
 
 
 def _matrix_table(s: dict[str, Any], idx: list[int], caption: str) -> Table:
@@ -57,8 +62,8 @@ def _matrix_table(s: dict[str, Any], idx: list[int], caption: str) -> Table:
     for a, i in enumerate(idx):
         row = [c(f"{a + 1}  {s['labels'][i]}")]
         for b, j in enumerate(idx):
-            n = dig(s["matrix"], i, j, default=0)
-            rate = dig(s["normalized"], i, j)
+            n = _at(s["matrix"], i, j) or 0
+            rate = _at(s["normalized"], i, j)
             shade = float(rate) if fmt.is_num(rate) and n else None
             tone = "diag" if a == b else ("bad" if n else "muted")
             row.append(Cell(fmt.count(n) if n else "·", shade=shade, tone=tone))
@@ -66,18 +71,6 @@ def _matrix_table(s: dict[str, Any], idx: list[int], caption: str) -> Table:
     # A small matrix keeps square-ish cells instead of stretching across the page.
     width = f"{min(100, 30 + 7 * len(idx))}%"
     return Table(columns, rows, caption=caption, css="matrix", width=width)
-
-
-def _most_confused(s: dict[str, Any]) -> list[int]:
-    """The classes of the largest confusions, in that order, at most SUB_MATRIX_MAX."""
-    chosen: list[int] = []
-    index = {name: i for i, name in enumerate(s["labels"])}
-    for p in s["pairs"]:
-        for name in (p["true"], p["predicted"]):
-            i = index.get(str(name))
-            if i is not None and i not in chosen and len(chosen) < SUB_MATRIX_MAX:
-                chosen.append(i)
-    return chosen
 
 
 def _appendix(s: dict[str, Any]) -> Section:
@@ -104,13 +97,14 @@ def confusion_blocks(run: Run) -> tuple[list[Block], Section | None]:
     """The matrix for the Performance section, and Appendix B when it is too large to show."""
     s = _read(run)
     n = len(s["labels"])
-    if not n or not isinstance(s["matrix"], list):
+    if not n:
         return [Paragraphs(["The run stores no confusion matrix."])], None
     blocks: list[Block] = [Heading("Confusion matrix")]
     if n <= FULL_MATRIX_MAX:
         blocks.append(_matrix_table(s, list(range(n)), _HOW))
         return blocks, None
-    chosen = _most_confused(s)
+    # The dashboard's rule: the classes of the stored most-confused pairs, in pair order.
+    chosen = most_confused_classes(s["pairs"], s["labels"], SUB_MATRIX_MAX)
     if chosen:
         caption = (
             f"The {len(chosen)} classes involved in the largest confusions, out of {n}. "

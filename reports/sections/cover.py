@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from audits.related import RunBundle
+from audits.runs.models_audit import Metrics
 from audits.store import Run
 from reports.present import fmt, narrative
 from reports.sections.base import date_text, kv
-from reports.sections.reading import dig, mapping, pick, records, safe_call
 from reports.tree import KeyFigure, KeyValue
 
 
@@ -31,73 +31,64 @@ class Cover:
 
 def _read(run: Run, b: RunBundle) -> dict[str, Any]:
     """audit.json's headline metrics, identity fields; the comparison's verdict."""
-    meta = run.meta
-    m = mapping(meta.get("metrics"))
-    data = mapping(meta.get("dataset"))
-    comparison = b.comparison.meta if b.comparison is not None else None
+    audit = run.audit
+    m, data, model, auditor = audit.metrics, audit.dataset, audit.model, audit.auditor
+    comparison = b.comparison.comparison if b.comparison is not None else None
     return {
-        **pick(m, "accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy"),
-        **pick(m, "macro_f1", "ece"),
-        "top3": mapping(m.get("top_k_accuracy")).get("3"),
-        "n": dig(m, "n_labelled") or data.get("n_images"),
-        "per_class": records(m.get("per_class"), "class", "recall"),
-        "model": pick(meta.get("model"), "name", "version", "weights_sha256", "code_commit"),
-        "data": pick(data, "n_images", "fingerprint", "frozen"),
-        "auditor": (dig(meta, "auditor", "version"), dig(meta, "auditor", "commit")),
-        "created": meta.get("created"),
-        "device": dig(meta, "device", "type"),
+        "m": m,
+        "n": m.n_labelled or data.n_images,
+        "model": (model.name, model.version, model.weights_sha256, model.code_commit),
+        "data": (data.n_images, data.fingerprint, data.frozen),
+        "auditor": (auditor.version, auditor.commit),
+        "created": audit.created,
+        "device": audit.device.type if audit.device is not None else None,
         "comparison": None
         if comparison is None
-        else (comparison.get("verdict"), dig(comparison, "run_a", "model", "version")),
+        else (comparison.verdict, comparison.run_a.model.version),
     }
 
 
-def _verdict(comparison: tuple[Any, Any] | None) -> str | None:
+def _verdict(comparison: tuple[str, str | None] | None) -> str | None:
+    """'Release gate against 1.0.0: PROMOTE' (the verdict's first word in capitals)."""
     if comparison is None:
         return None
     verdict, other = comparison
-    if verdict == "promote":
-        words = "PROMOTE"
-    elif verdict == "hold":
-        words = "HOLD for human investigation"
-    else:
-        words = fmt.text(verdict)
+    first, _, rest = narrative.verdict_text(verdict).partition(" ")
+    words = f"{first.upper()} {rest}".strip()
     return f"Release gate against {fmt.text(other)}: {words}"
 
 
-def _figures(s: dict[str, Any], ci_text: str) -> list[KeyFigure]:
+def _figures(m: Metrics, ci_text: str) -> list[KeyFigure]:
     figures = [
         KeyFigure(
-            "Accuracy", fmt.pct(s["accuracy"]), f"95% CI {ci_text}" if ci_text != fmt.NA else ""
+            "Accuracy", fmt.pct(m.accuracy), f"95% CI {ci_text}" if ci_text != fmt.NA else ""
         ),
-        KeyFigure("Balanced accuracy", fmt.pct(s["balanced_accuracy"]), "mean over classes"),
-        KeyFigure("Macro F1", fmt.pct(s["macro_f1"]), ""),
-        KeyFigure("Top-3 accuracy", fmt.pct(s["top3"]), ""),
-        KeyFigure("Calibration error", fmt.pct(s["ece"]), "ECE, lower is better"),
+        KeyFigure("Balanced accuracy", fmt.pct(m.balanced_accuracy), "mean over classes"),
+        KeyFigure("Macro F1", fmt.pct(m.macro_f1), ""),
+        KeyFigure("Top-3 accuracy", fmt.pct(m.top_k_accuracy.top3), ""),
+        KeyFigure("Calibration error", fmt.pct(m.ece), "ECE, lower is better"),
     ]
-    per = [r for r in s["per_class"] if fmt.is_num(r["recall"])]
+    per = [r for r in m.per_class if fmt.is_num(r.recall)]
     if per:
-        weakest = min(per, key=lambda r: r["recall"])
-        figures.append(
-            KeyFigure("Weakest class", fmt.pct(weakest["recall"]), str(weakest["class"]))
-        )
+        weakest = min(per, key=lambda r: r.recall)
+        figures.append(KeyFigure("Weakest class", fmt.pct(weakest.recall), weakest.class_))
     return figures
 
 
 def _identity(s: dict[str, Any]) -> list[KeyValue]:
-    model, data = s["model"], s["data"]
-    fp = str(data["fingerprint"] or "")
+    name, version, weights, code_commit = s["model"]
+    n_images, fp, frozen = s["data"]
     short = fp[:16] + ("…" if len(fp) > 16 else "")
-    held_out = f"{fmt.count(data['n_images'])} images, fingerprint {short}" + (
-        "" if data["frozen"] else " (not frozen)"
+    held_out = f"{fmt.count(n_images)} images, fingerprint {short}" + (
+        "" if frozen else " (not frozen)"
     )
-    version, commit = s["auditor"]
+    auditor_version, commit = s["auditor"]
     return [
-        kv("Model", f"{fmt.text(model['name'])} {fmt.text(model['version'])}"),
-        kv("Weights sha256", model["weights_sha256"], mono=True),
-        kv("Model code commit", model["code_commit"], mono=True),
+        kv("Model", f"{name} {version}"),
+        kv("Weights sha256", weights, mono=True),
+        kv("Model code commit", code_commit, mono=True),
         kv("Held-out data", held_out),
-        kv("Auditor", f"{fmt.text(version)} at commit {fmt.text(commit)}"),
+        kv("Auditor", f"{auditor_version} at commit {commit}"),
         kv("Audited on", f"{date_text(s['created'])}, {fmt.text(s['device'])}"),
     ]
 
@@ -105,27 +96,28 @@ def _identity(s: dict[str, Any]) -> list[KeyValue]:
 def cover(run: Run, b: RunBundle) -> Cover:
     """The cover of the report of ``run`` and its related runs."""
     s = _read(run, b)
-    acc = s["accuracy"]
-    ci_text = fmt.ci(s["accuracy_ci_low"], s["accuracy_ci_high"])
+    m: Metrics = s["m"]
+    acc = m.accuracy
+    ci_text = fmt.ci(m.accuracy_ci_low, m.accuracy_ci_high)
     headline = f"{fmt.pct(acc)} of {fmt.count(s['n'])} held-out images labelled correctly" + (
         f" (95% CI {ci_text})" if ci_text != fmt.NA else ""
     )
-    warnings = safe_call(lambda: narrative.warnings(b), [])
+    warnings = narrative.warnings(b)
     tone = "warn" if warnings else "good" if fmt.is_num(acc) and acc >= 0.9 else "info"
     if s["comparison"] is not None and s["comparison"][0] == "hold":
         tone = "warn"
-    summary = safe_call(lambda: narrative.executive_summary(b), None) or [headline + "."]
-    model = s["model"]
+    summary = narrative.executive_summary(b)
+    name, version, _, _ = s["model"]
     return Cover(
-        model_name=str(model["name"] or "model"),
-        model_version=str(model["version"] or "?"),
-        created=str(s["created"] or ""),
+        model_name=name or "model",
+        model_version=version or "?",
+        created=s["created"],
         created_date=date_text(s["created"]),
         headline=headline,
         tone=tone,
         verdict=_verdict(s["comparison"]),
         summary=[x for x in summary if x not in warnings],  # warnings get their own box
         warnings=warnings,
-        figures=_figures(s, ci_text),
+        figures=_figures(m, ci_text),
         identity=_identity(s),
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.runs.base import Skipped
+from audits.runs.models_audit import Imbalance
 from audits.store import Run
 from reports.present import fmt, narrative
 from reports.sections.base import kv, more
-from reports.sections.reading import dig, mapping, safe_call
 from reports.sections.skipped import read_skipped, skipped_table
 from reports.tree import (
     BODY_CLASSES,
@@ -22,7 +23,7 @@ from reports.tree import (
 )
 
 
-def _side(counts: Any, largest: Any, smallest: Any, ratio: Any) -> dict[str, Any]:
+def _side(counts: dict[str, int], largest: Any, smallest: Any, ratio: Any) -> dict[str, Any]:
     """The largest and smallest class of one set, with their image counts, and the ratio."""
     return {
         "largest": (largest, counts.get(largest)),
@@ -31,27 +32,39 @@ def _side(counts: Any, largest: Any, smallest: Any, ratio: Any) -> dict[str, Any
     }
 
 
+def _balance(imb: Imbalance | None) -> dict[str, Any]:
+    """metrics.imbalance: class counts of both sets, their extremes, the thin classes."""
+    if imb is None:
+        empty = _side({}, None, None, None)
+        return {
+            "counts": {},
+            "train": None,
+            "test_side": empty,
+            "train_side": empty,
+            "min_support": None,
+            "too_few": [],
+        }
+    train = imb.train_counts or None
+    return {
+        "counts": imb.test_counts,
+        "train": train,
+        "test_side": _side(imb.test_counts, imb.largest, imb.smallest, imb.ratio),
+        "train_side": _side(train or {}, imb.train_largest, imb.train_smallest, imb.train_ratio),
+        "min_support": imb.min_support,
+        "too_few": imb.too_few,
+    }
+
+
 def _read(run: Run) -> dict[str, Any]:
     """audit.json's metrics.imbalance block, class and image counts, and the skipped images."""
-    meta = run.meta
-    m = mapping(meta.get("metrics"))
-    imb = mapping(m.get("imbalance"))
-    skipped, n_skipped = read_skipped(run)
-    counts, train = imb.get("test_counts") or {}, imb.get("train_counts") or None
+    audit = run.audit
     return {
-        "summary": safe_call(lambda: narrative.data_summary(meta), []),
-        "n_classes": m.get("n_classes"),
-        "n_images": dig(meta, "dataset", "n_images"),
-        "counts": counts,
-        "train": train,
-        "test_side": _side(counts, imb.get("largest"), imb.get("smallest"), imb.get("ratio")),
-        "train_side": _side(
-            train or {}, imb.get("train_largest"), imb.get("train_smallest"), imb.get("train_ratio")
-        ),
-        "min_support": imb.get("min_support"),
-        "too_few": [str(x) for x in imb.get("too_few") or []],
-        "skipped": skipped,
-        "n_skipped": n_skipped,
+        "summary": narrative.data_summary(audit),
+        "n_classes": audit.metrics.n_classes,
+        "n_images": audit.dataset.n_images,
+        **_balance(audit.metrics.imbalance),
+        "skipped": read_skipped(run),
+        "n_skipped": audit.dataset.n_skipped,
     }
 
 
@@ -112,7 +125,7 @@ def _balance_chart(s: dict[str, Any]) -> Chart:
     return Chart("chart-imbalance", "imbalance", "Images per class", caption, data)
 
 
-def _skipped_blocks(skipped: list[dict[str, Any]], n_skipped: Any) -> list[Block]:
+def _skipped_blocks(skipped: list[Skipped], n_skipped: int) -> list[Block]:
     if skipped:
         shown = skipped[:LIST_ROWS]
         caption = (

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from audits.related import RunBundle
+from audits.runs.models_drift import (
+    DriftExample,
+    EmbeddingDrift,
+    PredictionDrift,
+    PropertyDrift,
+)
 from reports.present import fmt, narrative
 from reports.sections.base import (
     Omitted,
@@ -17,7 +23,6 @@ from reports.sections.base import (
     p_cell,
     pct_cell,
 )
-from reports.sections.reading import filled, mapping, pick, records, safe_call
 from reports.tree import (
     LIST_ROWS,
     Block,
@@ -33,49 +38,25 @@ from reports.tree import (
 )
 
 NAME = "Drift in production"
-_PROPERTY = ("name", "test", "reference_share", "current_share", "reference_mean")
-_PROPERTY += ("current_mean", "p_value", "p_adjusted", "drift")
-_EXAMPLE = ("path", "distance", "ratio", "pred", "confidence")
-
-
-def _predictions(pred: dict[str, Any] | None) -> dict[str, Any] | None:
-    """drift.json's predictions block: its test, and the class and confidence tests in it."""
-    if pred is None:
-        return None
-    classes, conf = filled(pred.get("classes")), filled(pred.get("confidence"))
-    return {
-        **pick(pred, "p_value", "drift"),
-        "classes": pick(classes, "p_value") if classes else None,
-        "confidence": pick(conf, "p_value", "reference_mean", "current_mean") if conf else None,
-    }
 
 
 def _read(b: RunBundle) -> dict[str, Any] | str:
     """drift.json of the bundle's drift run; the reason when there is none."""
     if b.drift is None:
         return "No drift run of this model version is in the store (python -m audits drift)."
-    d = b.drift.meta
-    pred = filled(d.get("predictions"))
-    accuracy = mapping(pred.get("accuracy")) if pred else {}
-    sides = [
-        ("Reference", filled(d.get("reference"))),
-        ("Current (production)", filled(d.get("current"))),
-    ]
-    emb = filled(d.get("embedding"))
+    d = b.drift.drift
     return {
-        "sentences": safe_call(lambda: narrative.drift_summary(d), []),
+        "sentences": narrative.drift_summary(d),
         "run_id": b.drift.run_id,
-        **pick(d, "drift", "created", "alpha", "drift_rule"),
-        "sides": [
-            (name, pick(side, "path", "n_images", "n_skipped", "fingerprint"))
-            for name, side in sides
-            if side is not None
-        ],
-        "embedding": pick(emb, "mmd2", "p_value", "permutations", "drift") if emb else None,
-        "predictions": _predictions(pred),
-        "accuracy": pick(accuracy, "current", "n_current_labelled", "reference"),
-        "properties": records(d.get("properties"), *_PROPERTY),
-        "examples": records(d.get("examples"), *_EXAMPLE),
+        "drift": d.drift,
+        "created": d.created,
+        "alpha": d.alpha,
+        "drift_rule": d.drift_rule,
+        "sides": [("Reference", d.reference), ("Current (production)", d.current)],
+        "embedding": d.embedding,
+        "predictions": d.predictions,
+        "properties": d.properties,
+        "examples": d.examples,
     }
 
 
@@ -102,48 +83,41 @@ def _run_rows(s: dict[str, Any]) -> list[KeyValue]:
         kv("Rule", fmt.text(s["drift_rule"])),
     ]
     for name, side in s["sides"]:
-        images = f"{fmt.count(side['n_images'])} ({fmt.count(side['n_skipped'])} skipped)"
+        images = f"{fmt.count(side.n_images)} ({fmt.count(side.n_skipped)} skipped)"
         rows += [
-            kv(f"{name} set", side["path"], mono=True),
+            kv(f"{name} set", side.path, mono=True),
             kv(f"{name} images", images),
-            kv(f"{name} fingerprint", side["fingerprint"], mono=True),
+            kv(f"{name} fingerprint", side.fingerprint, mono=True),
         ]
     return rows
 
 
-def _tests_table(emb: dict[str, Any] | None, pred: dict[str, Any] | None) -> Table | None:
-    tests = []
-    if emb is not None:
-        tests.append(
-            [
-                c("Image embeddings (MMD², permutation test)"),
-                c(fmt.num(emb["mmd2"], 4)),
-                p_cell(emb["p_value"]),
-                c(f"{fmt.count(emb['permutations'])} permutations"),
-                _flag_cell(emb["drift"]),
-            ]
+def _tests_table(emb: EmbeddingDrift, pred: PredictionDrift) -> Table:
+    detail = []
+    if pred.classes is not None:
+        detail.append(f"classes p {fmt.p_value(pred.classes.p_value)}")
+    conf = pred.confidence
+    if conf is not None:
+        detail.append(
+            f"confidence p {fmt.p_value(conf.p_value)}, mean "
+            f"{fmt.pct(conf.reference_mean)} → {fmt.pct(conf.current_mean)}"
         )
-    if pred is not None:
-        detail = []
-        if pred["classes"]:
-            detail.append(f"classes p {fmt.p_value(pred['classes']['p_value'])}")
-        conf = pred["confidence"]
-        if conf:
-            detail.append(
-                f"confidence p {fmt.p_value(conf['p_value'])}, mean "
-                f"{fmt.pct(conf['reference_mean'])} → {fmt.pct(conf['current_mean'])}"
-            )
-        tests.append(
-            [
-                c("Predictions (classes and confidence)"),
-                dash_cell(),
-                p_cell(pred["p_value"]),
-                c("; ".join(detail)),
-                _flag_cell(pred["drift"]),
-            ]
-        )
-    if not tests:
-        return None
+    tests = [
+        [
+            c("Image embeddings (MMD², permutation test)"),
+            c(fmt.num(emb.mmd2, 4)),
+            p_cell(emb.p_value),
+            c(f"{fmt.count(emb.permutations)} permutations"),
+            _flag_cell(emb.drift),
+        ],
+        [
+            c("Predictions (classes and confidence)"),
+            dash_cell(),
+            p_cell(pred.p_value),
+            c("; ".join(detail)),
+            _flag_cell(pred.drift),
+        ],
+    ]
     return Table(
         cols(
             ("Test", "left", "30%"),
@@ -158,30 +132,29 @@ def _tests_table(emb: dict[str, Any] | None, pred: dict[str, Any] | None) -> Tab
     )
 
 
-def _side_value(p: dict[str, Any], side: str) -> str:
+def _side_value(shares: dict[str, float] | None, mean: float | None) -> str:
     """A property's value on one side: the mean, or the shares of a categorical property."""
-    shares = p[f"{side}_share"]
-    if isinstance(shares, dict) and shares:
+    if shares:
         return ", ".join(f"{k} {fmt.pct(v, 0)}" for k, v in list(shares.items())[:4])
-    return fmt.num(p[f"{side}_mean"], 3)
+    return fmt.num(mean, 3)
 
 
-def _properties_table(props: list[dict[str, Any]]) -> Table:
-    def order(p: dict[str, Any]) -> tuple[bool, float]:
-        for key in ("p_adjusted", "p_value"):
-            if fmt.is_num(p[key]):
-                return not p["drift"], p[key]
-        return not p["drift"], 2.0
+def _properties_table(props: list[PropertyDrift]) -> Table:
+    def order(p: PropertyDrift) -> tuple[bool, float]:
+        for value in (p.p_adjusted, p.p_value):
+            if fmt.is_num(value):
+                return not p.drift, value
+        return not p.drift, 2.0
 
     rows = [
         [
-            c(p["name"]),
-            c(fmt.text(p["test"])),
-            c(_side_value(p, "reference")),
-            c(_side_value(p, "current")),
-            p_cell(p["p_value"]),
-            p_cell(p["p_adjusted"]),
-            _flag_cell(p["drift"]),
+            c(p.name),
+            c(fmt.text(p.test)),
+            c(_side_value(p.reference_share, p.reference_mean)),
+            c(_side_value(p.current_share, p.current_mean)),
+            p_cell(p.p_value),
+            p_cell(p.p_adjusted),
+            _flag_cell(p.drift),
         ]
         for p in sorted(props, key=order)
     ]
@@ -203,15 +176,15 @@ def _properties_table(props: list[dict[str, Any]]) -> Table:
     )
 
 
-def _examples_table(examples: list[dict[str, Any]]) -> Table:
+def _examples_table(examples: list[DriftExample]) -> Table:
     shown = examples[:LIST_ROWS]
     rows = [
         [
-            c(e["path"], mono=True),
-            c(fmt.num(e["distance"], 3)),
-            c(fmt.num(e["ratio"], 1)),
-            c(fmt.text(e["pred"])),
-            pct_cell(e["confidence"]),
+            c(e.path, mono=True),
+            c(fmt.num(e.distance, 3)),
+            c(fmt.num(e.ratio, 1)),
+            c(e.pred),
+            pct_cell(e.confidence),
         ]
         for e in shown
     ]
@@ -240,15 +213,13 @@ def drift_section(b: RunBundle) -> Section | Omitted:
     if len(s["sentences"]) > 1:
         blocks.append(Bullets(s["sentences"][1:]))
     blocks.append(KeyValues(_run_rows(s)))
-    tests = _tests_table(s["embedding"], s["predictions"])
-    if tests is not None:
-        blocks.append(tests)
-    acc = s["accuracy"]
-    if acc["current"] is not None:
+    blocks.append(_tests_table(s["embedding"], s["predictions"]))
+    acc = s["predictions"].accuracy
+    if acc is not None and acc.current is not None:
         text = (
-            f"Accuracy on labelled production images: {fmt.pct(acc['current'])} "
-            f"({fmt.count(acc['n_current_labelled'])} images), against "
-            f"{fmt.pct(acc['reference'])} on the reference."
+            f"Accuracy on labelled production images: {fmt.pct(acc.current)} "
+            f"({fmt.count(acc.n_current_labelled)} images), against "
+            f"{fmt.pct(acc.reference)} on the reference."
         )
         blocks.append(Paragraphs([text]))
     if s["properties"]:

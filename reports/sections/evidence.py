@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from audits.errors import AuditError
 from audits.hashing import file_sha256
 from audits.related import RunBundle
 from audits.store import Run
@@ -14,15 +15,21 @@ from reports.sections.base import c, cols
 from reports.tree import Paragraphs, Section, Table
 
 
+def _claims_folders(run: Run) -> list[Path]:
+    try:
+        return sorted(c.path for c in run.claims)
+    except AuditError:
+        return []  # damaged: the report does not use them (its Claims section says so)
+
+
 def _files(run: Run) -> list[Path]:
     """The run's top-level files, then the JSON and parquet files of explain/ and claims-*/."""
     files = sorted(p for p in run.path.iterdir() if p.is_file() and not p.name.startswith("."))
-    for sub in ("explain", "claims-*"):
-        for folder in sorted(run.path.glob(sub)):
-            if folder.is_dir():
-                files += sorted(
-                    p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".parquet")
-                )
+    folders = ([run.explain.path] if run.explain is not None else []) + _claims_folders(run)
+    for folder in folders:
+        files += sorted(
+            p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".parquet")
+        )
     return files
 
 

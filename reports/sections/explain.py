@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
+
+from audits.errors import AuditError
+from audits.runs import ExplainFolder, StageError
+from audits.runs.models_explain import ExplainBlock, ExplainSummary, PairSummary
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import (
@@ -16,15 +21,6 @@ from reports.sections.base import (
     more,
     pct_cell,
     sentence_case,
-)
-from reports.sections.reading import (
-    error_of,
-    inside,
-    pick,
-    plain,
-    read_json,
-    read_parquet_records,
-    records,
 )
 from reports.tree import (
     MAX_OVERLAYS,
@@ -40,63 +36,68 @@ from reports.tree import (
 )
 
 NAME = "Failures explained (Grad-CAM)"
-_INFO = ("method", "layer", "n_failures", "n_explained", "n_baseline", "capped")
-_INFO += ("energy_threshold",)
-_PAIR = ("sentence", "true", "predicted", "n_failures", "n_explained", "confidence_median")
-_PAIR += ("energy_median", "below_threshold", "n_with_box", "true_class_energy_median")
-_PAIR += ("baseline_energy_median",)
 _FAILURE = ("row", "path", "label", "pred", "confidence", "loss", "overlay")
+#: regions.parquet columns the failure rows need (an older or damaged file: no rows).
+_REGION_COLUMNS = {"index", "kind", "role", "roi_energy", *_FAILURE}
 
 
-def _failure_rows(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _failure_rows(regions: pd.DataFrame | None) -> list[dict[str, Any]]:
     """One row per explained failure (slots merged), in the stored order (highest loss first)."""
+    if regions is None or not set(regions.columns) >= _REGION_COLUMNS:
+        return []
+    kind = regions["kind"]
+    failures = regions[kind.isna() | (kind == "failure")]
+    # Python values, and None for NaN/NA, as the cells and formatters expect.
+    failures = failures.astype(object).where(failures.notna(), None)
     by_index: dict[Any, dict[str, Any]] = {}
-    for r in regions:
-        if r.get("kind") not in (None, "failure"):
-            continue
+    for r in failures.to_dict("records"):
         entry = by_index.setdefault(
-            r.get("index", len(by_index)),
-            {**{k: r.get(k) for k in _FAILURE}, "energy_pred": None, "energy_true": None},
+            r["index"], {**{k: r[k] for k in _FAILURE}, "energy_pred": None, "energy_true": None}
         )
-        entry["energy_pred" if r.get("role") == "predicted" else "energy_true"] = r.get(
-            "roi_energy"
-        )
+        entry["energy_pred" if r["role"] == "predicted" else "energy_true"] = r["roi_energy"]
     return list(by_index.values())
+
+
+def _unless_damaged(read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except AuditError:
+        return None
+
+
+def explain_files(
+    folder: ExplainFolder | None,
+) -> tuple[ExplainSummary | None, pd.DataFrame | None]:
+    """explain/summary.json and regions.parquet; None for a missing or damaged file (an optional
+    result must not stop the export: audit.json's compact copy of the summary serves)."""
+    if folder is None:
+        return None, None
+    return _unless_damaged(lambda: folder.summary), _unless_damaged(lambda: folder.regions)
 
 
 def _read(run: Run) -> dict[str, Any] | str:
     """explain/summary.json over audit.json's compact copy, and regions.parquet's failures;
     the reason the section is left out when there is neither."""
-    block = run.meta.get("explain")
-    err = error_of(block)
-    summary = read_json(run.path / "explain" / "summary.json")
-    info: dict[str, Any] = dict(block) if isinstance(block, dict) and not err else {}
-    if isinstance(summary, dict):
-        info.update(summary)
-    if not info:
-        if err:
-            return f"Grad-CAM failed when the audit ran: {err}"
+    block, folder = run.audit.explain, run.explain
+    summary, regions = explain_files(folder)
+    info = summary if summary is not None else block
+    if not isinstance(info, ExplainBlock):
+        if isinstance(block, StageError):
+            return f"Grad-CAM failed when the audit ran: {block.error}"
         return "Grad-CAM was not run for this audit (python -m audits explain RUN adds it)."
-    regions = read_parquet_records(run.path / "explain" / "regions.parquet") or []
-    regions = [{k: plain(v) for k, v in r.items()} for r in regions]
-    return {
-        **pick(info, *_INFO),
-        "pairs": records(info.get("pairs"), *_PAIR),
-        "failures": _failure_rows(regions),
-        "folder": run.path / "explain",
-    }
+    return {"info": info, "failures": _failure_rows(regions), "folder": folder}
 
 
-def _intro(s: dict[str, Any]) -> str:
+def _intro(info: ExplainBlock) -> str:
     return (
-        f"Grad-CAM ({fmt.text(s['method'])}, layer {fmt.text(s['layer'])}) explained "
-        f"{fmt.count(s['n_explained'])} of the {fmt.count(s['n_failures'])} misclassified images"
-        + (" (capped; the ones with the highest loss or a sample)" if s["capped"] else "")
-        + f", and {fmt.count(s['n_baseline'])} correctly classified images as a baseline."
+        f"Grad-CAM ({info.method}, layer {fmt.text(info.layer)}) explained "
+        f"{fmt.count(info.n_explained)} of the {fmt.count(info.n_failures)} misclassified images"
+        + (" (capped; the ones with the highest loss or a sample)" if info.capped else "")
+        + f", and {fmt.count(info.n_baseline)} correctly classified images as a baseline."
     )
 
 
-def _pairs_table(pairs: list[dict[str, Any]], threshold: Any) -> Table:
+def _pairs_table(pairs: list[PairSummary], threshold: Any) -> Table:
     columns = cols(
         ("True class", "left", "19%"),
         ("Predicted as", "left", "15%"),
@@ -110,15 +111,15 @@ def _pairs_table(pairs: list[dict[str, Any]], threshold: Any) -> Table:
     )
     rows = [
         [
-            c(p["true"]),
-            c(p["predicted"]),
-            count_cell(p["n_failures"]),
-            count_cell(p["n_explained"]),
-            pct_cell(p["confidence_median"]),
-            pct_cell(p["energy_median"]),
-            c(fmt.count(p["below_threshold"]) if p["n_with_box"] else "n/a"),
-            pct_cell(p["true_class_energy_median"]),
-            pct_cell(p["baseline_energy_median"]),
+            c(p.true),
+            c(p.predicted),
+            count_cell(p.n_failures),
+            count_cell(p.n_explained),
+            pct_cell(p.confidence_median),
+            pct_cell(p.energy_median),
+            c(fmt.count(p.below_threshold) if p.n_with_box else "n/a"),
+            pct_cell(p.true_class_energy_median),
+            pct_cell(p.baseline_energy_median),
         ]
         for p in pairs
     ]
@@ -134,11 +135,14 @@ def _pairs_table(pairs: list[dict[str, Any]], threshold: Any) -> Table:
     )
 
 
-def _overlays(folder: Path, failures: list[dict[str, Any]]) -> list[Figure]:
+def _overlays(folder: ExplainFolder | None, failures: list[dict[str, Any]]) -> list[Figure]:
     """The stored overlay strips of the first failures (any overlays when no region scores)."""
     figures: list[Figure] = []
+    if folder is None:
+        return figures
     for f in failures:
-        p = inside(folder, f["overlay"]) if isinstance(f["overlay"], str) else None
+        # regions.parquet names the overlay only for the failures that have one.
+        p = folder.overlay(f["row"]) if f["overlay"] is not None else None
         if p is None:
             continue
         title = (
@@ -148,9 +152,10 @@ def _overlays(folder: Path, failures: list[dict[str, Any]]) -> list[Figure]:
         figures.append(Figure([str(p)], [title, fmt.text(f["path"])]))
         if len(figures) >= MAX_OVERLAYS:
             break
-    if not figures and not failures and (folder / "overlays").is_dir():
-        for p in sorted((folder / "overlays").glob("*.png"))[:MAX_OVERLAYS]:
-            figures.append(Figure([str(p)], [f"predictions row {p.stem}"]))
+    if not figures and not failures:
+        by_name = sorted(folder.overlays.items(), key=lambda item: item[1].name)
+        for row, p in by_name[:MAX_OVERLAYS]:
+            figures.append(Figure([str(p)], [f"predictions row {row}"]))
     return figures
 
 
@@ -189,16 +194,13 @@ def explain_section(run: Run) -> Section | Omitted:
     s = _read(run)
     if isinstance(s, str):
         return Omitted(NAME, s)
-    blocks: list[Block] = [Paragraphs([_intro(s)])]
-    sentences = [
-        sentence_case(str(p["sentence"])) + "."
-        for p in s["pairs"]
-        if isinstance(p["sentence"], str)
-    ]
+    info: ExplainBlock = s["info"]
+    blocks: list[Block] = [Paragraphs([_intro(info)])]
+    sentences = [sentence_case(p.sentence) + "." for p in info.pairs]
     if sentences:
         blocks.append(Bullets(sentences))
-    if s["pairs"]:
-        blocks.append(_pairs_table(s["pairs"], s["energy_threshold"]))
+    if info.pairs:
+        blocks.append(_pairs_table(info.pairs, info.energy_threshold))
     failures = s["failures"]
     figures = _overlays(s["folder"], failures)
     if figures:

@@ -1,62 +1,51 @@
-"""The integrity sections (leakage, suspect labels, slices), from integrity.json merged over
-audit.json's compact summary; each is left out with the reason when its result is missing."""
+"""The integrity sections (leakage, suspect labels, slices), from integrity.json; each is left out
+with the reason when its result is missing, failed, or the file is damaged."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from audits.errors import AuditError
+from audits.runs import IntegrityRecord, StageError
 from audits.store import Run
-from reports.sections.base import Omitted
+from reports.sections.base import Omitted, unavailable
 from reports.sections.labels import labels_section
 from reports.sections.leakage import leakage_section
-from reports.sections.reading import error_of, read_json, safe_call
 from reports.sections.slices import slices_section
 from reports.tree import Section
 
-#: (name on the contents page, key in integrity.json, builder)
-_PARTS = (
-    ("Leakage", "leakage", leakage_section),
-    ("Suspect labels", "suspect_labels", labels_section),
-    ("Slices", "slices", slices_section),
+#: (name on the contents page, the record's part, the builder of its section)
+_PARTS: tuple[tuple[str, Callable[[IntegrityRecord], Any], Callable[[Any, Run], Section]], ...] = (
+    ("Leakage", lambda r: r.leakage, leakage_section),
+    ("Suspect labels", lambda r: r.suspect_labels, labels_section),
+    ("Slices", lambda r: r.slices, slices_section),
 )
 
 
-def integrity_results(run: Run) -> tuple[dict[str, Any] | None, str | None]:
-    """integrity.json over audit.json's summary (a damaged file: the summary alone); else the
-    stage's error, or (None, None) when integrity was not run."""
-    doc = read_json(run.path / "integrity.json")
-    block = run.meta.get("integrity")
-    if isinstance(doc, dict):
-        merged = dict(block) if isinstance(block, dict) and not error_of(block) else {}
-        merged.update(doc)
-        return merged, None
-    err = error_of(block)
-    if err:
-        return None, err
-    if isinstance(block, dict) and block:
-        return block, None
-    return None, None
+def _not_run(run: Run) -> str:
+    """Why there is no integrity.json: the stage failed, it never ran, or the file is gone."""
+    block = run.audit.integrity
+    if isinstance(block, StageError):
+        return f"Integrity checks failed when the audit ran: {block.error}"
+    if block is None:
+        return "Integrity checks were not run for this audit."
+    return "Unavailable: the checks ran, but the run's integrity.json is missing."
 
 
 def integrity_sections(run: Run) -> list[Section | Omitted]:
     """Leakage, suspect labels and slices, in that order: each a section or why it is left out."""
-    integrity, why = integrity_results(run)
-    if integrity is None:
-        reason = (
-            f"Integrity checks failed when the audit ran: {why}"
-            if why
-            else "Integrity checks were not run for this audit."
-        )
-        return [Omitted(name, reason) for name, _, _ in _PARTS]
+    try:
+        record = run.integrity
+    except AuditError as exc:  # damaged or invalid integrity.json
+        return [unavailable(name, exc) for name, _, _ in _PARTS]
+    if record is None:
+        return [Omitted(name, _not_run(run)) for name, _, _ in _PARTS]
     out: list[Section | Omitted] = []
-    for name, key, builder in _PARTS:
-        value = integrity.get(key)
-        err = error_of(value)
-        section = None if err else safe_call(lambda v=value, f=builder: f(v, run), None)
-        if section is not None:
-            out.append(section)
+    for name, part, builder in _PARTS:
+        value = part(record)
+        if isinstance(value, StageError):
+            out.append(Omitted(name, f"failed: {value.error}"))
         else:
-            out.append(
-                Omitted(name, f"failed: {err}" if err else "not in this run's integrity results.")
-            )
+            out.append(builder(value, run))
     return out

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.runs.models_integrity import SuspectLabels, SuspectRow
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import c, cols, count_cell, more, pct_cell
-from reports.sections.reading import records, run_file
 from reports.tree import LIST_ROWS, Block, Figure, Gallery, Paragraphs, Section, Table
 
-_ROW = ("rank", "path", "label", "suggested", "confidence", "self_confidence", "thumb")
+#: Suspects shown as thumbnails, likeliest first.
+GALLERY_ROWS = 8
 
 
-def _read(sus: Any, run: Run) -> dict[str, Any] | None:
-    """integrity.json's suspect_labels block; None when there is none."""
-    if not isinstance(sus, dict) or not sus:
-        return None
-    rows = records(sus.get("rows"), *_ROW)
-    for r in rows[:8]:
-        r["thumb"] = run_file(run, r["thumb"])
-    method = sus.get("method")
+def _read(sus: SuspectLabels, run: Run) -> dict[str, Any]:
+    """integrity.json's suspect_labels block, and the stored thumbnails of the first rows."""
+    thumbs = [(r, run.thumb(r.thumb)) for r in sus.rows[:GALLERY_ROWS]]
     return {
-        "rows": rows,
-        "n_flagged": sus.get("n_flagged"),
-        "n_labelled": sus.get("n_labelled"),
-        "method": method if isinstance(method, str) else None,
+        "rows": sus.rows,
+        "thumbs": [(r, str(p)) for r, p in thumbs if p is not None],
+        "n_flagged": sus.n_flagged,
+        "n_labelled": sus.n_labelled,
+        "method": sus.method,
     }
 
 
@@ -39,17 +36,13 @@ def _intro(s: dict[str, Any]) -> Paragraphs:
     return Paragraphs([text] + ([f"Method: {s['method']}."] if s["method"] else []))
 
 
-def _gallery(rows: list[dict[str, Any]]) -> Gallery | None:
+def _gallery(thumbs: list[tuple[SuspectRow, str]]) -> Gallery | None:
     figures = [
         Figure(
-            [r["thumb"]],
-            [
-                f"#{fmt.count(r['rank'])} labelled {fmt.text(r['label'])}",
-                f"looks like {fmt.text(r['suggested'])}",
-            ],
+            [thumb],
+            [f"#{fmt.count(r.rank)} labelled {r.label}", f"looks like {r.suggested}"],
         )
-        for r in rows[:8]
-        if r["thumb"]
+        for r, thumb in thumbs
     ]
     if not figures:
         return None
@@ -58,9 +51,8 @@ def _gallery(rows: list[dict[str, Any]]) -> Gallery | None:
 
 
 def _table(s: dict[str, Any]) -> Table:
-    rows, n_flagged = s["rows"], s["n_flagged"]
+    rows, total = s["rows"], s["n_flagged"]
     shown = rows[:LIST_ROWS]
-    total = int(n_flagged) if fmt.is_num(n_flagged) else len(rows)
     return Table(
         cols(
             ("#", "right", "6%"),
@@ -72,12 +64,12 @@ def _table(s: dict[str, Any]) -> Table:
         ),
         [
             [
-                count_cell(r["rank"]),
-                c(r["path"], mono=True),
-                c(r["label"]),
-                c(r["suggested"]),
-                pct_cell(r["confidence"]),
-                pct_cell(r["self_confidence"]),
+                count_cell(r.rank),
+                c(r.path, mono=True),
+                c(r.label),
+                c(r.suggested),
+                pct_cell(r.confidence),
+                pct_cell(r.self_confidence),
             ]
             for r in shown
         ],
@@ -87,13 +79,11 @@ def _table(s: dict[str, Any]) -> Table:
     )
 
 
-def labels_section(sus: Any, run: Run) -> Section | None:
-    """The suspect-label section from integrity's block; None when it has none."""
+def labels_section(sus: SuspectLabels, run: Run) -> Section:
+    """The suspect-label section from integrity.json's suspect_labels block."""
     s = _read(sus, run)
-    if s is None:
-        return None
     blocks: list[Block] = [_intro(s)]
-    gallery = _gallery(s["rows"])
+    gallery = _gallery(s["thumbs"])
     if gallery is not None:
         blocks.append(gallery)
     if s["rows"]:

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.runs.models_integrity import (
+    AccuracyBlock,
+    Leakage,
+    LeakGroup,
+    LeakPair,
+    Unavailable,
+)
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import c, cell_text, ci_cell, cols, count_cell, kv, more, pct_cell
-from reports.sections.reading import mapping, pick, records, run_file
 from reports.tree import (
     LIST_ROWS,
     Block,
@@ -25,92 +31,76 @@ from reports.tree import (
 
 TITLE = "Leakage between training and test"
 LEAD = "A test image the model saw in training makes the accuracy look better than it is."
-_COUNTS = ("exact", "group", "group_test_images", "near", "leaked_images")
-_ACCURACY = {
-    "all": "All test images",
-    "without_leaked": "Without the leaked ones",
-    "leaked": "Leaked ones only",
-}
-#: The listed pairs and groups: (key, title, ((field, column title), ...)).
-_LISTS = (
-    (
-        "exact",
-        "Exact duplicates",
-        (
-            ("test_path", "Test image"),
-            ("train_path", "Training image"),
-            ("label", "Label"),
-            ("train_label", "Training label"),
-        ),
-    ),
-    (
-        "near",
-        "Near duplicates",
-        (
-            ("test_path", "Test image"),
-            ("train_path", "Training image"),
-            ("found_by", "Found by"),
-            ("phash_distance", "Hash distance"),
-            ("thumb_rms", "Thumbnail RMS"),
-            ("cosine", "Cosine"),
-        ),
-    ),
-    (
-        "groups",
-        "Shared groups",
-        (("group", "Group"), ("n_test", "Test images"), ("n_train", "Training images")),
-    ),
+_ACCURACY = (
+    ("all", "All test images"),
+    ("without_leaked", "Without the leaked ones"),
+    ("leaked", "Leaked ones only"),
 )
+#: The columns of the listed pairs and groups: (record field, column title).
+_EXACT = (
+    ("test_path", "Test image"),
+    ("train_path", "Training image"),
+    ("label", "Label"),
+    ("train_label", "Training label"),
+)
+_NEAR = (
+    ("test_path", "Test image"),
+    ("train_path", "Training image"),
+    ("found_by", "Found by"),
+    ("phash_distance", "Hash distance"),
+    ("thumb_rms", "Thumbnail RMS"),
+    ("cosine", "Cosine"),
+)
+_GROUPS = (("group", "Group"), ("n_test", "Test images"), ("n_train", "Training images"))
 _TEXT_FIELDS = {"test_path", "train_path", "label", "train_label", "group", "found_by"}
 
+Fields = tuple[tuple[str, str], ...]
 
-def _thumb_pairs(leak: dict[str, Any], run: Run) -> list[dict[str, Any]]:
+
+def _thumb_pairs(leak: Leakage, run: Run) -> list[dict[str, Any]]:
     """The first exact and near pairs whose two thumbnails are stored (at most 6)."""
     out = []
-    for kind in ("exact", "near"):
-        for e in records(leak.get(kind), "test_path", "train_path", "test_thumb", "train_thumb"):
-            shots = [run_file(run, e["test_thumb"]), run_file(run, e["train_thumb"])]
-            if all(shots):
-                out.append({"kind": kind, **e, "shots": shots})
+    for kind, pairs in (("exact", leak.exact), ("near", leak.near)):
+        for e in pairs:
+            shots = [run.thumb(e.test_thumb), run.thumb(e.train_thumb)]
+            if shots[0] is not None and shots[1] is not None:
+                out.append({"kind": kind, "pair": e, "shots": [str(p) for p in shots]})
             if len(out) >= 6:
                 return out
     return out
 
 
-def _read(leak: Any, run: Run) -> dict[str, Any] | None:
-    """integrity.json's leakage block (or audit.json's compact one, whose counts are at the
-    top level); None when there is none."""
-    if not isinstance(leak, dict) or not leak:
-        return None
-    if leak.get("available") is False:
-        return {"available": False, "reason": leak.get("reason")}
-    counts = mapping(leak.get("counts")) or pick(leak, *_COUNTS)
-    checks = mapping(leak.get("checks"))
-    near = checks.get("near") if isinstance(checks.get("near"), dict) else {}
-    accuracy = leak.get("accuracy")
-    lists = []
-    for key, title, fields in _LISTS:
-        items = records(leak.get(key), *(f for f, _ in fields))
-        total = counts.get(key) if fmt.is_num(counts.get(key)) else len(items)
-        lists.append((title, fields, items, int(total)))
+def _lists(leak: Leakage) -> list[tuple[str, Fields, list[LeakPair] | list[LeakGroup], int]]:
+    """The listed exact pairs, near pairs and shared groups, each with its complete count."""
+    return [
+        ("Exact duplicates", _EXACT, leak.exact, leak.counts.exact),
+        ("Near duplicates", _NEAR, leak.near, leak.counts.near),
+        # As always, the groups' total is the list's own length (not counts.group).
+        ("Shared groups", _GROUPS, leak.groups, len(leak.groups)),
+    ]
+
+
+def _read(leak: Leakage | Unavailable, run: Run) -> dict[str, Any]:
+    """integrity.json's leakage block: counts, checks, accuracies, thumbnails and lists."""
+    if isinstance(leak, Unavailable):
+        return {"available": False, "reason": leak.reason}
+    accuracy = leak.accuracy
     return {
         "available": True,
-        **pick(leak, "n_test", "training_manifest", "n_train"),
-        "counts": pick(counts, *_COUNTS),
-        "group_check": checks.get("group"),
-        "near": pick(near, "method", "note") if near else None,
-        "accuracy": [
-            (k, pick(v, "n", "accuracy", "ci_low", "ci_high"))
-            for k, v in (accuracy.items() if isinstance(accuracy, dict) else ())
-            if isinstance(v, dict)
-        ],
+        "n_test": leak.n_test,
+        "n_train": leak.n_train,
+        "training_manifest": leak.training_manifest,
+        "counts": leak.counts,
+        "group_check": leak.checks.group,
+        "near": leak.checks.near,
+        "accuracy": [(title, getattr(accuracy, key)) for key, title in _ACCURACY],
         "thumb_pairs": _thumb_pairs(leak, run),
-        "lists": lists,
+        "lists": _lists(leak),
     }
 
 
 def _callout(s: dict[str, Any]) -> Callout:
-    n_leaked = s["counts"]["leaked_images"]
+    n_leaked = s["counts"].leaked_images
     if not n_leaked:
         text = "No test image was found in the training data."
         return Callout(text, tone="good", title="No leakage found")
@@ -124,34 +114,32 @@ def _callout(s: dict[str, Any]) -> Callout:
 def _check_rows(s: dict[str, Any]) -> list[KeyValue]:
     counts, group_check, near = s["counts"], s["group_check"], s["near"]
     shared = (
-        f"{fmt.count(counts['group'])} group(s), "
-        f"{fmt.count(counts['group_test_images'])} test image(s)"
+        f"{fmt.count(counts.group)} group(s), {fmt.count(counts.group_test_images)} test image(s)"
     )
     rows = [
         kv("Training manifest", s["training_manifest"], mono=True),
         kv("Training images", fmt.count(s["n_train"])),
-        kv("Exact duplicates (same file bytes)", fmt.count(counts["exact"])),
+        kv("Exact duplicates (same file bytes)", fmt.count(counts.exact)),
         kv("Shared groups (same object on both sides)", shared),
-        kv("Near duplicates (resized, re-encoded)", fmt.count(counts["near"])),
+        kv("Near duplicates (resized, re-encoded)", fmt.count(counts.near)),
     ]
-    if isinstance(group_check, str) and group_check.startswith("not run"):
+    if group_check.startswith("not run"):
         rows.append(kv("Group check", group_check))
-    if near is not None:
-        method = near["method"] if isinstance(near["method"], str) else "not recorded"
-        note = f". {near['note']}" if isinstance(near["note"], str) else ""
-        rows.append(kv("Near-duplicate method", method + note))
+    method = near.method if near.method is not None else "not recorded"
+    note = f". {near.note}" if near.note is not None else ""
+    rows.append(kv("Near-duplicate method", method + note))
     return rows
 
 
-def _accuracy_table(accuracy: list[tuple[str, dict[str, Any]]]) -> Table:
+def _accuracy_table(accuracy: list[tuple[str, AccuracyBlock]]) -> Table:
     rows = [
         [
-            c(_ACCURACY.get(k, str(k))),
-            count_cell(v["n"]),
-            pct_cell(v["accuracy"]),
-            ci_cell(v["ci_low"], v["ci_high"]),
+            c(title),
+            count_cell(v.n),
+            pct_cell(v.accuracy),
+            ci_cell(v.ci_low, v.ci_high),
         ]
-        for k, v in accuracy
+        for title, v in accuracy
     ]
     return Table(
         cols(
@@ -170,10 +158,7 @@ def _gallery(pairs: list[dict[str, Any]]) -> Gallery:
     figures = [
         Figure(
             p["shots"],
-            [
-                f"{p['kind']}: test {fmt.text(p['test_path'])}",
-                f"training {fmt.text(p['train_path'])}",
-            ],
+            [f"{p['kind']}: test {p['pair'].test_path}", f"training {p['pair'].train_path}"],
         )
         for p in pairs
     ]
@@ -181,24 +166,21 @@ def _gallery(pairs: list[dict[str, Any]]) -> Gallery:
     return Gallery(figures, caption, columns=3)
 
 
-def _list_table(
-    fields: tuple[tuple[str, str], ...], items: list[dict[str, Any]], total: int
-) -> Table:
+def _list_table(fields: Fields, items: list[LeakPair] | list[LeakGroup], total: int) -> Table:
     shown = items[:LIST_ROWS]
     columns = [
         Column(title, "left" if f in _TEXT_FIELDS else "right", "30%" if "path" in f else None)
         for f, title in fields
     ]
-    rows = [[c(cell_text(f, i[f]), mono="path" in f) for f, _ in fields] for i in shown]
+    # The columns name the record's fields, so one table serves pairs and groups.
+    rows = [[c(cell_text(f, getattr(i, f)), mono="path" in f) for f, _ in fields] for i in shown]
     caption = more(total, len(shown), "the listed ones are in the JSON export").strip()
     return Table(columns, rows, caption=caption, css="compact")
 
 
-def leakage_section(leak: Any, run: Run) -> Section | None:
-    """The leakage section from integrity's leakage block; None when it has none."""
+def leakage_section(leak: Leakage | Unavailable, run: Run) -> Section:
+    """The leakage section from integrity.json's leakage block (checked, or why not)."""
     s = _read(leak, run)
-    if s is None:
-        return None
     if not s["available"]:
         reason = str(s["reason"] or "Leakage could not be checked for this run.")
         return Section(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.runs.models_audit import ClassMetrics, ConfusedPair, Metrics
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import (
@@ -17,7 +18,6 @@ from reports.sections.base import (
     recall_tone,
 )
 from reports.sections.confusion import confusion_blocks
-from reports.sections.reading import dicts, dig, mapping, records
 from reports.tree import (
     BODY_CLASSES,
     WORST_SHOWN,
@@ -29,55 +29,48 @@ from reports.tree import (
     Table,
 )
 
-_PER_CLASS = ("class", "support", "correct", "recall", "ci_low", "ci_high")
-_PER_CLASS += ("precision", "f1", "predicted")
-
 
 def _read(run: Run) -> dict[str, Any]:
-    """audit.json's metrics block: overall values, calibration bins, per class, pairs."""
-    meta = run.meta
-    m = mapping(meta.get("metrics"))
-    overall = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy")
+    """audit.json's metrics block, the number of labelled images, the calibration bins."""
+    audit = run.audit
+    m = audit.metrics
     return {
-        **{k: m.get(k) for k in overall + ("macro_f1", "ece")},
-        "top_k": m.get("top_k_accuracy") or {},
-        "n_labelled": m.get("n_labelled") or dig(meta, "dataset", "n_images"),
-        "bins": dicts(dig(m, "calibration", "bins")),
-        "per_class": records(m.get("per_class"), *_PER_CLASS),
-        "pairs": records(m.get("most_confused"), "true", "predicted", "count", "rate"),
+        "m": m,
+        "n_labelled": m.n_labelled or audit.dataset.n_images,
+        # Chart data is plain values (the chart renderers read the stored keys).
+        "bins": [b.as_dict() for b in m.calibration.bins] if m.calibration is not None else [],
     }
 
 
-def _metric_rows(s: dict[str, Any]) -> list[list[Cell]]:
+def _metric_rows(m: Metrics) -> list[list[Cell]]:
     """Accuracy (with its interval), balanced accuracy, macro F1, top-k and calibration error."""
     rows = [
         (
             "Accuracy",
-            s["accuracy"],
-            ci_cell(s["accuracy_ci_low"], s["accuracy_ci_high"]),
+            m.accuracy,
+            ci_cell(m.accuracy_ci_low, m.accuracy_ci_high),
             "Share of all held-out images labelled correctly.",
         ),
         (
             "Balanced accuracy",
-            s["balanced_accuracy"],
+            m.balanced_accuracy,
             dash_cell(),
             "Mean of the per-class recalls: every class counts the same, however many images "
             "it has.",
         ),
         (
             "Macro F1",
-            s["macro_f1"],
+            m.macro_f1,
             dash_cell(),
             "Mean per-class F1 (balance of precision and recall).",
         ),
     ]
-    top_k = s["top_k"]
-    for k in sorted(top_k, key=lambda key: int(key) if str(key).isdigit() else 99):
-        if str(k) != "1":  # top-1 is the accuracy
-            meaning = f"The true class is among the model's {k} most probable classes."
-            rows.append((f"Top-{k} accuracy", top_k[k], dash_cell(), meaning))
+    top_k = m.top_k_accuracy  # top-1 is the accuracy
+    for k, value in ((3, top_k.top3), (5, top_k.top5)):
+        meaning = f"The true class is among the model's {k} most probable classes."
+        rows.append((f"Top-{k} accuracy", value, dash_cell(), meaning))
     meaning = "Average gap between the stated confidence and the actual accuracy (lower is better)."
-    rows.append(("Expected calibration error", s["ece"], dash_cell(), meaning))
+    rows.append(("Expected calibration error", m.ece, dash_cell(), meaning))
     return [[c(name), pct_cell(value), interval, c(text)] for name, value, interval, text in rows]
 
 
@@ -89,7 +82,7 @@ def _overall_table(s: dict[str, Any]) -> Table:
             ("95% interval", "right", "17%"),
             "What it means",
         ),
-        _metric_rows(s),
+        _metric_rows(s["m"]),
         caption=f"Over {fmt.count(s['n_labelled'])} labelled images. The interval is a Wilson "
         "95% interval: with this many images the true accuracy lies there with 95% confidence. "
         "The stored run gives an interval for the accuracy only.",
@@ -105,21 +98,21 @@ def _calibration_chart(s: dict[str, Any]) -> Chart:
         "accuracy, plotted against its mean confidence, sized by how many images it holds. "
         "On the diagonal, a stated 80% means right 80% of the time; below it, the model is "
         "over-confident.",
-        {"bins": s["bins"], "ece": s["ece"]},
+        {"bins": s["bins"], "ece": s["m"].ece},
     )
 
 
-def per_class_table(per_class: list[dict[str, Any]], caption: str) -> Table:
+def per_class_table(per_class: list[ClassMetrics], caption: str) -> Table:
     rows = [
         [
-            c(r["class"]),
-            count_cell(r["support"]),
-            count_cell(r["correct"]),
-            pct_cell(r["recall"], tone=recall_tone(r["recall"])),
-            ci_cell(r["ci_low"], r["ci_high"]),
-            pct_cell(r["precision"]),
-            pct_cell(r["f1"]),
-            count_cell(r["predicted"]),
+            c(r.class_),
+            count_cell(r.support),
+            count_cell(r.correct),
+            pct_cell(r.recall, tone=recall_tone(r.recall)),
+            ci_cell(r.ci_low, r.ci_high),
+            pct_cell(r.precision),
+            pct_cell(r.f1),
+            count_cell(r.predicted),
         ]
         for r in per_class
     ]
@@ -136,19 +129,19 @@ def per_class_table(per_class: list[dict[str, Any]], caption: str) -> Table:
     return Table(columns, rows, caption=caption, css="compact")
 
 
-def _worst_first(per_class: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _worst_first(per_class: list[ClassMetrics]) -> list[ClassMetrics]:
     """Classes by recall, lowest first; classes without images (no recall) last."""
     return sorted(
         per_class,
         key=lambda r: (
-            not fmt.is_num(r["recall"]),
-            r["recall"] if fmt.is_num(r["recall"]) else 0.0,
-            str(r["class"]),
+            not fmt.is_num(r.recall),
+            r.recall if fmt.is_num(r.recall) else 0.0,
+            r.class_,
         ),
     )
 
 
-def _recall_chart(worst: list[dict[str, Any]], shown: int) -> Chart:
+def _recall_chart(worst: list[ClassMetrics], shown: int) -> Chart:
     n = len(worst)
     cut = shown < n
     return Chart(
@@ -159,17 +152,17 @@ def _recall_chart(worst: list[dict[str, Any]], shown: int) -> Chart:
         "Wilson 95% interval. A wide bar means few images: the class may be better or worse "
         "than the dot suggests." + (f" All {n} classes are in Appendix A." if cut else ""),
         {
-            "classes": [str(r["class"]) for r in worst],
-            "recall": [r["recall"] for r in worst],
-            "low": [r["ci_low"] for r in worst],
-            "high": [r["ci_high"] for r in worst],
-            "support": [r["support"] for r in worst],
+            "classes": [r.class_ for r in worst],
+            "recall": [r.recall for r in worst],
+            "low": [r.ci_low for r in worst],
+            "high": [r.ci_high for r in worst],
+            "support": [r.support for r in worst],
             "shown": shown,
         },
     )
 
 
-def _per_class_blocks(per_class: list[dict[str, Any]]) -> tuple[list[Block], list[Section]]:
+def _per_class_blocks(per_class: list[ClassMetrics]) -> tuple[list[Block], list[Section]]:
     """The recall chart and table (the weakest classes of a large model), and Appendix A."""
     worst = _worst_first(per_class)
     n = len(per_class)
@@ -196,7 +189,7 @@ def _per_class_blocks(per_class: list[dict[str, Any]]) -> tuple[list[Block], lis
     return blocks, [appendix]
 
 
-def _pairs_table(pairs: list[dict[str, Any]]) -> Table:
+def _pairs_table(pairs: list[ConfusedPair]) -> Table:
     return Table(
         cols(
             ("True class", "left", "34%"),
@@ -204,10 +197,7 @@ def _pairs_table(pairs: list[dict[str, Any]]) -> Table:
             ("Images", "right"),
             ("Share of true class", "right"),
         ),
-        [
-            [c(p["true"]), c(p["predicted"]), count_cell(p["count"]), pct_cell(p["rate"])]
-            for p in pairs
-        ],
+        [[c(p.true), c(p.predicted), count_cell(p.count), pct_cell(p.rate)] for p in pairs],
         caption="The largest confusions, by number of images.",
         css="compact",
     )
@@ -219,10 +209,11 @@ def metrics_section(run: Run) -> tuple[Section, list[Section]]:
     blocks: list[Block] = [_overall_table(s)]
     if s["bins"]:
         blocks.append(_calibration_chart(s))
-    class_blocks, appendices = _per_class_blocks(s["per_class"])
+    m: Metrics = s["m"]
+    class_blocks, appendices = _per_class_blocks(m.per_class)
     blocks += class_blocks
-    if s["pairs"]:
-        blocks += [Heading("Most confused pairs"), _pairs_table(s["pairs"])]
+    if m.most_confused:
+        blocks += [Heading("Most confused pairs"), _pairs_table(m.most_confused)]
     conf_blocks, conf_appendix = confusion_blocks(run)
     blocks += conf_blocks
     if conf_appendix is not None:

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from audits.runs.base import Skipped
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import c, cols
-from reports.sections.reading import dig, records
 from reports.tree import LIST_ROWS, Section, Table
 
 
-def read_skipped(run: Run) -> tuple[list[dict[str, Any]], Any]:
-    """audit.json's skipped list (path, reason) and the dataset's n_skipped (else its length)."""
-    skipped = records(run.meta.get("skipped"), "path", "reason")
-    return skipped, dig(run.meta, "dataset", "n_skipped", default=len(skipped))
+def read_skipped(run: Run) -> list[Skipped]:
+    """audit.json's skipped list (path, reason); empty when the run lists none."""
+    return run.audit.skipped or []
 
 
-def skipped_table(skipped: list[dict[str, Any]], caption: str, css: str = "") -> Table:
+def skipped_table(skipped: list[Skipped], caption: str, css: str = "") -> Table:
     return Table(
         cols(("Image", "left", "62%"), "Reason"),
-        [[c(s["path"], mono=True), c(s["reason"])] for s in skipped],
+        [[c(s.path, mono=True), c(s.reason)] for s in skipped],
         caption=caption,
         css=css,
     )
@@ -28,7 +25,7 @@ def skipped_table(skipped: list[dict[str, Any]], caption: str, css: str = "") ->
 
 def skipped_appendix(run: Run) -> Section | None:
     """Appendix C: every skipped image, when the Data section could not list them all."""
-    skipped, _ = read_skipped(run)
+    skipped = read_skipped(run)
     if len(skipped) <= LIST_ROWS:
         return None
     caption = f"All {fmt.count(len(skipped))} images that could not be decoded."

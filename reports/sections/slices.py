@@ -4,43 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.runs.models_integrity import Slices
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import c, ci_cell, cols, count_cell, p_cell, pct_cell
-from reports.sections.reading import dicts, records
 from reports.tree import Block, Paragraphs, Section, Table
 
-_SLICE = ("label", "column", "value", "support", "accuracy", "ci_low", "ci_high")
-_SLICE += ("rest_accuracy", "p_lower_adj", "significantly_lower")
 
-
-def _read(sl: Any) -> dict[str, Any] | None:
-    """integrity.json's slices block; None when there is none."""
-    if not isinstance(sl, dict) or not sl:
-        return None
-    all_slices = dicts(sl.get("slices"))
+def _read(sl: Slices) -> dict[str, Any]:
+    """integrity.json's slices block: the weakest slices, counts and the columns sliced."""
     return {
-        "weakest": records(sl.get("weakest"), *_SLICE),
-        "n_slices": len(all_slices),
-        "n_low": sum(1 for s in all_slices if s.get("significantly_lower")),
-        "columns": [str(x.get("column")) for x in dicts(sl.get("columns"))],
-        "min_support": sl.get("min_support"),
+        "weakest": sl.weakest,
+        "n_slices": len(sl.slices),
+        "n_low": sum(1 for s in sl.slices if s.significantly_lower),
+        "columns": [x.column for x in sl.columns],
+        "min_support": sl.min_support,
     }
 
 
 def _weakest_table(s: dict[str, Any]) -> Table:
     rows = []
     for w in s["weakest"]:
-        low = w["significantly_lower"]
+        low = w.significantly_lower
         rows.append(
             [
-                c(w["label"] or f"{w['column']} = {w['value']}"),
-                count_cell(w["support"]),
-                pct_cell(w["accuracy"]),
-                ci_cell(w["ci_low"], w["ci_high"]),
-                pct_cell(w["rest_accuracy"]),
-                p_cell(w["p_lower_adj"]),
-                c(fmt.yes_no(bool(low)), tone="bad" if low else ""),
+                c(w.label or f"{w.column} = {w.value}"),
+                count_cell(w.support),
+                pct_cell(w.accuracy),
+                ci_cell(w.ci_low, w.ci_high),
+                pct_cell(w.rest_accuracy),
+                p_cell(w.p_lower_adj),
+                c(fmt.yes_no(low), tone="bad" if low else ""),
             ]
         )
     return Table(
@@ -61,11 +55,9 @@ def _weakest_table(s: dict[str, Any]) -> Table:
     )
 
 
-def slices_section(sl: Any, run: Run) -> Section | None:
-    """The slices section from integrity's slices block; None when it has none."""
+def slices_section(sl: Slices, run: Run) -> Section:
+    """The slices section from integrity.json's slices block."""
     s = _read(sl)
-    if s is None:
-        return None
     columns = ", ".join(s["columns"]) or "none"
     blocks: list[Block] = [
         Paragraphs(

@@ -5,39 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from audits.related import RunBundle
+from audits.runs.base import ModelInfo
+from audits.runs.models_audit import DatasetInfo
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import date_text, kv, rounded
-from reports.sections.reading import dig, mapping, pick
 from reports.tree import Block, Heading, KeyValue, KeyValues, Section
-
-_MODEL = ("name", "version", "weights_sha256", "code_commit", "architecture", "target_layer")
-_MODEL += ("dir", "training_manifest")
-_DATASET = ("fingerprint", "frozen", "path", "kind", "n_listed", "n_images", "n_skipped")
-_DATASET += ("metadata_columns",)
 
 
 def _read(run: Run, b: RunBundle) -> dict[str, Any]:
     """audit.json's model, dataset, auditor, device and timings blocks; related run ids."""
-    meta = run.meta
-    model, auditor, device, timings = (
-        mapping(meta.get(k)) for k in ("model", "auditor", "device", "timings")
-    )
-    classes = model.get("classes")
-    n_classes = dig(meta, "metrics", "n_classes") or (
-        len(classes) if isinstance(classes, list) else None
+    audit = run.audit
+    model, device, timings = audit.model, audit.device, audit.timings
+    n_classes = audit.metrics.n_classes or (
+        len(model.classes) if model.classes is not None else None
     )
     return {
-        "model": pick(model, *_MODEL),
+        "model": model,
         "n_classes": n_classes,
-        "input_size": dig(model, "input", "size"),
-        "channels": dig(model, "input", "channels"),
-        "data": pick(meta.get("dataset"), *_DATASET),
+        "input_size": model.input.size if model.input is not None else None,
+        "channels": model.input.channels if model.input is not None else None,
+        "data": audit.dataset,
         "run_id": run.run_id,
-        "created": meta.get("created"),
-        "auditor": (auditor.get("version"), auditor.get("commit")),
-        "device": (device.get("type"), device.get("name"), device.get("torch"), device.get("amp")),
-        "timings": (timings.get("inference_s"), timings.get("images_per_s")),
+        "created": audit.created,
+        "auditor": audit.auditor,
+        "device": (device.type, device.name, device.torch, device.amp)
+        if device is not None
+        else (None, None, None, None),
+        "timings": (timings.inference_s, timings.images_per_s)
+        if timings is not None
+        else (None, None),
         "related": [
             (label, other.run_id)
             for label, other in (
@@ -51,40 +48,41 @@ def _read(run: Run, b: RunBundle) -> dict[str, Any]:
 
 
 def _model_rows(s: dict[str, Any]) -> list[KeyValue]:
-    model, size = s["model"], s["input_size"]
-    size_text = f"{size[0]} × {size[1]} px" if isinstance(size, list) and len(size) == 2 else "n/a"
+    model: ModelInfo = s["model"]
+    size = s["input_size"]
+    size_text = f"{size[0]} × {size[1]} px" if size is not None and len(size) == 2 else "n/a"
     rows = [
-        kv("Model name", model["name"]),
-        kv("Model version", model["version"]),
-        kv("Weights sha256", model["weights_sha256"], mono=True),
-        kv("Model code commit", model["code_commit"], mono=True),
-        kv("Architecture", model["architecture"]),
+        kv("Model name", model.name),
+        kv("Model version", model.version),
+        kv("Weights sha256", model.weights_sha256, mono=True),
+        kv("Model code commit", model.code_commit, mono=True),
+        kv("Architecture", model.architecture),
         kv("Classes", fmt.count(s["n_classes"])),
         kv("Input", f"{size_text}, {fmt.text(s['channels'])} channel(s)"),
-        kv("Grad-CAM layer", model["target_layer"]),
-        kv("Model folder", model["dir"], mono=True),
+        kv("Grad-CAM layer", model.target_layer),
+        kv("Model folder", model.dir, mono=True),
     ]
-    if model["training_manifest"]:
-        rows.append(kv("Training manifest", model["training_manifest"], mono=True))
+    if model.training_manifest:
+        rows.append(kv("Training manifest", model.training_manifest, mono=True))
     return rows
 
 
-def _data_rows(data: dict[str, Any]) -> list[KeyValue]:
-    frozen = "yes" if data["frozen"] else "no — nothing proves the set stayed the same"
+def _data_rows(data: DatasetInfo) -> list[KeyValue]:
+    frozen = "yes" if data.frozen else "no — nothing proves the set stayed the same"
     return [
-        kv("Held-out fingerprint", data["fingerprint"], mono=True),
+        kv("Held-out fingerprint", data.fingerprint, mono=True),
         kv("Frozen", frozen),
-        kv("Held-out set", data["path"], mono=True),
-        kv("Format", data["kind"]),
-        kv("Images listed", fmt.count(data["n_listed"])),
-        kv("Images audited", fmt.count(data["n_images"])),
-        kv("Images skipped", fmt.count(data["n_skipped"])),
-        kv("Metadata columns", ", ".join(map(str, data["metadata_columns"] or [])) or "none"),
+        kv("Held-out set", data.path, mono=True),
+        kv("Format", data.kind),
+        kv("Images listed", fmt.count(data.n_listed)),
+        kv("Images audited", fmt.count(data.n_images)),
+        kv("Images skipped", fmt.count(data.n_skipped)),
+        kv("Metadata columns", ", ".join(data.metadata_columns or []) or "none"),
     ]
 
 
 def _run_rows(s: dict[str, Any]) -> list[KeyValue]:
-    version, commit = s["auditor"]
+    version, commit = s["auditor"].version, s["auditor"].commit
     kind, name, torch, amp = s["device"]
     inference_s, images_per_s = s["timings"]
     device = ", ".join(str(x) for x in (kind, name) if x not in (None, ""))

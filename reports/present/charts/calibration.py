@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from reports.present import fmt
 from reports.present.charts.base import empty, finish, num
 from reports.present.palette import ACCENT, BAD, GOOD, INK, LIGHT, MUTED
+from reports.present.rows import Row, stored_row
 
 RELIABILITY_TITLE = "Is the model's confidence honest? Accuracy per confidence bin"
 
@@ -32,7 +33,7 @@ def _bin_hover(b: Mapping[str, Any]) -> str:
 
 
 def reliability(
-    calibration: Mapping[str, Any] | None,
+    calibration: Row | None,
     points: bool = False,
     title: str | None = RELIABILITY_TITLE,
 ) -> go.Figure:
@@ -41,6 +42,7 @@ def reliability(
     Bars per bin with the bin counts in a panel below; ``points`` draws one point per bin at
     its mean confidence instead, sized by its images (the exports' chart).
     """
+    calibration = stored_row(calibration)
     bins = _bins(calibration)
     if not bins:
         return empty(title, "No calibration bins stored in this run.")
@@ -65,7 +67,7 @@ def reliability(
                customdata=hovers, hovertemplate="%{customdata}<extra></extra>"),
         row=2, col=1,
     )  # fmt: skip
-    ece = num((calibration or {}).get("ece"))
+    ece = num(calibration.get("ece"))
     if ece is not None:
         fig.add_annotation(text=f"ECE {fmt.pct(ece)}", x=0.02, y=0.95, xref="x", yref="y", showarrow=False, xanchor="left",
                            font=dict(color=INK, size=12), bgcolor="rgba(255,255,255,0.8)")  # fmt: skip

@@ -30,6 +30,7 @@ from reports.present.palette import (
     MUTED,
     recall_color,
 )
+from reports.present.rows import Row, stored_row, stored_rows
 
 RECALL_TITLE = "Per-class accuracy with 95% Wilson intervals"
 SLICES_TITLE = "Accuracy per slice of the held-out set (95% intervals)"
@@ -87,7 +88,7 @@ def interval_bars(
 
 
 def per_class_recall(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     colors: Mapping[str, str] | None = None,
     overall: float | None = None,
     title: str | None = RECALL_TITLE,
@@ -101,6 +102,7 @@ def per_class_recall(
     recall is, opening on the first ``window`` classes (the exports' chart, whose caption
     speaks of dots).
     """
+    rows = stored_rows(rows)
     if dots:
         return _recall_dots(rows, title, window)
     rows = [r for r in rows if num(r.get("recall")) is not None]
@@ -158,7 +160,7 @@ def _recall_dots(
 
 
 def imbalance(
-    block: Mapping[str, Any] | None,
+    block: Row | None,
     colors: Mapping[str, str] | None = None,
     limit: int | None = None,
     shares: bool = False,
@@ -170,7 +172,7 @@ def imbalance(
     stored; ``shares`` draws each set's share of its images instead, side by side in one
     panel (dark: held-out, light: training), as the exports' caption describes.
     """
-    block = block or {}
+    block = stored_row(block)
     test = block.get("test_counts") or {}
     train = block.get("train_counts") or None
     if title is None:
@@ -270,13 +272,14 @@ def _imbalance_shares(
 
 
 def slices(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     overall: float | None = None,
     title: str | None = SLICES_TITLE,
 ) -> go.Figure:
     """Accuracy per data slice (metadata value) with its stored interval; flagged ones in red."""
     data = sorted(
-        (r for r in rows if num(r.get("accuracy")) is not None), key=lambda r: num(r["accuracy"])
+        (r for r in stored_rows(rows) if num(r.get("accuracy")) is not None),
+        key=lambda r: num(r["accuracy"]),
     )
     if not data:
         return empty(title, "No slice results stored.")

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from reports.present import fmt
 from reports.present.charts.base import empty, esc, finish, interval_dots, names, num
 from reports.present.palette import ACCENT, BAD, GOOD, INK, LIGHT, NEUTRAL, WARN, signed_color
+from reports.present.rows import Row, stored_rows
 
 #: Ring colour of a class's B dot by its stored status.
 STATUS_COLORS = {"regression": BAD, "large drop": BAD, "watch": WARN, "improved": GOOD}
@@ -42,7 +43,7 @@ def _joins(labels: list[str], a: list[float], b: list[float]) -> go.Scatter:
 
 
 def compare_per_class(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     colors: Mapping[str, str],
     version_a: str,
     version_b: str,
@@ -54,7 +55,9 @@ def compare_per_class(
     """
     title = f"Per-class accuracy: {esc(version_a)} → {esc(version_b)}, largest changes first"
     data = [
-        r for r in rows if num(r.get("recall_a")) is not None and num(r.get("recall_b")) is not None
+        r
+        for r in stored_rows(rows)
+        if num(r.get("recall_a")) is not None and num(r.get("recall_b")) is not None
     ]
     if not data:
         return empty(title, "No per-class comparison stored.")
@@ -86,8 +89,9 @@ def compare_per_class(
     return finish(fig, title, max(280, 120 + 24 * len(labels)))
 
 
-def compare_diff(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> go.Figure:
+def compare_diff(rows: Sequence[Row], title: str | None = None) -> go.Figure:
     """The change in recall B − A per class, a dot on its stored interval (ci_low, ci_high)."""
+    rows = stored_rows(rows)
     if not rows:
         return empty(title, "No per-class comparison stored.")
     d = [num(r.get("diff")) for r in rows]

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from reports.present import fmt
 from reports.present.charts.base import empty, esc, finish, names, num
 from reports.present.palette import ACCENT, BAD, INK, MUTED, NEUTRAL, WARN
+from reports.present.rows import Row, stored_rows
 
 
 def _property_hover(p: Mapping[str, Any], key: str) -> str:
@@ -27,12 +28,13 @@ def _label(p: Mapping[str, Any]) -> str:
     return str(p.get("name", "?")).replace("_", " ")
 
 
-def drift_pvalues(properties: Sequence[Mapping[str, Any]], alpha: float = 0.05) -> go.Figure:
+def drift_pvalues(properties: Sequence[Row], alpha: float = 0.05) -> go.Figure:
     """Per-property drift tests as −log10(p); bars past the line are drifts.
 
     Uses ``p_adjusted`` (Holm over the properties, the value that decides) when stored.
     """
     title = "Image properties that moved (drift tests)"
+    properties = stored_rows(properties)
     adjusted = any(num(p.get("p_adjusted")) is not None for p in properties)
     key = "p_adjusted" if adjusted else "p_value"
     rows = sorted((p for p in properties if num(p.get(key)) is not None), key=lambda p: num(p[key]))
