@@ -105,7 +105,7 @@ class ModelInfo(Part):
 class DeviceInfo(Part):
     """What ran the inference."""
 
-    type: str
+    type: str | None = None
     name: str | None = None
     torch: str | None = None
     threads: int | None = None
