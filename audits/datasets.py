@@ -26,9 +26,21 @@ MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
 ROI_COLUMNS = ["roi_x0", "roi_y0", "roi_x1", "roi_y1"]
 #: Columns of the predictions table; manifest columns with these names are kept as meta_<name>.
 RESERVED = {
-    "row", "path", "label", "label_idx", "pred", "pred_idx", "confidence", "loss", "correct",
-    "topk_idx", "topk_prob", "width", "height", "file_sha256",
-}  # fmt: skip
+    "row",
+    "path",
+    "label",
+    "label_idx",
+    "pred",
+    "pred_idx",
+    "confidence",
+    "loss",
+    "correct",
+    "topk_idx",
+    "topk_prob",
+    "width",
+    "height",
+    "file_sha256",
+}
 
 
 @dataclass

@@ -101,9 +101,12 @@ def describe(spec: Mapping[str, Any] | None) -> str:
         elif isinstance(want, Mapping):
             lo, hi = want.get("min"), want.get("max")
             parts.append(
-                f"{name} from {lo} to {hi}" if lo is not None and hi is not None
-                else f"{name} >= {lo}" if lo is not None else f"{name} <= {hi}"
-            )  # fmt: skip
+                f"{name} from {lo} to {hi}"
+                if lo is not None and hi is not None
+                else f"{name} >= {lo}"
+                if lo is not None
+                else f"{name} <= {hi}"
+            )
         else:
             parts.append(f"{name} = {want}")
     return " and ".join(parts)

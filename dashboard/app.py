@@ -85,9 +85,15 @@ def sidebar(cat: Catalog, sel: state.Selection) -> None:
                 args=(cat, "version"),
             )
             labels = {r.run_id: r.label for r in cat.runs_of(run.model, run.version)}
-            st.selectbox("Audit run", list(labels), key="pick_run", format_func=lambda r: labels.get(r, r),
-                         on_change=_on_pick, args=(cat, "run"),
-                         help="Runs are immutable; each audit of the same model version is listed by time.")  # fmt: skip
+            st.selectbox(
+                "Audit run",
+                list(labels),
+                key="pick_run",
+                format_func=lambda r: labels.get(r, r),
+                on_change=_on_pick,
+                args=(cat, "run"),
+                help="Runs are immutable; each audit of the same model version is listed by time.",
+            )
             _related(sel)
         st.caption(f"Store: `{cat.store}` · {fmt.count(len(cat.runs))} run(s)")
         if cat.in_progress:

@@ -19,8 +19,11 @@ from dashboard.components import esc
 from dashboard.page import PageContext
 from dashboard.slicing import column_kinds, slice_options
 
-VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"), "contradicted": ("red", ":material/cancel:"),
-                 "not enough data": ("orange", ":material/help:")}  # fmt: skip
+VERDICT_STYLE = {
+    "supported": ("green", ":material/check_circle:"),
+    "contradicted": ("red", ":material/cancel:"),
+    "not enough data": ("orange", ":material/help:"),
+}
 KIND_LABELS = {
     "at_least": "Accuracy on a group is at least …",
     "at_most": "Accuracy on a group is at most …",
@@ -98,8 +101,11 @@ def _fields(kind: str, options: list[str], classes: list[str]) -> dict[str, Any]
         f["with"] = c2.selectbox("Mistaken for", classes, index=min(1, len(classes) - 1))
         f["value"] = c3.number_input("More than (%)", 0.0, 100.0, 10.0, 1.0)
         return f
-    f["group"] = c1.selectbox("Group (slice)", options if not compare else options[1:] or options,
-                              help="The images the claim is about, by a metadata value.")  # fmt: skip
+    f["group"] = c1.selectbox(
+        "Group (slice)",
+        options if not compare else options[1:] or options,
+        help="The images the claim is about, by a metadata value.",
+    )
     if compare:
         f["than"] = c2.selectbox("Compared with", ["the rest", *options[1:]])
     elif share:
@@ -109,8 +115,13 @@ def _fields(kind: str, options: list[str], classes: list[str]) -> dict[str, Any]
             "Value (%)", 0.0, 100.0, 80.0, 1.0, help="The threshold the claim states."
         )
     if not share:
-        f["metric"] = c3.selectbox("Measured by", ["accuracy", *[f"recall:{c}" for c in classes]],
-                                   format_func=lambda m: "accuracy" if m == "accuracy" else f"accuracy on {m.split(':', 1)[1]}")  # fmt: skip
+        f["metric"] = c3.selectbox(
+            "Measured by",
+            ["accuracy", *[f"recall:{c}" for c in classes]],
+            format_func=lambda m: (
+                "accuracy" if m == "accuracy" else f"accuracy on {m.split(':', 1)[1]}"
+            ),
+        )
     return f
 
 
@@ -158,8 +169,10 @@ def claim_form(ctx: PageContext) -> list[dict[str, Any]] | None:
 def claims(ctx: PageContext) -> None:
     from audits.claims import evaluate_claims
 
-    st.markdown("Type what someone said about the model; it is checked against this run's stored predictions with a 95% interval. "
-                "Verdicts: **supported**, **contradicted**, or **not enough data**.")  # fmt: skip
+    st.markdown(
+        "Type what someone said about the model; it is checked against this run's stored predictions with a 95% interval. "
+        "Verdicts: **supported**, **contradicted**, or **not enough data**."
+    )
     typed = claim_form(ctx)
     with st.expander("Several claims at once (TOML, as in a claims file)"):
         text = st.text_area("Claims", EXAMPLE_TOML, height=220, key="claims_toml")

@@ -191,11 +191,14 @@ def version_block(audit: AuditRecord) -> None:
 def _model_rows(model: ModelInfo) -> list[tuple[str, Any]]:
     classes = len(model.classes) if model.classes is not None else None
     return [
-        ("name", model.name), ("version", model.version),
-        ("weights sha256", code(model.weights_sha256, 16)), ("code commit", code(model.code_commit)),
-        ("architecture", code(model.architecture)), ("classes", fmt.count(classes)),
+        ("name", model.name),
+        ("version", model.version),
+        ("weights sha256", code(model.weights_sha256, 16)),
+        ("code commit", code(model.code_commit)),
+        ("architecture", code(model.architecture)),
+        ("classes", fmt.count(classes)),
         ("Grad-CAM layer", code(model.target_layer)),
-    ]  # fmt: skip
+    ]
 
 
 def _data_rows(data: DatasetInfo) -> list[tuple[str, Any]]:
@@ -204,23 +207,30 @@ def _data_rows(data: DatasetInfo) -> list[tuple[str, Any]]:
         images += f" of {fmt.count(data.n_listed)} listed"
     frozen = None if data.frozen is None else "yes" if data.frozen else "no — not frozen"
     return [
-        ("fingerprint", code(data.fingerprint, 16)), ("images", images),
-        ("unreadable", fmt.count(data.n_skipped)), ("frozen", frozen),
-        ("format", data.kind), ("path", code(data.path)),
+        ("fingerprint", code(data.fingerprint, 16)),
+        ("images", images),
+        ("unreadable", fmt.count(data.n_skipped)),
+        ("frozen", frozen),
+        ("format", data.kind),
+        ("path", code(data.path)),
         ("metadata", ", ".join(map(str, data.metadata_columns or [])) or None),
-    ]  # fmt: skip
+    ]
 
 
 def _audit_rows(audit: AuditRecord) -> list[tuple[str, Any]]:
     device = audit.device or DeviceInfo(type="")
     speed = audit.timings.images_per_s if audit.timings is not None else None
     return [
-        ("run", code(audit.run_id)), ("created", audit.created),
+        ("run", code(audit.run_id)),
+        ("created", audit.created),
         ("auditor", f"{fmt.text(audit.auditor.version)} @ {fmt.text(audit.auditor.commit)}"),
         ("device", " · ".join(str(x) for x in (device.type, device.name) if x) or None),
         ("torch · AMP", f"{fmt.text(device.torch)} · {fmt.text(device.amp)}"),
-        ("throughput", f"{fmt.count(round(speed))} images/s" if fmt.is_num(speed) and speed else None),
-    ]  # fmt: skip
+        (
+            "throughput",
+            f"{fmt.count(round(speed))} images/s" if fmt.is_num(speed) and speed else None,
+        ),
+    ]
 
 
 @contextlib.contextmanager

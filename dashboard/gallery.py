@@ -87,8 +87,10 @@ def card(
             f'<div class="ma-muted" style="margin-top:.3rem">{" · ".join(n for n in numbers if n)}</div>',
         ]
         if row in flagged:
-            html.append(f'<div style="margin-top:.3rem"><span class="ma-flag">suspect label</span> '
-                        f'<span class="ma-muted">model suggests {esc(flagged[row].suggested)}</span></div>')  # fmt: skip
+            html.append(
+                f'<div style="margin-top:.3rem"><span class="ma-flag">suspect label</span> '
+                f'<span class="ma-muted">model suggests {esc(flagged[row].suggested)}</span></div>'
+            )
         if row in leaked:
             html.append(
                 '<div style="margin-top:.3rem"><span class="ma-flag">also in training data</span></div>'

@@ -18,10 +18,26 @@ from explain.overlay import save_overlay
 from explain.regions import region_scores
 
 REGION_COLUMNS = [
-    "index", "slot", "role", "kind", "row", "path", "label", "pred", "class", "class_idx",
-    "correct", "loss", "confidence", "method", "layer", "roi_energy", "roi_peak", "roi_area",
+    "index",
+    "slot",
+    "role",
+    "kind",
+    "row",
+    "path",
+    "label",
+    "pred",
+    "class",
+    "class_idx",
+    "correct",
+    "loss",
+    "confidence",
+    "method",
+    "layer",
+    "roi_energy",
+    "roi_peak",
+    "roi_area",
     "overlay",
-]  # fmt: skip
+]
 
 
 @dataclass

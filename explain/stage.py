@@ -85,9 +85,20 @@ NORMALISATION = (
     "input size (half-pixel centres), min-max again (pytorch-grad-cam's scale_cam_image)"
 )
 COMPACT_KEYS = (
-    "method", "layer", "folder", "n_failures", "n_explained", "n_baseline", "capped", "top_by_loss",
-    "has_roi", "energy_threshold", "pairs", "baselines", "heatmaps_per_s",
-)  # fmt: skip
+    "method",
+    "layer",
+    "folder",
+    "n_failures",
+    "n_explained",
+    "n_baseline",
+    "capped",
+    "top_by_loss",
+    "has_roi",
+    "energy_threshold",
+    "pairs",
+    "baselines",
+    "heatmaps_per_s",
+)
 #: Below this many images, DataLoader worker start-up costs more than it saves.
 _WORKERS_FROM = 512
 
@@ -97,9 +108,16 @@ def explain_stage(ctx: AuditContext) -> dict[str, Any]:
     out = ctx.run_dir / "explain"
     out.mkdir()
     summary = run_explain(
-        ctx.model, ctx.card, ctx.device, ctx.image_set, ctx.predictions.table, out,
-        options=ctx.options, progress=ctx.progress, folder="explain",
-    )  # fmt: skip
+        ctx.model,
+        ctx.card,
+        ctx.device,
+        ctx.image_set,
+        ctx.predictions.table,
+        out,
+        options=ctx.options,
+        progress=ctx.progress,
+        folder="explain",
+    )
     return compact(summary)
 
 

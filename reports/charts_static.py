@@ -155,9 +155,16 @@ def _imbalance_profile(
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
     ax.set_ylabel("share of images")
     for xi, label in ((0, "largest"), (n - 1, "smallest")):
-        ax.annotate(f"{label}: {short(names[xi], 28)} ({fmt.count(int(test[xi]))})", (xi, share[xi]),
-                    xytext=(0.5, 0.92 if xi == 0 else 0.75), textcoords="axes fraction", ha="center",
-                    fontsize=7, color=INK, arrowprops={"arrowstyle": "-", "color": MUTED, "linewidth": 0.6})  # fmt: skip
+        ax.annotate(
+            f"{label}: {short(names[xi], 28)} ({fmt.count(int(test[xi]))})",
+            (xi, share[xi]),
+            xytext=(0.5, 0.92 if xi == 0 else 0.75),
+            textcoords="axes fraction",
+            ha="center",
+            fontsize=7,
+            color=INK,
+            arrowprops={"arrowstyle": "-", "color": MUTED, "linewidth": 0.6},
+        )
     ax.grid(axis="y", color=GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     return fig
@@ -249,13 +256,24 @@ def _paint_cells(
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         # Correct predictions (the diagonal) in greens, so the confusions stand out.
         fill = confusion_rgb(float(rate[r, c]), diagonal=r + row0 == c + col0)
-        box = (round((x0 + c * cw) * _K), round((y0 + r * ch) * _K),
-               round((x0 + (c + 1) * cw) * _K) - 1, round((y0 + (r + 1) * ch) * _K) - 1)  # fmt: skip
+        box = (
+            round((x0 + c * cw) * _K),
+            round((y0 + r * ch) * _K),
+            round((x0 + (c + 1) * cw) * _K) - 1,
+            round((y0 + (r + 1) * ch) * _K) - 1,
+        )
         draw.rectangle(box, fill=fill)
 
 
-def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: float, anchor: str = "la",
-          fill: str = INK, bold: bool = False) -> None:  # fmt: skip
+def _text(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    size: float,
+    anchor: str = "la",
+    fill: str = INK,
+    bold: bool = False,
+) -> None:
     draw.text((xy[0] * _K, xy[1] * _K), text, font=_font(size, bold), fill=rgb(fill), anchor=anchor)
 
 
@@ -365,8 +383,14 @@ def _tile_png(labels: list[str], rate: np.ndarray, r0: int, r1: int, c0: int, c1
         [f"{c0 + j + 1}  {short(labels[c0 + j], 26)}" for j in range(nc)], nc * cw, top - 3, fc
     )
     img.paste(cols, (round(left * _K), 0))
-    _text(draw, (left, height - 10), f"true classes {r0 + 1}–{r1} (rows) × predicted classes {c0 + 1}–{c1} (columns); "
-          "green: correct (the diagonal), blue: confusions", 7, fill=MUTED)  # fmt: skip
+    _text(
+        draw,
+        (left, height - 10),
+        f"true classes {r0 + 1}–{r1} (rows) × predicted classes {c0 + 1}–{c1} (columns); "
+        "green: correct (the diagonal), blue: confusions",
+        7,
+        fill=MUTED,
+    )
     return _png(img)
 
 

@@ -68,9 +68,14 @@ def _add_threshold_flags(g: argparse._ArgumentGroup) -> None:
         metavar="POINTS",
         help="smallest overall gain in points that counts as better (default 0)",
     )
-    g.add_argument("--max-class-drop", type=_points_or_off, default=5.0, metavar="POINTS",
-                   help="hold when a class's recall falls by this many points or more with unadjusted p < alpha, "
-                        "even if not significant after adjusting across classes (default 5; 'off' disables)")  # fmt: skip
+    g.add_argument(
+        "--max-class-drop",
+        type=_points_or_off,
+        default=5.0,
+        metavar="POINTS",
+        help="hold when a class's recall falls by this many points or more with unadjusted p < alpha, "
+        "even if not significant after adjusting across classes (default 5; 'off' disables)",
+    )
     g.add_argument(
         "--tolerance",
         type=float,

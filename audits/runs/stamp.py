@@ -26,14 +26,20 @@ def auditor_identity() -> dict[str, str]:
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         if out.returncode == 0:
             commit = out.stdout.strip()
             dirty = subprocess.run(
                 ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
             if dirty.returncode == 0 and dirty.stdout.strip():
                 commit += "+dirty"
     except (OSError, subprocess.SubprocessError):

@@ -87,15 +87,24 @@ def cards(c: ComparisonRecord) -> None:
         )
     with cols[2]:
         p, counts = overall.mcnemar.p_value, overall.counts
-        metric_card("Images only one version gets right", f"{fmt.count(counts.only_b_right)} vs {fmt.count(counts.only_a_right)}",
-                    f"this version vs {versions(c)[0]}" + (f" · McNemar {fmt.p_equals(p)}" if fmt.is_num(p) else ""),
-                    "The images where the two versions disagree decide the paired test.")  # fmt: skip
+        metric_card(
+            "Images only one version gets right",
+            f"{fmt.count(counts.only_b_right)} vs {fmt.count(counts.only_a_right)}",
+            f"this version vs {versions(c)[0]}"
+            + (f" · McNemar {fmt.p_equals(p)}" if fmt.is_num(p) else ""),
+            "The images where the two versions disagree decide the paired test.",
+        )
     with cols[3]:
         if speed is not None:
             tr, lr = speed.throughput_ratio, speed.latency_ratio
             slow = lr > 1.05 or tr < 0.95
-            metric_card("Throughput vs previous", f"{fmt.num(tr, 2)}×", f"latency {fmt.num(lr, 2)}× (lower is faster)",
-                        "Medians of repeated, interleaved timings on one machine.", "warn" if slow else "")  # fmt: skip
+            metric_card(
+                "Throughput vs previous",
+                f"{fmt.num(tr, 2)}×",
+                f"latency {fmt.num(lr, 2)}× (lower is faster)",
+                "Medians of repeated, interleaved timings on one machine.",
+                "warn" if slow else "",
+            )
         else:
             metric_card(
                 "Throughput vs previous", "not measured", "the comparison skipped the speed check"
@@ -134,8 +143,10 @@ def per_class_table(rows: list[ClassComparison]) -> None:
     height = "content" if len(frame) <= 12 else 460
     config = right_aligned(PER_CLASS[1:-1])
     st.dataframe(frame, hide_index=True, width="stretch", height=height, column_config=config)
-    st.caption("Worst change first. 'regression' = significantly worse after adjusting for testing many classes; "
-               "'large drop' = a drop beyond the allowed points; 'watch' = large but not significant (too few images).")  # fmt: skip
+    st.caption(
+        "Worst change first. 'regression' = significantly worse after adjusting for testing many classes; "
+        "'large drop' = a drop beyond the allowed points; 'watch' = large but not significant (too few images)."
+    )
 
 
 def speed_details(speed: Speed | None) -> None:
@@ -150,9 +161,15 @@ def speed_details(speed: Speed | None) -> None:
             ]
             for name, side in (("A", speed.a), ("B", speed.b))
         }
-        st.dataframe(pd.DataFrame({
-            "": ["latency (ms/image)", "throughput (images/s)", "parameters"], **sides,
-        }), hide_index=True)  # fmt: skip
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "": ["latency (ms/image)", "throughput (images/s)", "parameters"],
+                    **sides,
+                }
+            ),
+            hide_index=True,
+        )
         device = speed.device.name if speed.device is not None else None
         st.caption(f"Device: {fmt.text(device)}; settings: {speed.settings or {}}")
 

@@ -44,8 +44,15 @@ def controls(n: int, labels: list[str], n_confused: int) -> dict[str, Any]:
         )
         or "Counts"
     )
-    scope = c2.segmented_control("Classes", ["Most confused", "All"] if big else ["All", "Most confused"],
-                                 default="Most confused" if big else "All", key="cm_scope") or "All"  # fmt: skip
+    scope = (
+        c2.segmented_control(
+            "Classes",
+            ["Most confused", "All"] if big else ["All", "Most confused"],
+            default="Most confused" if big else "All",
+            key="cm_scope",
+        )
+        or "All"
+    )
     if not n_confused:  # no confusion stored: every test image is right
         scope = "All"
     order = c3.selectbox(
@@ -107,9 +114,14 @@ def pair_pickers(labels: list[str], pairs: list[ConfusedPair]) -> tuple[str, str
     c1, c2, c3 = st.columns([2, 1, 1])
     if pairs:
         c1.selectbox(
-            "Most-confused pairs", range(len(pairs)), index=None, key="cm_pair", on_change=take_pair, placeholder="Pick a pair…",
+            "Most-confused pairs",
+            range(len(pairs)),
+            index=None,
+            key="cm_pair",
+            on_change=take_pair,
+            placeholder="Pick a pair…",
             format_func=lambda i: _pair_text(pairs[i]),
-        )  # fmt: skip
+        )
     true = c2.selectbox("True class", labels, key="cm_true")
     pred = c3.selectbox("Predicted class", labels, key="cm_pred")
     return true, pred
@@ -140,9 +152,15 @@ def matrix_chart(conf: stored.Confusion, opts: dict[str, Any]) -> None:
         " (share of each true class)" if opts["share"] else " (image counts)"
     )
     fig = charts.confusion(
-        conf.labels, conf.matrix, conf.normalized, index, share=opts["share"],
-        hide_diagonal=opts["hide"], clickable=clickable, title=title,
-    )  # fmt: skip
+        conf.labels,
+        conf.matrix,
+        conf.normalized,
+        index,
+        share=opts["share"],
+        hide_diagonal=opts["hide"],
+        clickable=clickable,
+        title=title,
+    )
     kwargs: dict[str, Any] = {"on_select": "rerun", "selection_mode": "points"} if clickable else {}
     event = chart(
         fig,

@@ -35,16 +35,27 @@ def cards(d: DriftRecord) -> None:
     test = fmt.p_equals(emb.p_value)
     cols = st.columns(4)
     with cols[0]:
-        metric_card("What the model sees", _drift_word(emb.drift), f"MMD² {fmt.num(emb.mmd2, 4)}, {test}",
-                    "Maximum mean discrepancy between the model's embeddings of the two sets, tested by permutation.")  # fmt: skip
+        metric_card(
+            "What the model sees",
+            _drift_word(emb.drift),
+            f"MMD² {fmt.num(emb.mmd2, 4)}, {test}",
+            "Maximum mean discrepancy between the model's embeddings of the two sets, tested by permutation.",
+        )
     with cols[1]:
-        metric_card("What the model answers", _drift_word(pred.drift), fmt.p_equals(pred.p_value),
-                    "Whether the mix of predicted classes differs between the two sets.")  # fmt: skip
+        metric_card(
+            "What the model answers",
+            _drift_word(pred.drift),
+            fmt.p_equals(pred.p_value),
+            "Whether the mix of predicted classes differs between the two sets.",
+        )
     with cols[2]:
         moved = d.drifted_properties
-        metric_card("Image properties drifted", f"{fmt.count(len(moved))} of {fmt.count(len(props))}" if props else fmt.NA,
-                    ", ".join(p.name for p in moved)[:60] or "none",
-                    "Brightness, contrast, sharpness, size… compared one by one.")  # fmt: skip
+        metric_card(
+            "Image properties drifted",
+            f"{fmt.count(len(moved))} of {fmt.count(len(props))}" if props else fmt.NA,
+            ", ".join(p.name for p in moved)[:60] or "none",
+            "Brightness, contrast, sharpness, size… compared one by one.",
+        )
     with cols[3]:
         metric_card(
             "Images compared", f"{fmt.count(ref)} vs {fmt.count(cur)}", "held-out vs production"
@@ -124,8 +135,13 @@ def evidently(run: StoredRun) -> None:
     if file is None:
         return
     with st.expander("Full Evidently data-drift report", icon=":material/description:"):
-        st.download_button("Download the Evidently report (HTML)", lambda: file.read_bytes(), file_name="evidently.html",
-                           mime="text/html", key="drift_evidently_dl")  # fmt: skip
+        st.download_button(
+            "Download the Evidently report (HTML)",
+            lambda: file.read_bytes(),
+            file_name="evidently.html",
+            mime="text/html",
+            key="drift_evidently_dl",
+        )
         if st.toggle("Show it here (large)", key="drift_evidently_show"):
             st.iframe(file, height=900)  # our own store's file, not user input
 
@@ -164,12 +180,20 @@ def verdict(d: DriftRecord) -> None:
 def details(run_id: str, d: DriftRecord) -> None:
     ref, cur = d.reference, d.current
     with st.expander("Drift run details"):
-        st.markdown(kv([
-            ("drift run", code(run_id)), ("created", d.created),
-            ("reference", code(ref.path)), ("reference fingerprint", code(ref.fingerprint, 16)),
-            ("current", code(cur.path)), ("current fingerprint", code(cur.fingerprint, 16)),
-            ("permutations", fmt.count(d.embedding.permutations)),
-        ]), unsafe_allow_html=True)  # fmt: skip
+        st.markdown(
+            kv(
+                [
+                    ("drift run", code(run_id)),
+                    ("created", d.created),
+                    ("reference", code(ref.path)),
+                    ("reference fingerprint", code(ref.fingerprint, 16)),
+                    ("current", code(cur.path)),
+                    ("current fingerprint", code(cur.fingerprint, 16)),
+                    ("permutations", fmt.count(d.embedding.permutations)),
+                ]
+            ),
+            unsafe_allow_html=True,
+        )
 
 
 def class_mix(d: DriftRecord) -> tuple[dict[str, float], dict[str, float]] | None:

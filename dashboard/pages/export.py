@@ -21,17 +21,42 @@ from reports.present.fmt import num
 log = logging.getLogger("dashboard")
 
 FORMATS = {  # key: (title, what it is, mime, icon, file suffix)
-    "pdf": ("PDF report", "A printable report for clients and executives: summary, charts, tables, versions.",
-            "application/pdf", ":material/picture_as_pdf:", "-report.pdf"),
-    "html": ("HTML report", "The same report as one self-contained web page that works offline.",
-             "text/html", ":material/html:", "-report.html"),
-    "json": ("JSON data", "Every stored number in one file, following a published JSON Schema.",
-             "application/json", ":material/data_object:", "-audit.json"),
-    "csv": ("CSV tables", "Per-class metrics, the confusion matrix and every prediction, as spreadsheets (ZIP).",
-            "application/zip", ":material/table_view:", "-csv.zip"),
-    "all": ("Everything", "All four formats with the integrity manifest, ready for python -m audits verify (ZIP).",
-            "application/zip", ":material/folder_zip:", "-export.zip"),
-}  # fmt: skip
+    "pdf": (
+        "PDF report",
+        "A printable report for clients and executives: summary, charts, tables, versions.",
+        "application/pdf",
+        ":material/picture_as_pdf:",
+        "-report.pdf",
+    ),
+    "html": (
+        "HTML report",
+        "The same report as one self-contained web page that works offline.",
+        "text/html",
+        ":material/html:",
+        "-report.html",
+    ),
+    "json": (
+        "JSON data",
+        "Every stored number in one file, following a published JSON Schema.",
+        "application/json",
+        ":material/data_object:",
+        "-audit.json",
+    ),
+    "csv": (
+        "CSV tables",
+        "Per-class metrics, the confusion matrix and every prediction, as spreadsheets (ZIP).",
+        "application/zip",
+        ":material/table_view:",
+        "-csv.zip",
+    ),
+    "all": (
+        "Everything",
+        "All four formats with the integrity manifest, ready for python -m audits verify (ZIP).",
+        "application/zip",
+        ":material/folder_zip:",
+        "-export.zip",
+    ),
+}
 
 
 def exporter() -> Any | None:

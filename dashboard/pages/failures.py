@@ -56,15 +56,31 @@ def controls(ctx: PageContext, flagged: dict, overlays: dict) -> dict[str, Any]:
     }
     c4, c5, c6 = st.columns([1.2, 1.5, 1.5])
     options, out["slices"] = slice_options(ctx.path)
-    out["slice"] = c4.selectbox("Slice", options, key="fail_slice",
-                                help="A metadata value of the held-out set (source, tags, month…).")  # fmt: skip
+    out["slice"] = c4.selectbox(
+        "Slice",
+        options,
+        key="fail_slice",
+        help="A metadata value of the held-out set (source, tags, month…).",
+    )
     out["conf"] = c5.slider(
         "Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="fail_conf", format="%.2f"
     )
-    out["suspect"] = c6.toggle("Only suspect labels", key="fail_suspect", disabled=not flagged,
-                               help="Images whose label the model confidently contradicts (confident learning)." if flagged else "No suspect-label results in this run.")  # fmt: skip
-    out["heat"] = c6.toggle("Only images with heatmaps", key="fail_heat", disabled=not overlays,
-                            help="Grad-CAM was run on a sample of the failures (python -m audits explain --all for every one)." if overlays else "No heatmaps in this run.")  # fmt: skip
+    out["suspect"] = c6.toggle(
+        "Only suspect labels",
+        key="fail_suspect",
+        disabled=not flagged,
+        help="Images whose label the model confidently contradicts (confident learning)."
+        if flagged
+        else "No suspect-label results in this run.",
+    )
+    out["heat"] = c6.toggle(
+        "Only images with heatmaps",
+        key="fail_heat",
+        disabled=not overlays,
+        help="Grad-CAM was run on a sample of the failures (python -m audits explain --all for every one)."
+        if overlays
+        else "No heatmaps in this run.",
+    )
     return out
 
 

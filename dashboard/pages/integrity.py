@@ -41,8 +41,12 @@ def leakage_cards(leak: Leakage) -> None:
     counts, acc = leak.counts, leak.accuracy
     cols = st.columns(4)
     with cols[0]:
-        metric_card("Leaked test images", fmt.count(counts.leaked_images), f"of {fmt.count(leak.n_test)} test images",
-                    "Test images whose file, physical object (group) or near-duplicate is in the training data.")  # fmt: skip
+        metric_card(
+            "Leaked test images",
+            fmt.count(counts.leaked_images),
+            f"of {fmt.count(leak.n_test)} test images",
+            "Test images whose file, physical object (group) or near-duplicate is in the training data.",
+        )
     with cols[1]:
         metric_card("Exact copies", fmt.count(counts.exact), "same file bytes")
     with cols[2]:
@@ -52,8 +56,12 @@ def leakage_cards(leak: Leakage) -> None:
             f"{fmt.count(counts.group_test_images)} test images in shared groups",
         )
     with cols[3]:
-        metric_card("Accuracy without leaked", fmt.pct(acc.without_leaked.accuracy), f"vs {fmt.pct(acc.all.accuracy)} with them",
-                    "If leaked images inflate accuracy, the clean number is the honest one.")  # fmt: skip
+        metric_card(
+            "Accuracy without leaked",
+            fmt.pct(acc.without_leaked.accuracy),
+            f"vs {fmt.pct(acc.all.accuracy)} with them",
+            "If leaked images inflate accuracy, the clean number is the honest one.",
+        )
 
 
 def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, LeakPair]]) -> None:
@@ -62,10 +70,21 @@ def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, LeakPair]]) -> None:
     if not any(e.test_thumb or e.train_thumb for _, e in pairs):
         # A wall of placeholders says nothing: list them instead.
         st.dataframe(
-            pd.DataFrame([{"found as": what, "class": e.label, "test image": e.test_path,
-                           "training image": e.train_path} for what, e in pairs]),
-            hide_index=True, width="stretch", height="content" if len(pairs) <= 8 else 320,
-        )  # fmt: skip
+            pd.DataFrame(
+                [
+                    {
+                        "found as": what,
+                        "class": e.label,
+                        "test image": e.test_path,
+                        "training image": e.train_path,
+                    }
+                    for what, e in pairs
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            height="content" if len(pairs) <= 8 else 320,
+        )
         return
     for i in range(0, min(len(pairs), 12), 4):
         cols = st.columns(4)
@@ -90,8 +109,10 @@ def leakage(ctx: PageContext, report: IntegrityRecord) -> None:
         st.error(f"The leakage check failed during the audit: {leak.error}")
         return
     if not isinstance(leak, Leakage):
-        empty_state("Leakage between training and test images was not checked",
-                    detail=esc(leak.reason or "No training manifest is known for this model."))  # fmt: skip
+        empty_state(
+            "Leakage between training and test images was not checked",
+            detail=esc(leak.reason or "No training manifest is known for this model."),
+        )
         return
     leakage_cards(leak)
     if not leak.counts.leaked_images:
@@ -130,8 +151,10 @@ def suspect_labels(ctx: PageContext, report: IntegrityRecord) -> None:
         st.error(f"The suspect-label check failed during the audit: {block.error}")
         return
     rows = block.rows
-    st.markdown(f"**{fmt.count(block.n_flagged)}** of {fmt.count(block.n_labelled)} labelled images look mislabelled. "
-                f"Method: {esc(block.method)}.")  # fmt: skip
+    st.markdown(
+        f"**{fmt.count(block.n_flagged)}** of {fmt.count(block.n_labelled)} labelled images look mislabelled. "
+        f"Method: {esc(block.method)}."
+    )
     if not rows:
         st.success("No suspect labels: the model never confidently contradicts a given label.")
         return

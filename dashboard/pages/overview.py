@@ -19,21 +19,45 @@ def headline_cards(ctx: PageContext) -> None:
     ece = m.ece
     n_classes = m.n_classes if m.n_classes is not None else len(m.per_class)
     cards = [
-        ("Accuracy", fmt.pct(m.accuracy), interval(m.accuracy_ci_low, m.accuracy_ci_high),
-         "Share of held-out images labelled correctly, with its Wilson 95% interval."),
-        ("Balanced accuracy", fmt.pct(m.balanced_accuracy), "every class counts the same",
-         "The mean of the per-class accuracies: rare classes weigh as much as common ones."),
-        ("Macro F1", fmt.pct(m.macro_f1), "precision and recall, per class",
-         "Harmonic mean of precision and recall, averaged over classes."),
-        ("Top-3 accuracy", fmt.pct(m.top_k_accuracy.top3), f"top-5: {fmt.pct(m.top_k_accuracy.top5)}",
-         "The true class is among the model's three most likely answers."),
-        ("Calibration error", fmt.pct(ece),
-         "confidence can be trusted" if ece is not None and ece < 0.05 else "stated confidence is off",
-         "Expected calibration error: the average gap between stated confidence and actual accuracy."),
-        ("Images tested", fmt.count(data.n_images),
-         f"{fmt.count(n_classes)} classes · {fmt.count(data.n_skipped)} unreadable",
-         "Held-out images the model was run on."),
-    ]  # fmt: skip
+        (
+            "Accuracy",
+            fmt.pct(m.accuracy),
+            interval(m.accuracy_ci_low, m.accuracy_ci_high),
+            "Share of held-out images labelled correctly, with its Wilson 95% interval.",
+        ),
+        (
+            "Balanced accuracy",
+            fmt.pct(m.balanced_accuracy),
+            "every class counts the same",
+            "The mean of the per-class accuracies: rare classes weigh as much as common ones.",
+        ),
+        (
+            "Macro F1",
+            fmt.pct(m.macro_f1),
+            "precision and recall, per class",
+            "Harmonic mean of precision and recall, averaged over classes.",
+        ),
+        (
+            "Top-3 accuracy",
+            fmt.pct(m.top_k_accuracy.top3),
+            f"top-5: {fmt.pct(m.top_k_accuracy.top5)}",
+            "The true class is among the model's three most likely answers.",
+        ),
+        (
+            "Calibration error",
+            fmt.pct(ece),
+            "confidence can be trusted"
+            if ece is not None and ece < 0.05
+            else "stated confidence is off",
+            "Expected calibration error: the average gap between stated confidence and actual accuracy.",
+        ),
+        (
+            "Images tested",
+            fmt.count(data.n_images),
+            f"{fmt.count(n_classes)} classes · {fmt.count(data.n_skipped)} unreadable",
+            "Held-out images the model was run on.",
+        ),
+    ]
     for col, (label, value, note, tip) in zip(st.columns(6), cards, strict=True):
         with col:
             metric_card(label, value, note, tip)

@@ -13,7 +13,18 @@ from reports.present.charts.confusion import confusion
 from reports.present.charts.drift import class_shift, distribution, drift_pvalues
 
 __all__ = [
-    "MAX_LABELLED", "STATUS_COLORS", "TEMPLATE", "class_shift", "compare_diff",
-    "compare_per_class", "confidence_histogram", "confusion", "distribution", "drift_pvalues",
-    "imbalance", "per_class_recall", "reliability", "slices",
-]  # fmt: skip
+    "MAX_LABELLED",
+    "STATUS_COLORS",
+    "TEMPLATE",
+    "class_shift",
+    "compare_diff",
+    "compare_per_class",
+    "confidence_histogram",
+    "confusion",
+    "distribution",
+    "drift_pvalues",
+    "imbalance",
+    "per_class_recall",
+    "reliability",
+    "slices",
+]

@@ -48,52 +48,99 @@ def reliability(
         return empty(title, "No calibration bins stored in this run.")
     if points:
         return _reliability_points(bins, title)
+    fig = _reliability_bars(bins)
+    ece = num(calibration.get("ece"))
+    if ece is not None:
+        _add_ece(fig, ece)
+    _reliability_axes(fig)
+    return finish(fig, title, 430, showlegend=False, bargap=0)
+
+
+def _reliability_bars(bins: list[Mapping[str, Any]]) -> go.Figure:
+    """Accuracy bars against the diagonal above, the bins' image counts below."""
     mid = [(num(b["low"]) + num(b["high"])) / 2 for b in bins]
     width = [num(b["high"]) - num(b["low"]) for b in bins]
     hovers = [_bin_hover(b) for b in bins]
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26], vertical_spacing=0.06
     )
-    fig.add_trace(
-        go.Bar(x=mid, y=[num(b["accuracy"]) for b in bins], width=width, name="accuracy",
-               marker=dict(color=ACCENT, opacity=0.85, line=dict(color="white", width=1)),
-               customdata=hovers, hovertemplate="%{customdata}<extra></extra>"),
-        row=1, col=1,
-    )  # fmt: skip
+    accuracy = [num(b["accuracy"]) for b in bins]
+    marker = dict(color=ACCENT, opacity=0.85, line=dict(color="white", width=1))
+    fig.add_trace(_bin_bars(mid, accuracy, width, "accuracy", marker, hovers), row=1, col=1)
     fig.add_trace(_diagonal("perfectly calibrated", MUTED, "dot"), row=1, col=1)
-    fig.add_trace(
-        go.Bar(x=mid, y=[int(b["count"]) for b in bins], width=width, name="images",
-               marker=dict(color=LIGHT, line=dict(color="white", width=1)),
-               customdata=hovers, hovertemplate="%{customdata}<extra></extra>"),
-        row=2, col=1,
-    )  # fmt: skip
-    ece = num(calibration.get("ece"))
-    if ece is not None:
-        fig.add_annotation(text=f"ECE {fmt.pct(ece)}", x=0.02, y=0.95, xref="x", yref="y", showarrow=False, xanchor="left",
-                           font=dict(color=INK, size=12), bgcolor="rgba(255,255,255,0.8)")  # fmt: skip
+    counts = [int(b["count"]) for b in bins]
+    marker = dict(color=LIGHT, line=dict(color="white", width=1))
+    fig.add_trace(_bin_bars(mid, counts, width, "images", marker, hovers), row=2, col=1)
+    return fig
+
+
+def _bin_bars(
+    mid: list[float],
+    y: Sequence[float],
+    width: list[float],
+    name: str,
+    marker: dict[str, Any],
+    hovers: list[str],
+) -> go.Bar:
+    """One bar per bin at its middle, as wide as the bin, with the bin's hover text."""
+    return go.Bar(
+        x=mid,
+        y=y,
+        width=width,
+        name=name,
+        marker=marker,
+        customdata=hovers,
+        hovertemplate="%{customdata}<extra></extra>",
+    )
+
+
+def _add_ece(fig: go.Figure, ece: float) -> None:
+    """The expected calibration error as a note in the accuracy panel's top left."""
+    fig.add_annotation(
+        text=f"ECE {fmt.pct(ece)}",
+        x=0.02,
+        y=0.95,
+        xref="x",
+        yref="y",
+        showarrow=False,
+        xanchor="left",
+        font=dict(color=INK, size=12),
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+
+
+def _reliability_axes(fig: go.Figure) -> None:
+    """Percent axes: confidence along the bottom, accuracy and image counts up the panels."""
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_xaxes(title="confidence", row=2, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", title="accuracy", row=1, col=1)
     fig.update_yaxes(title="images", row=2, col=1)
-    return finish(fig, title, 430, showlegend=False, bargap=0)
 
 
 def _diagonal(name: str, color: str, dash: str) -> go.Scatter:
     return go.Scatter(
-        x=[0, 1], y=[0, 1], mode="lines", name=name, hoverinfo="skip",
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        name=name,
+        hoverinfo="skip",
         line=dict(color=color, dash=dash, width=1),
-    )  # fmt: skip
+    )
 
 
 def _reliability_points(bins: list[Mapping[str, Any]], title: str | None) -> go.Figure:
     top = max(int(b["count"]) for b in bins)
     fig = go.Figure(_diagonal("perfect calibration", MUTED, "dash"))
     fig.add_scatter(
-        x=[num(b.get("confidence")) for b in bins], y=[num(b.get("accuracy")) for b in bins],
-        mode="lines+markers", name="groups of images", line={"color": ACCENT},
+        x=[num(b.get("confidence")) for b in bins],
+        y=[num(b.get("accuracy")) for b in bins],
+        mode="lines+markers",
+        name="groups of images",
+        line={"color": ACCENT},
         marker={"size": [8 + 24 * int(b["count"]) / top for b in bins], "color": ACCENT},
-        customdata=[_bin_hover(b) for b in bins], hovertemplate="%{customdata}<extra></extra>",
-    )  # fmt: skip
+        customdata=[_bin_hover(b) for b in bins],
+        hovertemplate="%{customdata}<extra></extra>",
+    )
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="model's stated confidence")
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title="actual accuracy")
     return finish(fig, title, 380, legend={"y": 1.1})
@@ -103,9 +150,17 @@ def confidence_histogram(correct_conf: Sequence[float], wrong_conf: Sequence[flo
     """Confidence of right and wrong predictions, overlaid, each as a share of its group."""
     fig = go.Figure()
     for name, data, color in (("correct", correct_conf, GOOD), ("wrong", wrong_conf, BAD)):
-        fig.add_trace(go.Histogram(x=np.asarray(data, dtype=float), name=name, marker_color=color, opacity=0.65,
-                                   xbins=dict(start=0, end=1, size=0.025), histnorm="percent",
-                                   hovertemplate=f"{name}: %{{y:.1f}}% at %{{x}}<extra></extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Histogram(
+                x=np.asarray(data, dtype=float),
+                name=name,
+                marker_color=color,
+                opacity=0.65,
+                xbins=dict(start=0, end=1, size=0.025),
+                histnorm="percent",
+                hovertemplate=f"{name}: %{{y:.1f}}% at %{{x}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="confidence")
     fig.update_yaxes(title="% of the group")
     title = "Confidence of correct and wrong predictions"

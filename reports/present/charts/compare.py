@@ -80,10 +80,24 @@ def compare_per_class(
             hovertemplate="%{customdata}<extra></extra>",
         )
     )
-    fig.add_trace(go.Scatter(x=b, y=labels, mode="markers", name=esc(version_b),
-                             customdata=[_change_hover(r, version_b) for r in data], hovertemplate="%{customdata}<extra></extra>",
-                             marker=dict(color=[colors.get(str(r["class"]), ACCENT) for r in data], size=11,
-                                         line=dict(color=[STATUS_COLORS.get(s, INK) for s in status], width=[2.5 if s else 1 for s in status]))))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=b,
+            y=labels,
+            mode="markers",
+            name=esc(version_b),
+            customdata=[_change_hover(r, version_b) for r in data],
+            hovertemplate="%{customdata}<extra></extra>",
+            marker=dict(
+                color=[colors.get(str(r["class"]), ACCENT) for r in data],
+                size=11,
+                line=dict(
+                    color=[STATUS_COLORS.get(s, INK) for s in status],
+                    width=[2.5 if s else 1 for s in status],
+                ),
+            ),
+        )
+    )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(tickformat=".0%", title="accuracy (recall)", range=[0, 1.02])
     return finish(fig, title, max(280, 120 + 24 * len(labels)))

@@ -43,13 +43,18 @@ def _click_layer(labels: list[str], hovers: list[list[str]]) -> go.Scatter:
         x=[labels[j] for _ in range(n) for j in range(n)],
         y=[labels[i] for i in range(n) for _ in range(n)],
         mode="markers",
-        marker=dict(size=max(6, min(28, 600 // max(n, 1))), symbol="square", color="rgba(0,0,0,0)", opacity=0.01),
+        marker=dict(
+            size=max(6, min(28, 600 // max(n, 1))),
+            symbol="square",
+            color="rgba(0,0,0,0)",
+            opacity=0.01,
+        ),
         customdata=[h for row in hovers for h in row],
         hovertemplate=_HOVER,
         showlegend=False,
         selected=dict(marker=dict(opacity=0.01)),
         unselected=dict(marker=dict(opacity=0.01)),
-    )  # fmt: skip
+    )
 
 
 def confusion(
@@ -113,15 +118,27 @@ def _heatmap(
     vmax = vmax if vmax > 0 else 1.0
     gap = 1 if len(axis) <= 80 else 0
     return go.Heatmap(
-        z=np.round(np.sqrt(np.clip(shown, 0, None) / vmax), 4), x=axis, y=axis, customdata=hovers,
-        colorscale=SEQUENTIAL, zmin=0, zmax=1, hovertemplate=_HOVER, hoverinfo="skip" if clickable else None,
-        xgap=gap, ygap=gap,
+        z=np.round(np.sqrt(np.clip(shown, 0, None) / vmax), 4),
+        x=axis,
+        y=axis,
+        customdata=hovers,
+        colorscale=SEQUENTIAL,
+        zmin=0,
+        zmax=1,
+        hovertemplate=_HOVER,
+        hoverinfo="skip" if clickable else None,
+        xgap=gap,
+        ygap=gap,
         colorbar=dict(
-            title=dict(text="share of row" if share else "images", side="right"), thickness=12, len=0.8,
+            title=dict(text="share of row" if share else "images", side="right"),
+            thickness=12,
+            len=0.8,
             tickvals=[math.sqrt(t) for t in _TICKS],
-            ticktext=[fmt.pct(t * vmax, 0) if share else fmt.count(round(t * vmax)) for t in _TICKS],
+            ticktext=[
+                fmt.pct(t * vmax, 0) if share else fmt.count(round(t * vmax)) for t in _TICKS
+            ],
         ),
-    )  # fmt: skip
+    )
 
 
 def _axes(fig: go.Figure, n: int) -> None:

@@ -61,8 +61,16 @@ def drift_pvalues(properties: Sequence[Row], alpha: float = 0.05) -> go.Figure:
     )
     fig.update_yaxes(autorange="reversed", type="category")
     if not any(drift) and max(score) < line:
-        fig.add_annotation(text="no property shows evidence of drift", x=0.5, y=0.5, xref="paper", yref="paper",
-                           showarrow=False, font=dict(color=MUTED, size=13), bgcolor="rgba(255,255,255,0.85)")  # fmt: skip
+        fig.add_annotation(
+            text="no property shows evidence of drift",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font=dict(color=MUTED, size=13),
+            bgcolor="rgba(255,255,255,0.85)",
+        )
     label = "−log10(adjusted p)" if adjusted else "−log10(p)"
     fig.update_xaxes(title=f"{label}: longer bar = stronger evidence of drift", rangemode="tozero")
     return finish(fig, title, max(240, 110 + 26 * len(rows)), showlegend=False)
@@ -75,8 +83,17 @@ def distribution(reference: Sequence[float], current: Sequence[float], name: str
         ("held-out (reference)", reference, ACCENT),
         ("production (current)", current, WARN),
     ):
-        fig.add_trace(go.Histogram(x=np.asarray(data, dtype=float), name=label, marker_color=color, opacity=0.6,
-                                   histnorm="percent", nbinsx=40, hovertemplate=f"{label}: %{{y:.1f}}%<extra></extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Histogram(
+                x=np.asarray(data, dtype=float),
+                name=label,
+                marker_color=color,
+                opacity=0.6,
+                histnorm="percent",
+                nbinsx=40,
+                hovertemplate=f"{label}: %{{y:.1f}}%<extra></extra>",
+            )
+        )
     fig.update_xaxes(title=esc(name))
     fig.update_yaxes(title="% of images")
     title = f"Distribution of {esc(name)}: reference vs current"
