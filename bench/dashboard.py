@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,6 +39,9 @@ from bench.common import (  # noqa: E402
     write_section,
 )
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 PAGES = [
     ("overview", "Overview"), ("classes", "Classes"), ("confusion", "Confusion"), ("failures", "Failures"),
     ("drift", "Drift"), ("compare", "Compare"), ("integrity", "Integrity & claims"), ("export", "Export"),
@@ -48,7 +54,10 @@ def machine() -> str:
     """CPU, cores, memory, OS and Python, for the section's heading."""
     gib = memory_gib()
     mem = f", {gib:.0f} GiB RAM" if gib is not None else ""
-    return f"{cpu_name('unknown CPU')}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{cpu_name('unknown CPU')}, {os.cpu_count()} cores{mem}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def time_apptest(store: Path, repeats: int) -> tuple[float, dict[str, tuple[float, float]]]:
@@ -73,53 +82,76 @@ def time_apptest(store: Path, repeats: int) -> tuple[float, dict[str, tuple[floa
     return first, out
 
 
+#: Chromium headless, without the sandbox (containers) and without anything that calls home.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
 def time_browser(store: Path) -> dict[str, float]:
     """Warm click-to-drawn times in Debian Chromium (second pass over the pages)."""
     import shutil
-    import socket
-    import subprocess
 
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, AUDIT_STORE=str(store))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-    out: dict[str, float] = {}
+    proc, port = _serve(store)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=flags
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=CHROMIUM_FLAGS,
             )
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.set_default_timeout(120_000)
-            for _ in range(120):
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
-                    break
-                except Exception:
-                    time.sleep(1)
-            page.wait_for_selector(".ma-footer[data-page='overview']")
-            for rnd in range(2):  # the first pass fills the caches; the second is timed
-                for key, label in [*PAGES[1:], PAGES[0]]:
-                    t0 = time.perf_counter()
-                    page.locator('[data-testid="stSidebarNav"]').get_by_text(
-                        label, exact=True
-                    ).click()
-                    page.wait_for_selector(f".ma-footer[data-page='{key}']")
-                    page.wait_for_function("() => [...document.images].every(i => i.complete)")
-                    if rnd:
-                        out[key] = time.perf_counter() - t0
+            out = _click_through(page, port)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(30)
+    return out
+
+
+def _serve(store: Path) -> tuple[subprocess.Popen, int]:
+    """The dashboard served headless on a free local port, reading ``store``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = f"run streamlit_app.py --server.headless true --server.port {port} --server.address 127.0.0.1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", *args.split()],
+        cwd=REPO,
+        env=dict(os.environ, AUDIT_STORE=str(store)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, port
+
+
+def _click_through(page: Page, port: int) -> dict[str, float]:
+    """Open the app, then click every page twice in the sidebar; the second pass is timed."""
+    for _ in range(120):
+        try:
+            page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+            break
+        except Exception:
+            time.sleep(1)
+    page.wait_for_selector(".ma-footer[data-page='overview']")
+    out: dict[str, float] = {}
+    for rnd in range(2):  # the first pass fills the caches; the second is timed
+        for key, label in [*PAGES[1:], PAGES[0]]:
+            t0 = time.perf_counter()
+            page.locator('[data-testid="stSidebarNav"]').get_by_text(label, exact=True).click()
+            page.wait_for_selector(f".ma-footer[data-page='{key}']")
+            page.wait_for_function("() => [...document.images].every(i => i.complete)")
+            if rnd:
+                out[key] = time.perf_counter() - t0
     return out
 
 
@@ -141,8 +173,11 @@ def table(
     worst = max(w for _, w in times.values())
     verdict = "within" if worst < BUDGET_S else "OVER"
     rows.append("")
-    rows.append(f"First app load in this process (store scan and Overview; the store builder had already imported the libraries): {first:.2f} s. "
-                f"Slowest warm page: {worst:.2f} s ({verdict} the {BUDGET_S:.0f} s budget).")  # fmt: skip
+    rows.append(
+        "First app load in this process (store scan and Overview; the store builder had already "
+        f"imported the libraries): {first:.2f} s. "
+        f"Slowest warm page: {worst:.2f} s ({verdict} the {BUDGET_S:.0f} s budget)."
+    )
     return "\n".join(rows)
 
 
@@ -176,12 +211,15 @@ def main() -> None:
     if args.write:
         text = (
             f"{SECTION}\n\n"
-            f"`python bench/dashboard.py{' --browser' if args.browser else ''} --write` on {time.strftime('%Y-%m-%d')}: every page of the "
-            f"Streamlit dashboard on a synthetic store of {args.classes} classes x {args.rows:,} predictions (plus a previous "
-            "version, integrity and explain results, a drift run and a comparison). Times are the page script's run "
-            "in Streamlit's AppTest (server side, what a user waits for before the page can draw)"
+            f"`python bench/dashboard.py{' --browser' if args.browser else ''} --write` on "
+            f"{time.strftime('%Y-%m-%d')}: every page of the Streamlit dashboard on a synthetic "
+            f"store of {args.classes} classes x {args.rows:,} predictions (plus a previous "
+            "version, integrity and explain results, a drift run and a comparison). Times are the "
+            "page script's run in Streamlit's AppTest (server side, what a user waits for before "
+            "the page can draw)"
             + (
-                "; the browser column is Debian Chromium from the sidebar click to the page's last element drawn"
+                "; the browser column is Debian Chromium from the sidebar click to the page's "
+                "last element drawn"
                 if browser
                 else ""
             )

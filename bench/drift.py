@@ -86,8 +86,12 @@ def _naive(x: np.ndarray, y: np.ndarray, permutations: int, seed: int, bandwidth
     for row in rows[1:]:
         idx = torch.from_numpy(np.concatenate([row.nonzero()[0], (row == 0).nonzero()[0]]))
         exceed += stat(k[idx][:, idx]) >= observed
-    return {"mmd2": observed, "p_value": (exceed + 1) / (permutations + 1), "kernel_s": kernel_s,
-            "loop_s": time.perf_counter() - started - kernel_s}  # fmt: skip
+    return {
+        "mmd2": observed,
+        "p_value": (exceed + 1) / (permutations + 1),
+        "kernel_s": kernel_s,
+        "loop_s": time.perf_counter() - started - kernel_s,
+    }
 
 
 def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
@@ -127,8 +131,20 @@ def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
 
 
 def _child(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
-    cmd = [sys.executable, __file__, "--case", case, "--n", str(n), "--dim", str(dim),
-           "--permutations", str(permutations), "--seed", str(seed)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--case",
+        case,
+        "--n",
+        str(n),
+        "--dim",
+        str(dim),
+        "--permutations",
+        str(permutations),
+        "--seed",
+        str(seed),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
     if out.returncode != 0:
         raise SystemExit(f"case {case} failed:\n{out.stderr}")
@@ -165,14 +181,18 @@ def _fan_batch_lines(permutations: int) -> list[str]:
         f"fixtures/data/heldout/manifest.csv --current fixtures/data/fan_batch/manifest.csv`): "
         f"{meta['reference']['n_images']} held-out vs {meta['current']['n_images']} fan images, "
         f"{emb['dim']}-d embeddings: MMD² {emb['mmd2']:.4f}, p = {emb['p_value']:.4f} "
-        f"({emb['permutations']} permutations, {emb['exceed']} reached it), drift **{meta['drift']}**; "
+        f"({emb['permutations']} permutations, {emb['exceed']} reached it), "
+        f"drift **{meta['drift']}**; "
         f"drifted properties (Holm-adjusted p < {meta['alpha']}): "
         + ", ".join(
             f"{p['name']} ({p['reference_mean']:.3g} -> {p['current_mean']:.3g})" for p in drifted
         )
-        + f"; predictions p = {pred['p_value']:.2g} (confidence {pred['confidence']['reference_mean']:.2f} -> "
-        f"{pred['confidence']['current_mean']:.2f}); accuracy {acc['reference']:.1%} -> {acc['current']:.1%}. "
-        f"Whole command {meta['timings']['total_s']:.1f} s (permutation test {emb['elapsed_s']:.2f} s).",
+        + f"; predictions p = {pred['p_value']:.2g} "
+        f"(confidence {pred['confidence']['reference_mean']:.2f} -> "
+        f"{pred['confidence']['current_mean']:.2f}); "
+        f"accuracy {acc['reference']:.1%} -> {acc['current']:.1%}. "
+        f"Whole command {meta['timings']['total_s']:.1f} s "
+        f"(permutation test {emb['elapsed_s']:.2f} s).",
         "",
     ]
 
@@ -210,8 +230,9 @@ def _no_drift_lines(splits: int, permutations: int) -> list[str]:
             flags[key].append(bool(flag))
     rates = ", ".join(f"{k} {100 * np.mean(v):.1f}%" for k, v in flags.items())
     return [
-        f"**No-drift check on the demo**: {splits} random {2 * n // 3}/{n - 2 * n // 3} splits of the held-out "
-        f"set, alpha 0.05, {permutations} permutations; share of splits flagged: {rates}.",
+        f"**No-drift check on the demo**: {splits} random {2 * n // 3}/{n - 2 * n // 3} splits "
+        f"of the held-out set, alpha 0.05, {permutations} permutations; "
+        f"share of splits flagged: {rates}.",
         "",
     ]
 
@@ -280,7 +301,10 @@ def _measure(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], float]:
     naive = _child("naive", args.n, args.dim, args.naive_permutations, args.seed)
     naive_label = "naive loop"
     if args.naive_permutations != args.permutations:
-        naive_label += f" (loop timed on {args.naive_permutations} permutations, scaled to {args.permutations})"
+        naive_label += (
+            f" (loop timed on {args.naive_permutations} permutations, "
+            f"scaled to {args.permutations})"
+        )
         # Only the loop scales with the permutation count; the kernel and bandwidth do not.
         extra = naive["loop_s"] * (args.permutations / args.naive_permutations - 1)
         naive["cpu_s"] *= (naive["seconds"] + extra) / naive["seconds"]
@@ -300,24 +324,29 @@ def _table_lines(args: argparse.Namespace, rows: list[tuple[str, dict]], load: f
     lines = [
         SECTION,
         "",
-        f"`python bench/drift.py` ({time.strftime('%Y-%m-%d')}): MMD² permutation test, RBF kernel, "
-        f"{args.dim}-d float32 embeddings, {args.permutations} permutations, time includes the kernel. "
-        f"Machine: {_machine()}, torch {__import__('torch').__version__}, {batched['threads']} threads; "
+        f"`python bench/drift.py` ({time.strftime('%Y-%m-%d')}): MMD² permutation test, "
+        f"RBF kernel, {args.dim}-d float32 embeddings, {args.permutations} permutations, "
+        f"time includes the kernel. Machine: {_machine()}, "
+        f"torch {__import__('torch').__version__}, {batched['threads']} threads; "
         f"1-minute load average up to {load:.1f} during the run (the cores are shared).",
         "",
-        "| path | n vs n | time (s) | CPU time (s) | float32 GEMM rate at start (GFLOP/s) | peak RSS (MiB) | RSS before the test (MiB) | p-value |",
+        "| path | n vs n | time (s) | CPU time (s) | float32 GEMM rate at start (GFLOP/s) "
+        "| peak RSS (MiB) | RSS before the test (MiB) | p-value |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, r in rows:
         lines.append(
             f"| {label} | {r['n']:,} vs {r['n']:,} | {r['seconds']:.2f} | {r['cpu_s']:.2f} | "
-            f"{r['gemm_gflops']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_before_mib']:.0f} | {r['p_value']:.4f} |"
+            f"{r['gemm_gflops']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_before_mib']:.0f} | "
+            f"{r['p_value']:.4f} |"
         )
     return lines + [
         "",
-        f"Batched over naive at {args.n:,} vs {args.n:,}: **{naive['seconds'] / batched['seconds']:.0f}x** "
-        f"(naive: {naive['kernel_s']:.2f} s kernel + {naive['loop_s'] / args.naive_permutations:.3f} s per permutation).",
-        f"The naive p-value is over its {args.naive_permutations} permutations; the batched path on the same "
+        f"Batched over naive at {args.n:,} vs {args.n:,}: "
+        f"**{naive['seconds'] / batched['seconds']:.0f}x** (naive: {naive['kernel_s']:.2f} s kernel"
+        f" + {naive['loop_s'] / args.naive_permutations:.3f} s per permutation).",
+        f"The naive p-value is over its {args.naive_permutations} permutations; "
+        "the batched path on the same "
         f"{args.naive_permutations} permutations gives {naive['batched_p_value']:.4f} "
         f"({'equal' if naive['batched_p_value'] == naive['p_value'] else 'DIFFERENT'}).",
         "",

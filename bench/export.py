@@ -80,8 +80,15 @@ def standin_run() -> Path:
     extra = f'training_manifest = "{train}"\n' if train.is_file() else ""
     runs = []
     for seed, version in ((0, "1.0.0"), (1, "1.1.0")):
-        model = make_model_dir(OUT / "export-models" / version, classes=classes, size=(64, 64), seed=seed,
-                               name="car-variants-standin", version=version, extra_toml=extra)  # fmt: skip
+        model = make_model_dir(
+            OUT / "export-models" / version,
+            classes=classes,
+            size=(64, 64),
+            seed=seed,
+            name="car-variants-standin",
+            version=version,
+            extra_toml=extra,
+        )
         runs.append(run_audit(model, held, store=STANDIN, progress=True))
     cli(["compare", str(runs[0]), str(runs[1]), "--store", str(STANDIN), "--no-speed"])
     if fan.is_file():
@@ -122,9 +129,21 @@ def cli_seconds(run: Path, out: Path, repeats: int) -> list[tuple[float, float]]
     for k in range(repeats):
         with Stopwatch(children=True) as clock:
             subprocess.run(
-                [sys.executable, "-m", "audits", "export", str(run), "--format", "all", "--out", str(out / f"cli{k}")],
-                cwd=REPO, check=True, capture_output=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "audits",
+                    "export",
+                    str(run),
+                    "--format",
+                    "all",
+                    "--out",
+                    str(out / f"cli{k}"),
+                ],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
         times.append((clock.wall, clock.cpu))
     return times
 
@@ -132,16 +151,25 @@ def cli_seconds(run: Path, out: Path, repeats: int) -> list[tuple[float, float]]
 def machine() -> str:
     """CPU, cores and load, for the section's heading."""
     cpu = cpu_name(platform.processor() or platform.machine())
-    return f"{cpu}, {os.cpu_count()} cores, no GPU, load average {load_average():.1f} at the start (shared machine)"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, no GPU, "
+        f"load average {load_average():.1f} at the start (shared machine)"
+    )
 
 
 def report(
     rows: list[tuple[str, Path, dict[str, tuple[float, float]], list[tuple[float, float]]]],
 ) -> str:
     """The section: one table per exported run, and the CLI verdict."""
-    lines = [SECTION, "", f"Machine: {machine()}. `python bench/export.py --write`.", "",
-             "Wall seconds depend on how busy the shared cores are; CPU seconds (user + system) are "
-             "what the export itself costs, the wall time of an idle machine.", ""]  # fmt: skip
+    lines = [
+        SECTION,
+        "",
+        f"Machine: {machine()}. `python bench/export.py --write`.",
+        "",
+        "Wall seconds depend on how busy the shared cores are; CPU seconds (user + system) are "
+        "what the export itself costs, the wall time of an idle machine.",
+        "",
+    ]
     for n, (label, run, per, cli) in enumerate(rows):
         lines += [
             f"**{label}** (`{run.name}`)",
@@ -156,13 +184,17 @@ def report(
             wall = statistics.median(w for w, _ in cli)
             cpu = statistics.median(c for _, c in cli)
             lines.append(
-                f"| CLI `export --format all`, fresh process (median of {len(cli)}) | {wall:.2f} | {cpu:.2f} |"
+                f"| CLI `export --format all`, fresh process (median of {len(cli)}) "
+                f"| {wall:.2f} | {cpu:.2f} |"
             )
             runs = ", ".join(f"{w:.1f}" for w, _ in cli)
             if n == 0:  # the target is the demo run's
                 verdict = "meets" if wall < TARGET_S else "misses"
-                lines += ["", f"The CLI export {verdict} the {TARGET_S:.0f} s target in wall time ({runs} s) "
-                          f"and takes {cpu:.1f} s of CPU."]  # fmt: skip
+                lines += [
+                    "",
+                    f"The CLI export {verdict} the {TARGET_S:.0f} s target in wall time ({runs} s) "
+                    f"and takes {cpu:.1f} s of CPU.",
+                ]
             else:
                 lines += [
                     "",
@@ -198,8 +230,14 @@ def main() -> None:
         )
         if not args.no_scale:
             big = scale_run()
-            rows.append(("250 classes, 50,000 predictions (synthetic)", big, in_process(big, Path(tmp) / "b"),
-                         cli_seconds(big, Path(tmp) / "b", 1)))  # fmt: skip
+            rows.append(
+                (
+                    "250 classes, 50,000 predictions (synthetic)",
+                    big,
+                    in_process(big, Path(tmp) / "b"),
+                    cli_seconds(big, Path(tmp) / "b", 1),
+                )
+            )
     text = report(rows)
     print(text)
     if args.write:

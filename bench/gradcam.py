@@ -66,10 +66,14 @@ class SmallCNN(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -309,7 +313,8 @@ def table(result: dict) -> list[str]:
         f"**{result['label']}**: {result['n']} images, batch {result['batch']}, target layer "
         f"`{result['layer']}`; max |ours - pytorch-grad-cam| = {result['diff']:.1e}",
         "",
-        f"| path | heatmaps per {result['unit']} (best unit) | × pytorch-grad-cam batched | × floor | heatmaps/s wall (median) |",
+        f"| path | heatmaps per {result['unit']} (best unit) | × pytorch-grad-cam batched "
+        "| × floor | heatmaps/s wall (median) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for key, rate in rates.items():
@@ -332,7 +337,8 @@ def machine(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     return (
         f"{os.cpu_count()}-core CPU ({cpu_name()}), torch threads: {torch.get_num_threads()}, "
-        f"torch {torch.__version__}, load average {load_average():.1f} at the start (shared machine)"
+        f"torch {torch.__version__}, load average {load_average():.1f} at the start "
+        "(shared machine)"
     )
 
 
@@ -361,7 +367,8 @@ def main() -> int:
     lines = [
         SECTION,
         "",
-        f"Machine: {machine(device)}. Command: `python bench/gradcam.py --results bench/RESULTS.md`.",
+        f"Machine: {machine(device)}. "
+        "Command: `python bench/gradcam.py --results bench/RESULTS.md`.",
         "",
         "Same random images, model, target layer and targets (one class per image) for every path. "
         "Rates are heatmaps per CPU-second of the cheapest timed unit (one batch), so the waiting "
@@ -375,10 +382,10 @@ def main() -> int:
         print("\n".join(table(result)) + "\n", file=sys.stderr, flush=True)
         lines += table(result) + [""]
     lines += [
-        "Memory: `tests/test_explain_memory.py` runs 10,000 images (20 batches of 500, two classes "
-        "each) through the torch Grad-CAM and checks that no hook is left on any module, the Python "
-        "heap does not grow and the RSS floor stays flat (a deliberate leak of one activation per "
-        "batch fails it).",
+        "Memory: `tests/test_explain_memory.py` runs 10,000 images (20 batches of 500, two "
+        "classes each) through the torch Grad-CAM and checks that no hook is left on any module, "
+        "the Python heap does not grow and the RSS floor stays flat (a deliberate leak of one "
+        "activation per batch fails it).",
         "",
     ]
     text = "\n".join(lines)

@@ -154,14 +154,17 @@ def main() -> None:
             )
         )
     print(
-        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), threads {torch.get_num_threads()}"
+        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}), "
+        f"threads {torch.get_num_threads()}"
     )
     print(
-        f"{'case':42} {'images':>6} {'plain img/s':>12} {'audit img/s':>12} {'ratio':>6} {'+stages img/s':>14} {'ratio':>6}"
+        f"{'case':42} {'images':>6} {'plain img/s':>12} {'audit img/s':>12} {'ratio':>6} "
+        f"{'+stages img/s':>14} {'ratio':>6}"
     )
     for r in results:
         print(
-            f"{r['case']:42} {r['images']:>6} {r['plain_ips']:>12.1f} {r['audit_ips']:>12.1f} {r['ratio']:>6.2f} "
+            f"{r['case']:42} {r['images']:>6} {r['plain_ips']:>12.1f} {r['audit_ips']:>12.1f} "
+            f"{r['ratio']:>6.2f} "
             f"{r['with_stages_ips']:>14.1f} {r['stages_ratio']:>6.2f}"
         )
 

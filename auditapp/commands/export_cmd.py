@@ -31,8 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _resolve(ref: str, store: str | None):
+    from pathlib import Path
+
+    from audits.store import DEFAULT_STORE, load_run
+
+    # A folder needs no lookup; the comparison package (scipy, statsmodels) loads only for
+    # run ids and name@version references.
+    if Path(ref).expanduser().is_dir():
+        return load_run(ref)
     from audits.compare import resolve_run
-    from audits.store import DEFAULT_STORE
 
     return resolve_run(ref, store or DEFAULT_STORE)
 
