@@ -211,8 +211,8 @@ def test_drift_pvalues_prefers_adjusted() -> None:
 
 
 def test_compare_per_class_largest_changes_first() -> None:
-    rows = [{"class": "a", "recall_a": 0.5, "recall_b": 0.55, "status": None},
-            {"class": "b", "recall_a": 0.9, "recall_b": 0.6, "status": "regression"},
+    rows = [{"class": "a", "recall_a": 0.5, "recall_b": 0.55, "diff": 0.05, "status": None},
+            {"class": "b", "recall_a": 0.9, "recall_b": 0.6, "diff": -0.3, "status": "regression"},
             {"class": "c", "recall_a": None, "recall_b": None}]  # fmt: skip
     fig = charts.compare_per_class(rows, {"a": "#111111", "b": "#222222"}, "1.0.0", "1.1.0")
     b_points = fig.data[-1]

@@ -19,27 +19,21 @@ def utc_stamp(when: datetime | None = None) -> str:
     return (when or utc_now()).strftime(CREATED_FORMAT)
 
 
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10, check=False
+    )
+
+
 def auditor_identity() -> dict[str, str]:
     """This tool's own version and git commit (``+dirty`` when the checkout has edits)."""
     here = Path(__file__).resolve().parents[2]
     commit = "unknown"
     try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        out = _git(here, "rev-parse", "--short=12", "HEAD")
         if out.returncode == 0:
             commit = out.stdout.strip()
-            dirty = subprocess.run(
-                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
+            dirty = _git(here, "status", "--porcelain", "--untracked-files=no")
             if dirty.returncode == 0 and dirty.stdout.strip():
                 commit += "+dirty"
     except (OSError, subprocess.SubprocessError):

@@ -61,7 +61,7 @@ def compare_per_class(
     ]
     if not data:
         return empty(title, "No per-class comparison stored.")
-    data = sorted(data, key=lambda r: -abs(num(r["recall_b"]) - num(r["recall_a"])))[:top]
+    data = sorted(data, key=lambda r: -abs(num(r.get("diff")) or 0.0))[:top]  # the stored B − A
     labels = names(r["class"] for r in data)
     a, b = [num(r["recall_a"]) for r in data], [num(r["recall_b"]) for r in data]
     status = [str(r.get("status") or "") for r in data]
