@@ -34,7 +34,7 @@ def _header(doc: dict[str, Any]) -> str:
     return (
         f"[bold]{escape(str(ma['name']))} {escape(str(ma['version']))}[/] (A) vs "
         f"[bold]{escape(str(mb['name']))} {escape(str(mb['version']))}[/] (B) on "
-        f"{ds['n_aligned']} paired images (fingerprint {str(ds['fingerprint'])[:12]}"
+        f"{ds['n_aligned']} paired images (fingerprint {escape(str(ds['fingerprint'])[:12])}"
         + (f", {ds['n_groups']} groups" if ds.get("n_groups") else "")
         + ")"
     )
@@ -101,9 +101,11 @@ def _speed_table(sp: dict[str, Any]) -> Table:
     settings, device = sp.get("settings") or {}, sp.get("device") or {}
     threads, clock = device.get("threads"), settings.get("clock")
     table = Table(
-        title=f"speed on {device.get('name', 'given numbers')}"
-        + (f", {threads} thread(s)" if threads else "")
-        + (f", {clock}" if clock else "")
+        title=escape(
+            f"speed on {device.get('name') or 'given numbers'}"
+            + (f", {threads} thread(s)" if threads else "")
+            + (f", {clock}" if clock else "")
+        )
     )
     for col in ("", "A", "B", "B/A (median, IQR)"):
         table.add_column(col, justify="left" if not col else "right")

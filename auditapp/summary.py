@@ -18,7 +18,7 @@ def print_summary(run: Run, console: Console | None = None, worst: int = 5) -> N
     name = f"{escape(str(model.name))} {escape(str(model.version))}"
     console.print(
         f"[bold]{name}[/] on {data.n_images} images "
-        f"({data.n_skipped} skipped, fingerprint {data.fingerprint[:12]}, "
+        f"({data.n_skipped} skipped, fingerprint {escape(data.fingerprint[:12])}, "
         f"{'frozen' if data.frozen else 'NOT frozen'})"
     )
     console.print(

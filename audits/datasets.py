@@ -1,8 +1,11 @@
 """Image sets: an ImageFolder or a CSV/Parquet manifest, fingerprints, and freezing.
 
 A held-out set is frozen by fingerprint: sha256 over the sorted (path, file sha256, label)
-rows. ``freeze`` records the fingerprint and every file's hash beside the data; a later audit
-re-checks them and refuses a set that moved, naming the changed, added and missing files.
+rows. ``freeze`` records the fingerprint, every file's hash and label and every row's metadata
+beside the data (``audits.freezing``); a later audit re-checks them and refuses a set whose
+files or labels moved, naming the changed, added and missing files, and reports changed
+metadata (row, column, old → new) as not frozen. Every image path must stay inside the data
+set's folder after symbolic links are resolved (``audits.data_paths``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from audits.data_paths import Containment, refuse_outside, walk_images
 from audits.errors import AuditError
+from audits.freezing import FreezeStatus, Metadata, compare_metadata
+from audits.freezing import read_record as _read_record
 from audits.hashing import file_sha256 as _sha256
+from audits.progress import tracked
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
@@ -99,17 +106,22 @@ def load_dataset(path: str | Path) -> ImageSet:
 
 def _load_imagefolder(root: Path) -> ImageSet:
     rows: list[tuple[str, str | None]] = []
+    within = Containment(root)
+    outside: list[tuple[str, str]] = []
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and not entry.name.startswith("."):
-            for file in sorted(entry.rglob("*")):
-                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                    rows.append((file.relative_to(root).as_posix(), entry.name))
+            files, escaping = walk_images(entry, within, IMAGE_SUFFIXES)
+            outside += escaping
+            # sorted by path components, the order Path sorting gave ('a/b' before 'a-b')
+            rows += [(rel, entry.name) for rel in sorted(files, key=lambda r: r.split("/"))]
         elif entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
             rows.append((entry.name, None))
     labelled = {label for _, label in rows if label is not None}
     if labelled and any(label is None for _, label in rows):
         # A labelled ImageFolder with stray top-level files: those files have no class.
         rows = [r for r in rows if r[1] is not None]
+    outside += within.outside(rel for rel, label in rows if label is None)
+    refuse_outside(root, root, outside, "copy those images into the folder or remove the links")
     if not rows:
         raise AuditError(
             f"{root}: no images found (ImageFolder: one sub-folder per class holding image files)"
@@ -142,12 +154,26 @@ def _load_manifest(file: Path) -> ImageSet:
         )
     root = file.parent
     frame["path"] = frame["path"].astype(str).str.replace("\\", "/", regex=False)
-    escaping = [p for p in frame["path"] if not _inside(root, p)]
+    paths = frame["path"]
+    # Only absolute paths, drive letters, '..' and empty paths can leave lexically.
+    suspect = (
+        paths.str.startswith("/")
+        | paths.str.contains("..", regex=False)
+        | (paths.str[1:2] == ":")
+        | (paths == "")
+    )
+    escaping = [p for p in paths[suspect] if not _inside(root, p)]
     if escaping:
         raise AuditError(
             f"{file}: {len(escaping)} path(s) leave the manifest's folder, e.g. '{escaping[0]}'; "
             "paths must be relative and stay inside it"
         )
+    refuse_outside(
+        file,
+        root,
+        Containment(root).outside(frame["path"].tolist()),
+        "copy those images into the manifest's folder or remove those rows",
+    )
     dupes = frame["path"][frame["path"].duplicated()]
     if not dupes.empty:
         raise AuditError(f"{file}: path '{dupes.iloc[0]}' is listed more than once")
@@ -162,15 +188,21 @@ def _load_manifest(file: Path) -> ImageSet:
         )
     rename = {c: f"meta_{c}" for c in frame.columns if c in RESERVED and c not in {"path", "label"}}
     frame = frame.rename(columns=rename)
+    clashes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if clashes:  # e.g. both 'pred' (kept as meta_pred: the name is reserved) and 'meta_pred'
+        raise AuditError(
+            f"{file}: column name(s) {', '.join(clashes)} appear twice once reserved names are "
+            f"kept as meta_<name> (reserved: {', '.join(sorted(RESERVED - {'path', 'label'}))}); "
+            "rename one of the columns"
+        )
     frame = frame[["path", "label"] + [c for c in frame.columns if c not in {"path", "label"}]]
     return ImageSet(source=file, root=root, kind="manifest", items=frame.reset_index(drop=True))
 
 
 def _inside(root: Path, rel: str) -> bool:
-    """Whether a manifest path stays inside its folder (lexically: no absolute path, no '..' out).
+    """Whether a manifest path stays inside its folder lexically (no absolute path, no '..' out).
 
-    A string check rather than ``Path.resolve`` per row: resolving costs a few syscalls per
-    image, which dominated loading a 250,000-row manifest.
+    The first, cheap check; symbolic links are resolved after it (``data_paths.Containment``).
     """
     if not rel or os.path.isabs(rel) or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return False
@@ -204,7 +236,7 @@ def hash_files(image_set: ImageSet, threads: int = 8) -> list[str | None]:
     """sha256 of every listed file (None for unreadable ones), in item order; hashlib frees the GIL."""
     paths = [image_set.abspath(p) for p in image_set.items["path"]]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(file_sha256, paths, chunksize=64))
+        return list(tracked(pool.map(file_sha256, paths, chunksize=64), len(paths), "hashing"))
 
 
 def fingerprint_rows(rows: Iterable[tuple[str, str | None, str | None]]) -> str:
@@ -225,22 +257,26 @@ def fingerprint(image_set: ImageSet, hashes: list[str | None] | None = None) -> 
 
 
 def freeze(image_set: ImageSet) -> dict:
-    """Record the fingerprint and every file's hash beside the data; returns the record."""
+    """Record the fingerprint, every file's hash and label and every row's metadata beside the
+    data; returns the record."""
     hashes = hash_files(image_set)
     unreadable = [p for p, h in zip(image_set.items["path"], hashes, strict=True) if h is None]
     if unreadable:
         raise AuditError(
             f"{image_set.abspath(unreadable[0])}: missing or unreadable; cannot freeze a set with missing files ({len(unreadable)} in all)"
         )
+    meta = Metadata.of(image_set.items, image_set.metadata_columns)
     record = {
         "fingerprint": fingerprint(image_set, hashes),
         "frozen_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source": image_set.source.name,
         "n_images": len(hashes),
+        "metadata_columns": meta.columns,
+        "metadata_sha256": meta.sha256(),
         "files": {
-            p: {"sha256": h, "label": lab}
-            for p, h, lab in zip(
-                image_set.items["path"], hashes, image_set.items["label"], strict=True
+            p: {"sha256": h, "label": lab, "meta": m}
+            for p, h, lab, m in zip(
+                meta.paths, hashes, image_set.items["label"], meta.rows(), strict=True
             )
         },
     }
@@ -251,23 +287,32 @@ def freeze(image_set: ImageSet) -> dict:
 
 
 def read_freeze(image_set: ImageSet) -> dict | None:
-    """The freeze record of a set, or None when it was never frozen."""
-    file = image_set.freeze_file
-    if not file.is_file():
-        return None
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise AuditError(
-            f"{file}: the freeze record is damaged; restore it from version control"
-        ) from None
+    """The freeze record of a set, or None when it was never frozen; a damaged one is refused."""
+    return _read_record(image_set.freeze_file, image_set.source)
+
+
+def freeze_status(image_set: ImageSet, hashes: list[str | None]) -> FreezeStatus:
+    """Compare the set with its freeze record.
+
+    Files or labels that moved are refused (``AuditError`` naming them); changed metadata is
+    returned, each value listed, and makes the set not frozen; a record from before metadata
+    was covered is accepted with ``covers_metadata`` False.
+    """
+    record = read_freeze(image_set)
+    if record is not None:
+        _check_files(image_set, hashes, record)
+    now = Metadata.of(image_set.items, image_set.metadata_columns)
+    return compare_metadata(record, image_set.freeze_file, image_set.source, now)
 
 
 def check_frozen(image_set: ImageSet, hashes: list[str | None]) -> bool:
-    """Compare the set with its freeze record; refuse one that moved. Returns whether it is frozen."""
-    record = read_freeze(image_set)
-    if record is None:
-        return False
+    """Compare the set with its freeze record; refuse one whose files moved. Returns whether
+    it is frozen (a record exists and no file, label or metadata value changed)."""
+    return freeze_status(image_set, hashes).frozen
+
+
+def _check_files(image_set: ImageSet, hashes: list[str | None], record: dict) -> None:
+    """Refuse a set whose files or labels moved since ``record``, naming them."""
     now = {
         p: (h, lab)
         for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
@@ -298,4 +343,3 @@ def check_frozen(image_set: ImageSet, hashes: list[str | None]) -> bool:
             f"{'; '.join(parts)}. Once an image is test it stays test: restore the files, or freeze a new "
             "set under a new name"
         )
-    return True

@@ -8,7 +8,10 @@ truncated, non-image or decompression-bomb file becomes a skip with a reason. Od
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +19,50 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from audits.hashing import bytes_sha256
 
+#: The largest model input side accepted, in pixels: far above any image classifier's input,
+#: far below sizes whose first forward pass exhausts memory (100,000² RGB floats are 120 GB).
+MAX_INPUT_SIDE = 8192
+
 
 class BadImage(Exception):
     """An image that cannot be used; ``str(exc)`` is the reason recorded in the run."""
+
+
+_strict_lock = threading.Lock()
+_strict_depth = 0
+_lenient_before = False
+
+
+@contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Pillow's ``LOAD_TRUNCATED_IMAGES`` off while any thread decodes, restored after the last.
+
+    The flag is process-global and other libraries flip it (weasyprint sets it True on import).
+    A plain save/set/restore per call races between decoding threads: one thread restores
+    ``True`` while another is mid-decode, or the last restore writes back ``False``. A count of
+    decoders in flight makes the first one save the setting and the last one restore it."""
+    global _strict_depth, _lenient_before
+    with _strict_lock:
+        if _strict_depth == 0:
+            _lenient_before = ImageFile.LOAD_TRUNCATED_IMAGES
+        _strict_depth += 1
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        with _strict_lock:
+            _strict_depth -= 1
+            if _strict_depth == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES = _lenient_before
 
 
 def decode(data: bytes) -> Image.Image:
     """Decode image bytes fully; raise ``BadImage`` with a reason on any failure."""
     if not data:
         raise BadImage("empty file (0 bytes)")
-    # Never decode a partly-missing file as if it were whole. The flag is process-global and
-    # other libraries flip it (weasyprint sets it True on import), so it is set for each call.
-    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Never decode a partly-missing file as if it were whole.
     try:
-        with warnings.catch_warnings():
+        with _strict_decoding(), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.load()
@@ -45,8 +77,6 @@ def decode(data: bytes) -> Image.Image:
         raise BadImage(f"unreadable image ({msg})") from None
     except Exception as exc:  # Pillow plugins raise assorted types on hostile input
         raise BadImage(f"unreadable image ({type(exc).__name__}: {exc})") from None
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     if img.width < 1 or img.height < 1:
         raise BadImage("image has no pixels")
     return img

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from audits.datasets import ImageSet, check_frozen, check_labels, fingerprint, hash_files
+from audits.datasets import ImageSet, check_labels, fingerprint, freeze_status, hash_files
 from audits.datasets import load_dataset as _load_dataset
 from audits.errors import AuditError
+from audits.freezing import FreezeStatus
 from audits.inference import resolve_device
 from audits.model_card import ModelCard, load_card, load_model, weights_sha256
 
@@ -31,6 +32,8 @@ class Prepared:
     device: torch.device
     model: nn.Module
     sets: list[ImageSet] = field(default_factory=list)
+    #: ``reopen_audited`` only: the model code's changes since the run (None: not recorded).
+    code_changes: list[dict[str, Any]] | None = field(default_factory=list)
 
     @property
     def image_set(self) -> ImageSet:
@@ -40,11 +43,19 @@ class Prepared:
 
 @dataclass
 class FrozenCheck:
-    """File hashes of a data set, whether it matches its freeze record, and its fingerprint."""
+    """File hashes of a data set, whether it matches its freeze record, and its fingerprint.
+
+    ``status`` says what the freeze covers and lists metadata changed since it.
+    """
 
     hashes: list[str | None]
     frozen: bool
     fingerprint: str
+    status: FreezeStatus | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        """Optional fields for a run's data set block: ``freeze`` (coverage, changes)."""
+        return {} if self.status is None else {"freeze": self.status.record_block()}
 
 
 def prepare(
@@ -83,17 +94,46 @@ def load_labelled(path: str | Path, card: ModelCard, *, required: bool) -> Image
 def check_freeze(image_set: ImageSet, warn: bool = True) -> FrozenCheck:
     """Hash every file, compare with the freeze record (refusing a set that moved), fingerprint.
 
-    An unfrozen set is allowed, with a warning on stderr that says how to freeze it.
+    An unfrozen set is allowed, with a warning on stderr that says how to freeze it; so is a
+    set whose metadata changed since it was frozen (recorded as not frozen, each change listed)
+    and one frozen before metadata was covered (a note says to re-freeze).
     """
     hashes = hash_files(image_set)
-    frozen = check_frozen(image_set, hashes)
-    if not frozen and warn:
-        print(
-            f"warning: {image_set.source} is not frozen; freeze it so later runs can prove it did not move: "
-            f"python -m audits freeze {image_set.source}",
-            file=sys.stderr,
+    status = freeze_status(image_set, hashes)
+    if warn:
+        message = freeze_message(image_set, status)
+        if message:
+            print(message, file=sys.stderr)
+    return FrozenCheck(
+        hashes=hashes,
+        frozen=status.frozen,
+        fingerprint=fingerprint(image_set, hashes),
+        status=status,
+    )
+
+
+def freeze_message(image_set: ImageSet, status: FreezeStatus) -> str | None:
+    """The one line to print about a set's freeze, or None when it is frozen and covered."""
+    source = image_set.source
+    if not status.recorded:
+        return (
+            f"warning: {source} is not frozen; freeze it so later runs can prove it did not move: "
+            f"python -m audits freeze {source}"
         )
-    return FrozenCheck(hashes=hashes, frozen=frozen, fingerprint=fingerprint(image_set, hashes))
+    if status.metadata_changed:
+        return (
+            f"warning: {source}: metadata changed since it was frozen "
+            f"({image_set.freeze_file.name}): {status.describe_changes()}. Slices, claims and "
+            "group leakage read these columns, so this set is NOT frozen: restore the values, or "
+            f"freeze it again as a new held-out set (python -m audits freeze {source} --force)"
+        )
+    if status.covers_metadata is False:
+        return (
+            f"note: {image_set.freeze_file} predates metadata coverage: files and labels are "
+            "frozen, groups, ROIs and other columns are not; re-freeze to cover metadata: "
+            f"python -m audits freeze {source} --force"
+        )
+    return None
 
 
 def reopen_audited(
@@ -106,15 +146,18 @@ def reopen_audited(
     hint: str = "audit it again",
     with_data: bool = True,
     unusable_hint: str | None = None,
+    allow_code_change: bool = False,
 ) -> Prepared:
     """The exact model (and, with ``with_data``, the data set) an audit run used.
 
     ``record`` is the run's ``audit.json``; ``run_label`` names the run in messages; ``purpose``
     and ``hint`` finish the messages ("cannot time car-variants 1.1.0 … use --no-speed");
     ``unusable_hint`` (default ``hint``) ends the one for a model folder that can no longer be
-    loaded. Refuses a model folder that is gone, weights whose sha256 changed and classes that
-    changed.
+    loaded. Refuses a model folder that is gone, weights whose sha256 changed, classes that
+    changed, and model code that changed (before importing it) unless ``allow_code_change``.
     """
+    from audits.code_guard import check_run_code
+
     ident = record.get("model") or {}
     label = f"{ident.get('name', '?')} {ident.get('version', '?')}"
     model_dir, recorded = ident.get("dir"), ident.get("weights_sha256")
@@ -139,6 +182,7 @@ def reopen_audited(
         raise AuditError(
             f"{card.card_path}: classes differ from run {run_label}'s; restore the card that was audited"
         )
+    changes = check_run_code(ident, card, run_label, allow_change=allow_code_change, hint=hint)
     sets = []
     if with_data:
         data_path = (record.get("dataset") or {}).get("path")
@@ -146,6 +190,5 @@ def reopen_audited(
             raise AuditError(f"{run_label}: audit.json records no data set path")
         sets.append(_load_dataset(data_path))
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    return Prepared(
-        card=card, device=dev, model=load_model(card, dev, allow_pickle=allow_pickle), sets=sets
-    )
+    model = load_model(card, dev, allow_pickle=allow_pickle)
+    return Prepared(card=card, device=dev, model=model, sets=sets, code_changes=changes)

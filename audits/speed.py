@@ -1,7 +1,8 @@
 """Speed of two model versions, measured the same way on the same device in one process.
 
-Both models are rebuilt from their runs' model folders (the weights must still hash to what
-the run recorded) and timed on the same decoded held-out images, kept in memory so decoding
+Both models are rebuilt from their runs' model folders (the weights and the architecture's
+source must still hash to what the run recorded; ``allow_code_change`` times changed code,
+recorded as ``code_changed``) and timed on the same decoded held-out images, kept in memory so decoding
 and resizing are never timed. What is timed is what inference does per batch
 (``BatchPredictor``: transfer, normalise, forward, with autocast on CUDA), followed by a device
 synchronisation so asynchronous CUDA work is counted.
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from audits.errors import AuditError
+from audits.progress import tracked
 from audits.store import Run
 
 if TYPE_CHECKING:  # torch is imported where it is used: reading a stored result needs none
@@ -74,9 +76,18 @@ class SpeedResult:
     throughput_ratio_iqr: tuple[float, float]
     device: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Whether either model's code changed since its audit (timed under --allow-code-change);
+    #: None when a run recorded no code hash or nothing was rebuilt.
+    code_changed: bool | None = None
+    code_changes: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.code_changes:
+            out.pop("code_changes")
+        if self.settings.get("source") == "given":
+            out.pop("code_changed")
+        return out
 
     @classmethod
     def from_numbers(
@@ -107,9 +118,10 @@ def _iqr(values: Sequence[float]) -> tuple[float, float]:
 
 
 def load_run_model(
-    run: Run, device: torch.device, allow_pickle: bool = False
-) -> tuple[Any, torch.nn.Module]:
-    """The run's model card and module, refusing weights that no longer match the run."""
+    run: Run, device: torch.device, allow_pickle: bool = False, allow_code_change: bool = False
+) -> tuple[Any, torch.nn.Module, list[dict[str, Any]] | None]:
+    """The run's model card, module and code changes (None: not recorded), refusing weights
+    that no longer match the run and, unless ``allow_code_change``, code that changed."""
     from audits.prepare import reopen_audited
 
     record = run.audit
@@ -127,8 +139,21 @@ def load_run_model(
         hint="audit it again, or use --no-speed",
         unusable_hint="compare without timing: --no-speed",
         with_data=False,
+        allow_code_change=allow_code_change,
     )
-    return prepared.card, prepared.model
+    return prepared.card, prepared.model, prepared.code_changes
+
+
+def _code_summary(
+    per_run: list[tuple[str, list[dict[str, Any]] | None]],
+) -> tuple[bool | None, tuple[dict[str, Any], ...]]:
+    """(code_changed, the changes with their run): True if any changed, None if unknown."""
+    changes = tuple({"run": run_id, **c} for run_id, found in per_run for c in found or [])
+    if changes:
+        return True, changes
+    if any(found is None for _, found in per_run):
+        return None, ()
+    return False, ()
 
 
 def load_images(
@@ -274,7 +299,7 @@ def _time_repeats(
     # Warm-up: allocator, kernels, cuDNN autotuning, caches.
     interleaved_blocks(calls, singles, device)
     interleaved_blocks(calls, batches, device)
-    for _ in range(repeats):
+    for _ in tracked(range(repeats), repeats, "timing", unit="repeat"):
         ba, bb = interleaved_blocks(
             calls, singles, device, min_time, max(MIN_CALLS, n_lat), clock=clock
         )
@@ -368,6 +393,7 @@ def measure_speed(
     min_time: float = DEFAULT_MIN_TIME,
     threads: int | None = DEFAULT_CPU_THREADS,
     allow_pickle: bool = False,
+    allow_code_change: bool = False,
 ) -> SpeedResult:
     """Time both runs' models on a fixed sample of ``paths`` (held-out images both runs decoded).
 
@@ -387,9 +413,10 @@ def measure_speed(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     root = _heldout_root(run_a)
     sample = sample_paths(list(paths), n_images)
-    predictors, sizes, inputs = [], [], []
+    predictors, sizes, inputs, code = [], [], [], []
     for run in (run_a, run_b):
-        card, model = load_run_model(run, dev, allow_pickle=allow_pickle)
+        card, model, changes = load_run_model(run, dev, allow_pickle, allow_code_change)
+        code.append((run.run_id, changes))
         predictors.append(BatchPredictor(model, card, dev))
         sizes.append((sum(p.numel() for p in model.parameters()), card.weights.stat().st_size))
         inputs.append(load_images(root, sample, card.size, card.channels))
@@ -403,6 +430,7 @@ def measure_speed(
     finally:
         for p in predictors:
             p.close()
+    code_changed, code_changes = _code_summary(code)
     return SpeedResult(
         a=_model_speed(timings, 0, sizes[0]),
         b=_model_speed(timings, 1, sizes[1]),
@@ -414,4 +442,6 @@ def measure_speed(
         settings=_settings(
             len(inputs[0]), len(singles[0]), len(batches[0][0]), repeats, min_time, cpu_clock
         ),
+        code_changed=code_changed,
+        code_changes=code_changes,
     )

@@ -67,7 +67,7 @@ def make_case(root: Path, name: str, n_images: int, size: int) -> tuple[Path, Pa
     net = torchvision.models.resnet18(num_classes=len(classes))
     save_file(net.state_dict(), str(model_dir / "w.safetensors"))
     (model_dir / "model.toml").write_text(
-        f'name = "{name}"\nversion = "1"\narchitecture = "torchvision.models:resnet18"\n'
+        f'name = "{name}"\nversion = "1"\narchitecture = "torchvision:resnet18"\n'
         f'weights = "w.safetensors"\nclasses = {classes!r}\n'.replace("'", '"')
         + f"[kwargs]\nnum_classes = {len(classes)}\n[input]\nsize = [{size}, {size}]\n"
     )

@@ -9,7 +9,8 @@ import streamlit as st
 
 from dashboard import data, state
 from dashboard.catalog import Catalog
-from dashboard.components import esc, inject_css
+from dashboard.components import inject_css
+from dashboard.markdown import md_code, md_escape
 from reports.present import fmt
 from reports.present.rows import record_or_none
 
@@ -67,7 +68,7 @@ def sidebar(cat: Catalog, sel: state.Selection) -> None:
     """Model, version and run pickers, the related runs, and the store's health."""
     with st.sidebar:
         if sel.run is None:
-            st.caption(f"Store `{cat.store}` has no audit runs.")
+            st.caption(f"Store {md_code(cat.store)} has no audit runs.")
         else:
             run = sel.run
             # Seed the pickers from the selection (URL or session) before they are drawn.
@@ -95,18 +96,18 @@ def sidebar(cat: Catalog, sel: state.Selection) -> None:
                 help="Runs are immutable; each audit of the same model version is listed by time.",
             )
             _related(sel)
-        st.caption(f"Store: `{cat.store}` · {fmt.count(len(cat.runs))} run(s)")
+        st.caption(f"Store: {md_code(cat.store)} · {fmt.count(len(cat.runs))} run(s)")
         if cat.in_progress:
             st.caption(
                 f"{fmt.count(len(cat.in_progress))} run(s) still being written (not shown until complete)."
             )
         if cat.broken:
             with st.expander(
-                f"{fmt.count(len(cat.broken))} folder(s) could not be read",
+                f"{fmt.count(len(cat.broken))} folder(s) could not be read (skipped)",
                 icon=":material/warning:",
             ):
-                for b in cat.broken:
-                    st.markdown(f"`{esc(b.name)}`: {esc(b.reason)}")
+                for b in cat.broken:  # names and reasons come from the files: escaped
+                    st.markdown(f"{md_code(b.name)}: {md_escape(b.reason)}")
 
 
 def _related(sel: state.Selection) -> None:
@@ -140,7 +141,7 @@ def main() -> None:
     except Exception as exc:  # an unreadable store still gets a page
         log.exception("store %s", store)
         cat = Catalog(store=store)
-        st.error(f"The store `{store}` could not be read: {exc}")
+        st.error(f"The store {md_code(store)} could not be read: {md_escape(exc)}")
     sel = state.select(cat)
     st.session_state["_selection"] = sel
     nav = st.navigation(_pages())

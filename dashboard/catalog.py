@@ -9,8 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audits.errors import AuditError
-from audits.store import load_run
+from audits.store import scan_store
 
 
 @dataclass(frozen=True)
@@ -82,32 +81,19 @@ def signature(store: Path) -> tuple:
 
 
 def scan(store: Path) -> Catalog:
-    """Read every run folder's record; damaged folders are listed, not skipped silently.
-
-    A record is validated here, so a run the pages could not read never reaches the pickers.
-    """
+    """Every run folder's record, checked (``audits.store.scan_store``); damaged folders are
+    listed with the reason, never picked, so a run the pages could not read never reaches the
+    pickers."""
     cat = Catalog(store=store)
     if not store.is_dir():
         return cat
-    for entry in sorted(store.iterdir()):
-        if not entry.is_dir():
-            continue
-        if entry.name.startswith(".tmp-"):
-            cat.in_progress.append(entry.name[5:])
-            continue
-        if entry.name.startswith("."):
-            continue
-        try:
-            run = load_run(entry)
-            run.record  # noqa: B018 - validates the record (AuditError when invalid)
-        except AuditError as exc:
-            cat.broken.append(Broken(entry.name, str(exc).replace(str(entry), "").lstrip(": ")))
-            continue
-        except OSError as exc:
-            cat.broken.append(Broken(entry.name, f"unreadable ({exc.strerror})"))
-            continue
+    cat.in_progress = sorted(
+        e.name[5:] for e in store.iterdir() if e.name.startswith(".tmp-") and e.is_dir()
+    )
+    found = scan_store(store)
+    cat.broken = [Broken(d.path.name, d.reason) for d in found.damaged]
+    for run in found.runs:
         model = run.identity  # a comparison: its candidate B
         name, version = model.name or "unknown model", model.version or "unknown version"
-        cat.runs.append(RunInfo(entry.name, run.path, run.kind, name, version, run.created))
-    cat.runs.sort(key=lambda r: (r.created, r.run_id), reverse=True)
+        cat.runs.append(RunInfo(run.path.name, run.path, run.kind, name, version, run.created))
     return cat

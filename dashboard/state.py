@@ -17,6 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.catalog import Catalog, RunInfo
+from dashboard.markdown import md_code, md_escape
 
 STORE_ENV = "AUDIT_STORE"
 DEFAULT_STORE = "audit-store"
@@ -63,7 +64,7 @@ class Selection:
 
     store: Path
     run: RunInfo | None
-    note: str | None = None  # e.g. a shared link named a run that is not in this store
+    note: str | None = None  # Markdown, data escaped: a shared link named an unknown run
 
 
 def resolve(catalog: Catalog, from_url: str | None, from_session: str | None) -> Selection:
@@ -75,8 +76,18 @@ def resolve(catalog: Catalog, from_url: str | None, from_session: str | None) ->
         info = catalog.get(candidate)
         if info is not None and info.kind == "audit":
             return Selection(catalog.store, info)
-        if candidate == from_url:
-            note = f"The link names run `{candidate}`, which is not an audit run in `{catalog.store}`; showing the newest run instead."
+        broken = next((b for b in catalog.broken if b.name == candidate), None)
+        if candidate == from_url and broken is not None:
+            note = (
+                f"The link names run {md_code(candidate)}, which cannot be read "
+                f"({md_escape(broken.reason)}); showing the newest run instead."
+            )
+        elif candidate == from_url:
+            # The value comes from the address bar: a code span it cannot close (no links).
+            note = (
+                f"The link names run {md_code(candidate, limit=120)}, which is not an audit "
+                f"run in {md_code(catalog.store)}; showing the newest run instead."
+            )
     return Selection(catalog.store, default_run(catalog), note)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from audits.datasets import ROI_COLUMNS
+from audits.npy_writer import NpyRows
 from explain.overlay import save_overlay
 from explain.regions import region_scores
 
@@ -42,30 +43,24 @@ REGION_COLUMNS = [
 
 @dataclass
 class HeatmapFile:
-    """Streams heatmaps into a memory-mapped ``heatmaps.npy`` (flat memory for any count)."""
+    """Streams heatmaps into ``heatmaps.npy`` with plain writes (flat memory for any count).
+
+    Not a writable memory map: on a full disk that dies of SIGBUS; a write raises ENOSPC.
+    """
 
     path: Path
     shape: tuple[int, int, int, int]
 
     def __post_init__(self) -> None:
-        self.mm: np.ndarray | None = None
-        if self.shape[0] == 0:  # an empty file cannot be memory-mapped
-            np.save(self.path, np.zeros(self.shape, dtype=np.float16))
-            return
-        self.mm = np.lib.format.open_memmap(
-            self.path, mode="w+", dtype=np.float16, shape=self.shape
-        )
-        self.mm[:] = np.nan  # rows of unreadable images stay NaN
+        # Rows of unreadable images (never put) stay NaN.
+        self.rows = NpyRows(self.path, np.float16, row_shape=self.shape[1:], fill=np.nan)
 
     def put(self, index: np.ndarray, maps: np.ndarray) -> None:
-        """Write ``maps`` (float16 ``[n, 2, h, w]``) into rows ``index``."""
-        assert self.mm is not None
-        self.mm[index] = maps
+        """Write ``maps`` (float16 ``[n, 2, h, w]``) into rows ``index`` (ascending)."""
+        self.rows.put(index, maps)
 
     def close(self) -> None:
-        if self.mm is not None:
-            self.mm.flush()
-            self.mm = None
+        self.rows.close(rows=self.shape[0])
 
 
 def stored_size(size: tuple[int, int], side: int) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from PIL import Image, ImageFilter
 
 from auditapp.cli import main
 from auditapp.pipeline.drift import run_drift
+from audits.errors import AuditError
 from audits.image_properties import PROPERTIES
 from audits.store import load_run
 from tests.builders import make_model_dir
@@ -96,6 +97,7 @@ def test_cli_writes_a_drift_run_with_the_design_fields(built, tmp_path, capsys):
         "evidently.html",
         "evidently.json",
         "properties.parquet",
+        "thumbs",  # small PNGs of the farthest current images
     ]
 
 
@@ -204,7 +206,8 @@ def test_failure_while_writing_leaves_nothing(built, tmp_path, monkeypatch):
 
     monkeypatch.setattr("auditapp.pipeline.drift.write_record", broken_write)
     store = tmp_path / "store"
-    with pytest.raises(OSError, match="disk full"):
+    # A write fault is a user-facing error (exit 2) naming the store, not a bare OSError.
+    with pytest.raises(AuditError, match=r"cannot write the run: disk full; nothing was stored"):
         run_drift(
             built["model"],
             built["reference"],

@@ -29,8 +29,35 @@ def test_file_architecture_loads_and_identity(tmp_path):
     assert not model.training
 
 
-def test_package_architecture_with_kwargs(tmp_path):
-    """`package.module:attr` from an installed package (torchvision's resnet18, random weights)."""
+def test_package_architecture_with_kwargs(tmp_path, monkeypatch):
+    """`package.module:Class` from an importable package; its source files are hashed."""
+    import hashlib
+
+    from tests.builders import TINY_NET
+
+    pkg = tmp_path / "site" / "tinypkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text(TINY_NET)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    root = make_model_dir(tmp_path / "m")
+    card_file = root / "model.toml"
+    card_file.write_text(card_file.read_text().replace("net.py:TinyNet", "tinypkg.nets:TinyNet"))
+    (root / "net.py").unlink()
+    card = load_card(root)
+    model = load_model(card)
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+    ident = card.identity()
+    expected = hashlib.sha256((pkg / "nets.py").read_bytes()).hexdigest()
+    assert ident["code_sha256"] == expected
+    assert ident["code_files"] == [{"path": str((pkg / "nets.py").resolve()), "sha256": expected}]
+    assert ident["code_library"] is None
+
+
+def test_registry_architecture_loads_saved_weights(tmp_path):
+    """`torchvision:resnet18` with the card's weights: the same outputs as the saved network."""
+    import importlib.metadata
+
     from audits.tv import torchvision
 
     root = tmp_path / "resnet"
@@ -38,7 +65,7 @@ def test_package_architecture_with_kwargs(tmp_path):
     net = torchvision.models.resnet18(num_classes=4)
     save_file(net.state_dict(), str(root / "w.safetensors"))
     (root / "model.toml").write_text(
-        'name = "r18"\nversion = "2"\narchitecture = "torchvision.models:resnet18"\n'
+        'name = "r18"\nversion = "2"\narchitecture = "torchvision:resnet18"\n'
         'weights = "w.safetensors"\nclasses = ["a", "b", "c", "d"]\ntarget_layer = "layer4"\n'
         "[kwargs]\nnum_classes = 4\n[input]\nsize = [64, 64]\n"
     )
@@ -47,6 +74,9 @@ def test_package_architecture_with_kwargs(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model(x), net.eval()(x))
+    ident = card.identity()
+    assert ident["code_library"] == f"torchvision {importlib.metadata.version('torchvision')}"
+    assert ident["code_sha256"] is None and ident["code_files"] == []
 
 
 def test_greyscale_model_and_classes_file(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 from audits.compare.align import Aligned
 from audits.errors import AuditError
 from audits.runs import write_record
-from audits.store import Run, create_run, list_runs, load_run, new_run_id
+from audits.store import Run, create_run, load_run, new_run_id, scan_store, warn_damaged
 
 
 def save_comparison(doc: dict[str, Any], aligned: Aligned, store: str | Path) -> Path:
@@ -37,9 +37,15 @@ def resolve_run(ref: str, store: str | Path) -> Run:
         return load_run(candidate)
     if "@" in ref:
         name, version = ref.split("@", 1)
-        for run in list_runs(store, kind="audit"):
+        found = scan_store(store, kind="audit")
+        warn_damaged(found.damaged)  # a damaged run is skipped, never a reason to fail
+        for run in found.runs:
             if run.identity.name == name and run.identity.version == version:
                 return run
+        for bad in found.damaged:  # the only match is damaged: say what is wrong with it
+            who = bad.run.identity if bad.run is not None and bad.run.kind == "audit" else None
+            if who is not None and who.name == name and who.version == version:
+                raise AuditError(f"{ref}: the only audit run of it is damaged: {bad}")
         raise AuditError(f"{ref}: no audit run of {name} version {version} in {store}")
     raise AuditError(
         f"{ref}: not a run folder, nor a run id in {store} (or name@version; see python -m audits list --store {store})"

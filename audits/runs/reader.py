@@ -61,6 +61,16 @@ def _parquet(file: Path) -> pd.DataFrame | None:
         raise AuditError(f"{file}: damaged ({type(exc).__name__}: {exc})") from None
 
 
+def _npy(file: Path) -> np.ndarray:
+    """A stored array, memory-mapped; a missing or truncated file is an ``AuditError``."""
+    if not file.is_file():
+        raise AuditError(f"{file}: missing (the run is incomplete or damaged)")
+    try:
+        return np.load(file, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:  # a short file fails the mmap or the header
+        raise AuditError(f"{file}: damaged ({type(exc).__name__}: {exc})") from None
+
+
 def file_inside(base: Path, candidate: str | Path | None) -> Path | None:
     """``candidate`` (relative to ``base``, or absolute) if it is a file inside ``base``."""
     if not isinstance(candidate, str | Path) or not str(candidate):
@@ -94,7 +104,7 @@ class ExplainFolder:
     def heatmaps(self) -> np.ndarray | None:
         """float16 [n_explained, 2 (predicted, true), h, w], memory-mapped."""
         file = self.path / "heatmaps.npy"
-        return np.load(file, mmap_mode="r") if file.is_file() else None
+        return _npy(file) if file.is_file() else None
 
     @cached_property
     def regions(self) -> pd.DataFrame | None:
@@ -186,20 +196,20 @@ class StoredRun:
 
     @cached_property
     def table(self) -> pd.DataFrame:
-        file = self.path / "predictions.parquet"
-        if not file.is_file():
+        table = _parquet(self.path / "predictions.parquet")
+        if table is None:
             raise AuditError(
                 f"{self.path}: has no predictions.parquet (not an audit run, or damaged)"
             )
-        return pd.read_parquet(file)
+        return table
 
     @cached_property
     def probabilities(self) -> np.ndarray:
-        return np.load(self.path / "probabilities.npy", mmap_mode="r")
+        return _npy(self.path / "probabilities.npy")
 
     @cached_property
     def embeddings(self) -> np.ndarray:
-        return np.load(self.path / "embeddings.npy", mmap_mode="r")
+        return _npy(self.path / "embeddings.npy")
 
     @cached_property
     def explain(self) -> ExplainFolder | None:
@@ -258,9 +268,7 @@ class StoredRun:
     def read_json(self, name: str) -> dict[str, Any] | None:
         """An optional JSON file of the run, untyped (prefer the typed properties)."""
         file = self.path / name
-        if not file.is_file():
-            return None
-        return json.loads(file.read_text(encoding="utf-8"))
+        return read_json_file(file) if file.is_file() else None
 
 
 def open_run(path: str | Path) -> StoredRun:
