@@ -44,10 +44,21 @@ Verdicts: **supported**, **contradicted** or **not enough data**, decided by a 9
 Deciding every claim by its two-sided 95% interval keeps the verdict consistent with the
 intervals shown on the page and in the sentence; the cost is that a one-sided p between
 0.025 and 0.05 reads "not enough data".
+
+**One question, one answer.** A ``lower`` claim about one slice against the rest is the same
+comparison the slice scan (``audits.slices``) makes, with the same test: Fisher's exact test,
+one-sided, on the same 2x2 table, so the two p-values are equal. They differ in the multiplicity
+rule, on purpose: a claim is one hypothesis stated before looking (a confirmatory test, no
+correction); the scan tests every slice without a prior hypothesis (exploratory, Benjamini-
+Hochberg across all slices). When the run stores a scan, such a claim's result carries the scan's
+numbers (``scan``) and one sentence saying whether the two agree and, if not, why
+(``scan_note``). Every result also lists up to 12 of the images behind it (``examples``; the
+model's failures first) and how many there are (``n_behind``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -68,14 +79,16 @@ from audits.claim_sentences import (
     signed_points,
 )
 from audits.errors import AuditError
-from audits.formatting import ci, pct_short
+from audits.formatting import ci, p_equals, pct_short
 from audits.intervals import proportion_with_ci
 from audits.runs.models_claims import ClaimKind
-from audits.slice_spec import slice_mask
+from audits.slice_spec import resolve_column, slice_mask
+from audits.slices import slice_labels
 
 #: The claim kinds, in the order error messages list them (the stored record's ``ClaimKind``).
 KINDS: tuple[str, ...] = get_args(ClaimKind)
 MIN_SUPPORT = 30
+MAX_EXAMPLES = 12
 MARGIN = 0.02
 ALPHA = 0.05
 _KEYS = {
@@ -113,7 +126,12 @@ def load_claims(path: str | Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AuditError(f"{path}: cannot read the claims file ({exc.strerror or exc})") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() == ".json":  # claims typed in the dashboard are stored as JSON
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AuditError(f"{path}: not valid JSON ({exc})") from None
+    elif path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
         try:
@@ -340,20 +358,36 @@ def _comparison(
 
 
 def evaluate_claim(
-    table: pd.DataFrame, classes: Sequence[str], claim: Mapping[str, Any], alpha: float = ALPHA
+    table: pd.DataFrame,
+    classes: Sequence[str],
+    claim: Mapping[str, Any],
+    alpha: float = ALPHA,
+    scan: Any = None,
 ) -> dict[str, Any]:
-    """One validated claim against a predictions table: the claim, verdict, numbers, sentence."""
+    """One validated claim against a predictions table: the claim, verdict, numbers, sentence.
+
+    ``scan`` is the run's stored slice scan (integrity.json's ``slices``, typed or as a dict);
+    when the claim compares one of its slices with the rest, the result says how the scan
+    answered the same question (``scan``, ``scan_note``).
+    """
     c = claim
     kind, min_support = c["kind"], c["min_support"]
+    labelled = table["label_idx"].to_numpy() >= 0
+    scan_row = None
     if kind in ("lower", "higher"):
         mask_a = slice_mask(table, c["slice"])
         mask_b = slice_mask(table, c["than"]) if c["than"] else ~mask_a
         a = _metric_counts(table, classes, c["metric"], mask_a)
         b = _metric_counts(table, classes, c["metric"], mask_b)
         result = _comparison(a, b, kind == "higher", c["margin"], alpha, min_support)
+        behind = mask_a & labelled
+        if c["metric"] == "accuracy":
+            scan_row = scan_match(table, c["slice"], mask_a & labelled, mask_b & labelled, scan)
     elif kind in ("at_least", "at_most"):
-        k, n = _metric_counts(table, classes, c["metric"], slice_mask(table, c["slice"]))
+        mask = slice_mask(table, c["slice"])
+        k, n = _metric_counts(table, classes, c["metric"], mask)
         result = _proportion(k, n, c["value"], _DIRECTION[kind], alpha, min_support)
+        behind = _metric_scope(table, c["metric"], mask & labelled)
     elif kind in ("share_at_least", "share_at_most"):
         population = slice_mask(table, c["of"])
         in_slice = slice_mask(table, c["slice"]) & population
@@ -365,6 +399,7 @@ def evaluate_claim(
             alpha,
             min_support,
         )
+        behind = in_slice
     else:
         for key in ("class", "with"):
             if c[key] not in classes:
@@ -373,8 +408,10 @@ def evaluate_claim(
                     f"({', '.join(classes)})"
                 )
         rows = slice_mask(table, c["slice"]) & (table["label"].to_numpy() == c["class"])
-        k = int((rows & (table["pred"].to_numpy() == c["with"])).sum())
+        confused = rows & (table["pred"].to_numpy() == c["with"])
+        k = int(confused.sum())
         result = _proportion(k, int(rows.sum()), c["value"], "above", alpha, min_support)
+        behind = confused
     result = {
         "id": c["id"],
         "text": c["text"],
@@ -384,7 +421,120 @@ def evaluate_claim(
     } | result
     result["ci_level"] = 1 - alpha
     result["sentence"] = sentence(c, result)
+    if scan_row is not None:
+        result["scan"] = scan_summary(scan_row, scan)
+        result["scan_note"] = scan_sentence(kind, result["verdict"], result["scan"])
+    result["n_behind"] = int(behind.sum())
+    result["examples"] = examples(table, behind)
     return result
+
+
+def _metric_scope(table: pd.DataFrame, metric: str, rows: np.ndarray) -> np.ndarray:
+    """The rows a proportion metric is measured on: all (accuracy), a true class (recall) or a
+    predicted class (precision)."""
+    name, _, cls = metric.partition(":")
+    if name == "recall":
+        return rows & (table["label"].to_numpy() == cls)
+    if name == "precision":
+        return rows & (table["pred"].to_numpy() == cls)
+    return rows
+
+
+def examples(table: pd.DataFrame, rows: np.ndarray, limit: int = MAX_EXAMPLES) -> list[dict]:
+    """Up to ``limit`` of the images behind a claim, the model's failures among them first."""
+    picked = table[rows]
+    if "correct" in picked.columns:
+        picked = picked.sort_values("correct", kind="stable")
+    return [
+        {
+            "row": int(r["row"]),
+            "path": str(r["path"]) if "path" in picked.columns else None,
+            "label": None if pd.isna(r["label"]) else str(r["label"]),
+            "pred": str(r["pred"]),
+            "correct": bool(r["correct"]) if "correct" in picked.columns else None,
+        }
+        for _, r in picked.head(limit).iterrows()
+    ]
+
+
+# -- the same question in the slice scan -----------------------------------------------------
+
+
+def _get(row: Any, key: str) -> Any:
+    return row[key] if isinstance(row, Mapping) else getattr(row, key)
+
+
+def scan_match(
+    table: pd.DataFrame, spec: Mapping[str, Any], a: np.ndarray, b: np.ndarray, scan: Any
+) -> Any:
+    """The scan's slice row when the claim compares exactly that slice with the rest of the
+    labelled images (``a``/``b``: the two sides' labelled rows), else None."""
+    if scan is None or len(spec) != 1:
+        return None
+    labelled = table["label_idx"].to_numpy() >= 0
+    if (a & b).any() or not np.array_equal(a | b, labelled):
+        return None  # not "this slice vs the rest"
+    column = resolve_column(table, str(next(iter(spec))))
+    rows = [r for r in _get(scan, "slices") if _get(r, "column") == column]
+    if not rows:
+        return None
+    labels = slice_labels(table.loc[labelled, column], _get(rows[0], "kind"))[0]
+    labels = labels.astype(str).to_numpy()
+    for r in rows:
+        value = _get(r, "label").removeprefix(f"{column} = ")
+        if np.array_equal(labels == value, a[labelled]):
+            return r
+    return None
+
+
+def scan_summary(row: Any, scan: Any) -> dict[str, Any]:
+    """What the slice scan stored for the same comparison."""
+    return {
+        "label": _get(row, "label"),
+        "test": "Fisher exact, slice vs rest, Benjamini-Hochberg adjusted across the scan",
+        "n_slices": len(_get(scan, "slices")),
+        "p_lower": _get(row, "p_lower"),
+        "p_lower_adj": _get(row, "p_lower_adj"),
+        "p_value": _get(row, "p_value"),
+        "p_value_adj": _get(row, "p_value_adj"),
+        "significantly_lower": bool(_get(row, "significantly_lower")),
+    }
+
+
+def scan_sentence(kind: str, verdict: str, s: Mapping[str, Any]) -> str:
+    """One sentence: how the slice scan answered the same question, and why it may differ."""
+    label, n = s["label"], f"{s['n_slices']:,}"
+    if kind == "higher":
+        return (
+            f"The Slices scan only flags slices less accurate than the rest; it tests {label} "
+            f"two-sided (Fisher exact, {p_equals(s['p_value'])}, Benjamini–Hochberg adjusted over "
+            f"{n} slices {p_equals(s['p_value_adj'])}), while this claim is one one-sided test "
+            "stated in advance, so it is not adjusted."
+        )
+    p, q = p_equals(s["p_lower"]), p_equals(s["p_lower_adj"])
+    flagged, supported = s["significantly_lower"], verdict == SUPPORTED
+    if supported and flagged:
+        return (
+            f"The Slices scan gives the same answer: the same one-sided Fisher test ({p}) flags "
+            f"{label} even after adjusting for its {n} slices (Benjamini–Hochberg, adjusted {q})."
+        )
+    if supported:
+        return (
+            f"The Slices scan runs the same one-sided Fisher test on this comparison ({p}) but "
+            f"does not flag {label}: it scans {n} slices without a prior hypothesis and adjusts "
+            f"for them (Benjamini–Hochberg, adjusted {q}), while this claim was stated before "
+            "looking, so it is a single test and needs no correction."
+        )
+    if flagged:
+        return (
+            f"The Slices scan flags {label} (one-sided Fisher {p}, Benjamini–Hochberg adjusted "
+            f"{q}), but a claim is supported only when the 95% interval of the difference lies "
+            "entirely below 0, and here it does not."
+        )
+    return (
+        f"The Slices scan gives the same answer: it does not flag {label} (the same one-sided "
+        f"Fisher test, {p}; adjusted over its {n} slices, {q})."
+    )
 
 
 def evaluate_claims(
@@ -409,4 +559,16 @@ def evaluate_claims(
     table = run.table
     if not classes:
         classes = sorted(set(table["label"].dropna()) | set(table["pred"].dropna()))
-    return [evaluate_claim(table, classes, c, alpha) for c in checked]
+    return [evaluate_claim(table, classes, c, alpha, stored_scan(run)) for c in checked]
+
+
+def stored_scan(run: Any) -> Any:
+    """The run's stored slice scan (integrity.json's ``slices``), or None when absent."""
+    from audits.runs.models_integrity import Slices
+
+    try:
+        integrity = run.integrity
+    except AuditError:
+        return None
+    block = integrity.slices if integrity is not None else None
+    return block if isinstance(block, Slices) else None

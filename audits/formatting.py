@@ -30,6 +30,19 @@ def pct_short(x: Any) -> str:
     return f"{100 * float(x):.1f}".rstrip("0").rstrip(".") + "%"
 
 
+def pct_whole(x: Any) -> str:
+    """A share in whole percent that never hides a non-zero count: 0.004 -> '<1%',
+    0.996 -> '>99%', 0 -> '0%', 1 -> '100%'."""
+    if not is_num(x):
+        return NA
+    x = float(x)
+    if 0 < x < 0.005:
+        return "<1%"
+    if 0.995 <= x < 1:
+        return ">99%"
+    return f"{100 * x:.0f}%"
+
+
 def ci(low: Any, high: Any) -> str:
     """'81.2–86.9%' (a Wilson or Newcombe interval)."""
     if not (is_num(low) and is_num(high)):

@@ -1,4 +1,4 @@
-"""The integrity stage of an audit run: leakage, suspect labels and slices.
+"""The integrity stage of an audit run: leakage, failure patterns, suspect labels and slices.
 
 ``integrity_stage(ctx)`` runs inside ``auditapp.pipeline.audit.run_audit`` before the run
 folder is sealed. It writes ``integrity.json`` (full results) and ``integrity/thumbs/*.jpg``
@@ -22,12 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from audits.class_slices import class_slice_report, training_table
 from audits.context import AuditContext
 from audits.datasets import ImageSet, hash_files, load_dataset
 from audits.errors import AuditError
+from audits.failure_patterns import find_patterns, pattern_rows
 from audits.images import BadImage, decode, to_mode
 from audits.inference import predict
-from audits.labels import suspect_labels
+from audits.label_consensus import other_versions, table_fingerprint
+from audits.labels import flagged_mask, self_confidence, suspect_labels
 from audits.leakage.near import sample_rows
 from audits.leakage.report import find_leakage
 from audits.leakage.thresholds import COSINE_MIN, MAX_TRAIN_NEAR, PHASH_MAX_DISTANCE, THUMB_RMS_MAX
@@ -37,6 +40,8 @@ from audits.slices import MIN_SUPPORT, slice_report
 INTEGRITY_FILE = "integrity.json"
 THUMBS_DIR = "integrity/thumbs"
 THUMB_SIDE = 128
+#: Thumbnails kept for failure patterns: (patterns, images per pattern).
+PATTERN_THUMBS = (10, 4)
 
 
 _FLOATS = {"thumb_rms_max", "cosine_min"}
@@ -217,8 +222,39 @@ def integrity_stage(ctx: AuditContext) -> dict[str, Any]:
 
     leakage, t_leak = _section("leakage", lambda: leakage_section(ctx, opts, thumbs))
 
+    probabilities = ctx.predictions.probabilities
+    paths = dict(zip(table["row"].tolist(), table["path"].tolist(), strict=True))
+
+    def patterns() -> dict[str, Any]:
+        out = find_patterns(
+            table,
+            classes,
+            flagged=flagged_mask(table, probabilities),
+            self_confidence=self_confidence(table, probabilities),
+        )
+        for p in out["patterns"][: PATTERN_THUMBS[0]]:
+            p["thumbs"] = [
+                t
+                for r in p["rows"][: PATTERN_THUMBS[1]]
+                if (t := thumbs(ctx.image_set.root / paths[r], f"test-{r}")) is not None
+            ]
+        return out
+
+    failures, t_patterns = _section("failure patterns", patterns)
+
+    def versions() -> list[tuple[str, Any]]:
+        """Other audited versions of this model on the same rows (the run's store holds them)."""
+        if "file_sha256" not in table.columns:
+            return []
+        card = ctx.card
+        return other_versions(ctx.run_dir.parent, card.name, card.version, table_fingerprint(table))
+
     def suspects() -> dict[str, Any]:
-        out = suspect_labels(table, ctx.predictions.probabilities, classes, opts.max_listed)
+        # Flags inside a failure pattern are the model's systematic errors, not suspect labels.
+        exclude = pattern_rows(failures) if "error" not in failures else None
+        out = suspect_labels(
+            table, probabilities, classes, opts.max_listed, exclude=exclude, others=versions()
+        )
         for entry in out["rows"][: opts.thumbnails]:
             entry["thumb"] = thumbs(ctx.image_set.root / entry["path"], f"test-{entry['row']}")
         return out
@@ -227,12 +263,22 @@ def integrity_stage(ctx: AuditContext) -> dict[str, Any]:
     slices, t_slices = _section(
         "slices", lambda: slice_report(table, min_support=opts.slice_min_support)
     )
+    class_slices, _ = _section(  # class x slice cross-tab and the root-cause sentence
+        "class slices", lambda: class_slice_report(table, classes, training_table(ctx.card))
+    )
     report = {
         "options": {f.name: getattr(opts, f.name) for f in fields(opts)},
         "leakage": leakage,
+        "failure_patterns": failures,
         "suspect_labels": labels,
         "slices": slices,
-        "timings": {"leakage_s": t_leak, "suspect_labels_s": t_labels, "slices_s": t_slices},
+        "class_slices": class_slices,
+        "timings": {
+            "leakage_s": t_leak,
+            "suspect_labels_s": t_labels,
+            "failure_patterns_s": t_patterns,
+            "slices_s": t_slices,
+        },
     }
     write_record(ctx.run_dir, report, "integrity")
     return summarize(report)
@@ -258,7 +304,12 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         "leakage": leak_summary,
         "suspect_labels": {"error": labels["error"]}
         if "error" in labels
-        else {"n_flagged": labels["n_flagged"], "top": [r["path"] for r in labels["rows"][:5]]},
+        else {
+            "n_flagged": labels["n_flagged"],
+            "top": [r["path"] for r in labels["rows"][:5]],
+            "n_in_patterns": labels.get("n_in_patterns"),
+            "n_patterns": len(report.get("failure_patterns", {}).get("patterns", [])),
+        },
         "slices": {"error": slices["error"]}
         if "error" in slices
         else {

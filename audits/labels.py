@@ -8,6 +8,12 @@ Confident learning (Northcutt et al., 2021; the method behind cleanlab), compute
   probable one wins;
 * an image is a suspect when it is confidently some class other than its given label.
 
+Flags inside a *failure pattern* (``audits.failure_patterns``: a confusion concentrated in one
+class pair or one metadata value, which random label noise does not produce) are the model's
+systematic errors, not label noise: ``suspect_labels(..., exclude=...)`` leaves them out and
+counts them (``n_in_patterns``), so a model that learned a shortcut does not turn its own
+mistakes into "wrong labels". The suspects are candidates for review, never proven errors.
+
 Suspects are ranked by self-confidence, the probability the model gives the *given* label,
 lowest first, so a reviewer sees the likeliest mislabels first. The audited model was
 trained on the training set, so its held-out probabilities are out-of-sample, which is what
@@ -17,7 +23,7 @@ confident learning needs. tests/test_labels.py checks the flagged set against cl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,37 +63,89 @@ def confident_learning(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.nd
     }
 
 
+def _labelled_probs(table: pd.DataFrame, probabilities: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Labels, positions and renormalised probabilities of the labelled rows."""
+    label_idx = table["label_idx"].to_numpy(dtype=np.int64)
+    labelled = np.flatnonzero(label_idx >= 0)
+    probs = np.asarray(probabilities, dtype=np.float64)[labelled]
+    # Stored probabilities are float16: renormalise so rows sum to one again.
+    probs = probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+    return label_idx, labelled, probs
+
+
+def flagged_mask(table: pd.DataFrame, probabilities: np.ndarray) -> np.ndarray:
+    """Confident learning's flags as a mask over all rows of the table (unlabelled: False)."""
+    label_idx, labelled, probs = _labelled_probs(table, probabilities)
+    mask = np.zeros(len(table), dtype=bool)
+    if len(labelled):
+        mask[labelled] = confident_learning(label_idx[labelled], probs)["suspect"]
+    return mask
+
+
+def self_confidence(table: pd.DataFrame, probabilities: np.ndarray) -> np.ndarray:
+    """The probability of the given label, per row of the table (unlabelled rows: 1)."""
+    label_idx, labelled, probs = _labelled_probs(table, probabilities)
+    out = np.ones(len(table), dtype=np.float64)
+    out[labelled] = probs[np.arange(len(labelled)), label_idx[labelled]]
+    return out
+
+
 def suspect_labels(
     table: pd.DataFrame,
     probabilities: np.ndarray,
     classes: Sequence[str],
     max_listed: int = 200,
+    exclude: Mapping[int, int] | None = None,
+    others: Sequence[tuple[str, pd.Series]] = (),
 ) -> dict[str, Any]:
     """Ranked suspects over the labelled rows of a predictions table.
 
-    Returns ``{method, n_labelled, n_flagged, thresholds: {class: t}, rows: [...]}``; each row
-    has rank, row, path, label (given), suggested (the confident guess), predicted (the
-    model's top class), confidence, self_confidence. At most ``max_listed`` rows are listed.
+    Returns ``{method, n_labelled, n_flagged, n_confident_learning, n_in_patterns,
+    thresholds: {class: t}, rows: [...]}``; each row has rank, row, path, label (given),
+    suggested (the confident guess), predicted (the model's top class), confidence,
+    self_confidence. ``exclude`` maps predictions rows to the failure pattern holding them:
+    those flags are counted in ``n_in_patterns`` and are not suspects. ``others`` holds other
+    audited versions on the same frozen set as (version, predicted class by image path)
+    (``audits.label_consensus``): a flag one of them predicts with its given label is cleared
+    (``n_cleared_by_versions``), and each row says how many versions agree against its label.
+    ``n_flagged`` counts the suspects; at most ``max_listed`` rows are listed.
     """
-    label_idx = table["label_idx"].to_numpy(dtype=np.int64)
-    labelled = np.flatnonzero(label_idx >= 0)
+    label_idx, labelled, probs = _labelled_probs(table, probabilities)
+    exclude = exclude or {}
     out: dict[str, Any] = {
         "method": "confident learning (per-class mean self-confidence thresholds), "
-        "ranked by self-confidence, lowest first",
+        + ("flags inside failure patterns left out, " if exclude else "")
+        + "ranked by self-confidence, lowest first",
         "n_labelled": int(len(labelled)),
         "n_flagged": 0,
         "flagged_share": 0.0,
+        "n_confident_learning": 0,
+        "n_in_patterns": 0,
         "thresholds": {},
         "rows": [],
     }
     if len(labelled) == 0:
         return out
-    probs = np.asarray(probabilities, dtype=np.float64)[labelled]
-    # Stored probabilities are float16: renormalise so rows sum to one again.
-    probs = probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
     cl = confident_learning(label_idx[labelled], probs)
-    flagged = np.flatnonzero(cl["suspect"])
+    row_ids = (
+        table["row"].to_numpy(dtype=np.int64) if "row" in table.columns else np.arange(len(table))
+    )
+    all_flags = np.flatnonzero(cl["suspect"])
+    in_pattern = np.array([int(row_ids[labelled[k]]) in exclude for k in all_flags], dtype=bool)
+    flagged = all_flags[~in_pattern]
+    paths = table["path"].to_numpy()
+    given = np.asarray(classes, dtype=object)[label_idx[labelled[flagged]]]
+    flag_paths = paths[labelled[flagged]]
+    # Per other version: its prediction for each flagged image (None where it has no row).
+    opinions = [o.reindex(flag_paths).to_numpy(dtype=object) for _, o in others]
+    agrees = np.array([[v == g for v, g in zip(o, given, strict=True)] for o in opinions])
+    cleared = agrees.any(axis=0) if len(opinions) else np.zeros(len(flagged), dtype=bool)
+    flagged = flagged[~cleared]
+    out["versions"] = [v for v, _ in others]
+    out["n_cleared_by_versions"] = int(cleared.sum())
     order = flagged[np.argsort(cl["self_confidence"][flagged], kind="stable")]
+    out["n_confident_learning"] = int(len(all_flags))
+    out["n_in_patterns"] = int(in_pattern.sum())
     out["n_flagged"] = int(len(flagged))
     out["flagged_share"] = float(len(flagged) / len(labelled))
     if out["flagged_share"] > NOISY_SHARE:
@@ -96,7 +154,6 @@ def suspect_labels(
             "model than that many wrong labels; review the top of the list, not all of it"
         )
     out["thresholds"] = {c: float(t) for c, t in zip(classes, cl["thresholds"], strict=True)}
-    paths = table["path"].to_numpy()
     pred_idx = table["pred_idx"].to_numpy(dtype=np.int64)
     rows = []
     for rank, k in enumerate(order[:max_listed], start=1):
@@ -104,7 +161,7 @@ def suspect_labels(
         rows.append(
             {
                 "rank": rank,
-                "row": int(table["row"].iat[i]) if "row" in table.columns else i,
+                "row": int(row_ids[i]),
                 "path": str(paths[i]),
                 "label": classes[label_idx[i]],
                 "suggested": classes[int(cl["guess"][k])],
@@ -113,5 +170,11 @@ def suspect_labels(
                 "self_confidence": float(cl["self_confidence"][k]),
             }
         )
+        if others:
+            seen = [o.get(paths[i]) for _, o in others]
+            rows[-1]["versions_compared"] = sum(v is not None for v in seen)
+            rows[-1]["versions_against"] = sum(
+                v is not None and v != classes[label_idx[i]] for v in seen
+            )
     out["rows"] = rows
     return out

@@ -21,6 +21,8 @@ class RunBundle:
     drift: Run | None = None
     comparison: Run | None = None  # a comparison in which this run is the candidate (run_b)
     previous: Run | None = None  # the run it was compared with (run_a), when still in the store
+    successor: Run | None = None  # the latest comparison in which this run is the baseline (run_a)
+    newer: Run | None = None  # that comparison's candidate (run_b), when still in the store
 
 
 def _same_model(other: ModelIdentity, model: ModelIdentity) -> bool:
@@ -34,6 +36,14 @@ def _candidate_of(run: Run, run_id: str) -> bool:
     """Whether comparison ``run`` has ``run_id`` as its candidate (an invalid one has none)."""
     try:
         return run.comparison.run_b.run_id == run_id
+    except AuditError:
+        return False
+
+
+def _baseline_of(run: Run, run_id: str) -> bool:
+    """Whether comparison ``run`` has ``run_id`` as its baseline (an invalid one has none)."""
+    try:
+        return run.comparison.run_a.run_id == run_id
     except AuditError:
         return False
 
@@ -52,4 +62,19 @@ def bundle(audit: Run, store: str | Path | None = None) -> RunBundle:
     if comparison is not None:
         prev_id = comparison.comparison.run_a.run_id
         previous = next((r for r in runs if r.run_id == prev_id), None)
-    return RunBundle(audit=audit, drift=drift, comparison=comparison, previous=previous)
+    # An older version learns that it was replaced: the comparison where it is the baseline.
+    successor = next(
+        (r for r in runs if r.kind == "comparison" and _baseline_of(r, audit.run_id)), None
+    )
+    newer = None
+    if successor is not None:
+        new_id = successor.comparison.run_b.run_id
+        newer = next((r for r in runs if r.run_id == new_id), None)
+    return RunBundle(
+        audit=audit,
+        drift=drift,
+        comparison=comparison,
+        previous=previous,
+        successor=successor,
+        newer=newer,
+    )

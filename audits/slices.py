@@ -17,7 +17,11 @@ the rest of the labelled images. The test is Fisher's exact test on the 2x2 tabl
 (slice/rest x correct/wrong): exact at any size, so a 12-image slice gets an honest p-value
 where a z-test would not. ``p_lower`` is one-sided (the slice is less accurate than the
 rest), ``p_value`` two-sided; both are adjusted across every slice of every column with
-Benjamini-Hochberg (``*_adj``), since dozens of slices are tested at once.
+Benjamini-Hochberg (``*_adj``), since dozens of slices are tested at once; a slice is
+``significantly_lower`` when its adjusted one-sided p is below ``alpha``. A claim about one
+slice (``audits.claims``, kind ``lower``) runs the same one-sided Fisher test on the same 2x2
+table but is not adjusted: it is one hypothesis stated in advance, a confirmatory test, where
+this scan is exploratory. ``note`` says so in one sentence for the pages that show the scan.
 ``weakest``: slices with at least ``min_support`` images, lowest accuracy first.
 """
 
@@ -169,6 +173,7 @@ def slice_report(
     return {
         "test": "Fisher exact, slice vs rest; p_lower one-sided (slice less accurate); "
         "Benjamini-Hochberg adjusted across all slices",
+        "note": scan_note(len(slices)),
         "min_support": int(min_support),
         "alpha": alpha,
         "n_labelled": total_n,
@@ -177,6 +182,17 @@ def slice_report(
         "slices": slices,
         "weakest": weakest_slices(slices, min_support, top),
     }
+
+
+def scan_note(n_slices: int) -> str:
+    """Why a claim and this scan can answer the same question differently, in one sentence."""
+    return (
+        f"This scan is exploratory: each of the {n_slices:,} slices is tested against the rest "
+        "with Fisher's exact test (one-sided: is it less accurate?) and, since no slice was "
+        "named in advance, the p-values are adjusted with Benjamini–Hochberg across all of "
+        "them; a claim stated before looking is a single test of the same kind, not adjusted, "
+        "so it can be supported where the scan does not flag the slice."
+    )
 
 
 def column_slices(

@@ -1,23 +1,30 @@
-"""Claims typed on the Integrity page: a guided form, a TOML box, and the verdicts.
+"""Claims on the Integrity page: a guided form, a TOML box, and every stored claim.
 
-Claims are checked by ``audits.claims.evaluate_claims`` against the run's stored predictions;
-stored claim results (``claims-*/claims.json`` written by ``python -m audits claims``) are shown too.
+A claim checked here is stored with the run exactly as ``python -m audits claims`` stores a
+file (``audits.claims_store``: a new ``claims-<sha>/`` folder with ``claims.json`` and the
+thumbnails of the images behind each claim), so it reaches the exports. The page then lists
+every stored claim of the run, newest first, with its verdict, interval, how the slice scan
+answered the same question, and the images behind it.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
 
 from audits.errors import AuditError
-from audits.runs import StoredClaims
+from audits.runs import StoredClaims, open_run
 from audits.runs.models_claims import ClaimResult
+from dashboard import data
 from dashboard.components import esc
 from dashboard.page import PageContext
 from dashboard.slicing import column_kinds, slice_options
+from reports.present import fmt
 
 VERDICT_STYLE = {
     "supported": ("green", ":material/check_circle:"),
@@ -47,27 +54,63 @@ than = { source = "dealer" }
 
 
 def stored_claims(ctx: PageContext) -> list[StoredClaims]:
-    """The run's ``claims-*/`` results, in folder-name order."""
-    return sorted(ctx.run.claims, key=lambda c: c.path.name)
+    """The run's ``claims-*/`` results, newest first (read afresh: one may have just been added)."""
+    return open_run(ctx.path).claims
 
 
-def typed_results(results: Sequence[ClaimResult | Mapping[str, Any]]) -> list[ClaimResult]:
-    """Claim results as records (``evaluate_claims`` returns the dicts it would store)."""
-    return [r if isinstance(r, ClaimResult) else ClaimResult.from_dict(dict(r)) for r in results]
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~$-])")
 
 
-def show_results(results: Sequence[ClaimResult]) -> None:
+def plain(text: Any) -> str:
+    """User text for st.markdown: HTML-escaped and with Markdown's special characters escaped."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+def _interval(r: ClaimResult) -> str:
+    if r.ci_low is None or r.ci_high is None:
+        return ""
+    if r.kind in ("lower", "higher"):
+        return f"difference {fmt.pts(r.measured)}, 95% CI {fmt.pts_ci(r.ci_low, r.ci_high)}"
+    return f"{fmt.pct(r.measured)}, 95% CI {fmt.ci(r.ci_low, r.ci_high)}"
+
+
+def images_behind(ctx: PageContext, r: ClaimResult) -> None:
+    """Thumbnails of the images behind a claim (stored with it), failures first."""
+    shown = [(e, ctx.run.thumb(e.thumb)) for e in (r.examples or []) if e.thumb]
+    shown = [(e, f) for e, f in shown if f is not None]
+    if not shown:
+        return
+    total = r.n_behind if r.n_behind is not None else len(shown)
+    st.caption(f"{fmt.count(len(shown))} of the {fmt.count(total)} images behind this claim:")
+    for i in range(0, len(shown), 6):
+        cols = st.columns(6)
+        for col, (e, file) in zip(cols, shown[i : i + 6], strict=False):
+            img = data.thumbnail(file, 160)
+            if img:
+                col.image(img, width="stretch")
+            mark = "" if e.correct is None else (" ✓" if e.correct else " ✗")
+            col.caption(f"{e.label or '?'} → {e.pred or '?'}{mark}")
+
+
+def show_results(results: Sequence[ClaimResult], ctx: PageContext | None = None) -> None:
     for r in results:
         color, icon = VERDICT_STYLE.get(r.verdict, ("gray", ":material/help:"))
         with st.container(border=True):
             st.markdown(
-                f":{color}-badge[{icon} {r.verdict}] **{esc(r.text or r.kind)}**",
+                f":{color}-badge[{icon} {r.verdict}] **{plain(r.text or r.kind)}**",
                 unsafe_allow_html=True,
             )
+            interval = _interval(r)
+            if interval:
+                st.caption(interval)
             if r.sentence:
-                st.markdown(esc(r.sentence), unsafe_allow_html=True)
+                st.markdown(plain(r.sentence), unsafe_allow_html=True)
             if r.reason:
-                st.caption(r.reason)
+                st.caption(plain(r.reason))
+            if r.scan_note:
+                st.info(plain(r.scan_note), icon=":material/rule:")
+            if ctx is not None:
+                images_behind(ctx, r)
 
 
 def slice_spec(choice: str, kinds: dict[str, str]) -> dict[str, Any]:
@@ -167,11 +210,11 @@ def claim_form(ctx: PageContext) -> list[dict[str, Any]] | None:
 
 
 def claims(ctx: PageContext) -> None:
-    from audits.claims import evaluate_claims
+    from audits.claims_store import check_typed_claims
 
     st.markdown(
-        "Type what someone said about the model; it is checked against this run's stored predictions with a 95% interval. "
-        "Verdicts: **supported**, **contradicted**, or **not enough data**."
+        "Type what someone said about the model; it is checked against this run's stored predictions with a 95% interval "
+        "and stored with the run, so the exports include it. Verdicts: **supported**, **contradicted**, or **not enough data**."
     )
     typed = claim_form(ctx)
     with st.expander("Several claims at once (TOML, as in a claims file)"):
@@ -184,23 +227,29 @@ def claims(ctx: PageContext) -> None:
                 st.error(f"Not valid TOML: {exc}")
     if typed:
         try:
-            results = typed_results(evaluate_claims(ctx.run, typed))
+            saved = check_typed_claims(ctx.run, typed)
         except AuditError as exc:
-            st.error(f"The claim cannot be checked: {exc}")
+            st.error(f"The claim cannot be checked: {esc(exc)}")
+        except OSError as exc:  # e.g. a read-only store
+            st.error(f"The claim was checked but cannot be stored in {esc(ctx.path)}: {esc(exc)}")
         else:
-            st.session_state["claims_results"] = (ctx.info.run_id, results)
-    saved = st.session_state.get("claims_results")
-    if saved and saved[0] == ctx.info.run_id:
-        st.markdown("#### Checked on this page")
-        show_results(saved[1])
+            where = saved.folder.name
+            st.success(
+                f"Checked on this page and stored with the run ({where})"
+                + (": these claims had been checked before." if saved.existed else "."),
+                icon=":material/save:",
+            )
     kept = stored_claims(ctx)
+    if kept:
+        n = sum(len(k.record.results) for k in kept)
+        st.markdown(f"#### Every claim checked against this run ({fmt.count(n)}, newest first)")
     for found in kept:
         record = found.record
-        st.markdown(
-            f"#### Stored claims file `{esc(record.claims_file)}` · checked {esc(record.created)}"
-        )
-        show_results(record.results)
-    if not saved and not kept:
+        origin = "typed on this page" if record.source == "dashboard" else record.claims_file
+        st.markdown(f"##### {plain(origin)} · checked {esc(record.created)}")
+        show_results(record.results, ctx)
+    if not kept:
         st.caption(
-            f"To store claims with the run for the exports: python -m audits claims {ctx.path} claims.toml"
+            "No claim has been checked against this run yet. From the command line: "
+            f"python -m audits claims {ctx.path} claims.toml"
         )

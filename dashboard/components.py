@@ -60,9 +60,9 @@ h2, h3 {font-weight: 600; letter-spacing: -0.005em;}
 .ma-chip {display: inline-block; padding: 0.05rem 0.5rem; border-radius: 999px; font-size: 0.8rem;
           color: var(--ma-ink); background: var(--ma-chip); border-left: 0.6rem solid var(--c); white-space: nowrap;
           max-width: 100%; overflow: hidden; text-overflow: ellipsis; vertical-align: middle;}
-.ma-kv {display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 0.9rem; font-size: 0.86rem;}
-.ma-kv dt {color: var(--ma-soft);} .ma-kv dd {margin: 0; color: var(--ma-ink); overflow-wrap: anywhere;}
-.ma-kv code {font-size: 0.8rem; background: var(--ma-surface); padding: 0 0.25rem; border-radius: 4px;}
+.ma-kv {display: grid; grid-template-columns: minmax(0, max-content) minmax(0, 1fr); gap: 0.2rem 0.9rem; font-size: 0.86rem;}
+.ma-kv dt {color: var(--ma-soft); overflow-wrap: anywhere;} .ma-kv dd {margin: 0; min-width: 0; color: var(--ma-ink); overflow-wrap: anywhere;}
+.ma-kv code {font-size: 0.8rem; background: var(--ma-surface); padding: 0 0.25rem; border-radius: 4px; overflow-wrap: anywhere;}
 .ma-summary p {font-size: 1.02rem; line-height: 1.55; margin-bottom: 0.45rem;}
 .ma-ph {aspect-ratio: 2.8 / 1; border-radius: 6px; display: flex; align-items: center; justify-content: center;
         background: repeating-linear-gradient(45deg, var(--ma-surface), var(--ma-surface) 10px, var(--ma-surface-alt) 10px, var(--ma-surface-alt) 20px);

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from PIL import Image, ImageDraw
 
 from audits.runs import ExplainFolder
 from audits.runs.models_audit import DatasetInfo
@@ -49,3 +51,74 @@ def row_regions(explain: ExplainFolder | None, row: int) -> pd.DataFrame | None:
     if regions is None or "row" not in regions.columns:
         return None
     return regions[regions["row"] == row]
+
+
+#: Pixels of the longest side of an enlarged panel.
+ENLARGED_SIDE = 512
+
+
+def _stored_image(explain: ExplainFolder, row: int, size: tuple[int, int]) -> np.ndarray | None:
+    """The first panel of the stored overlay strip (the image the model saw), when the data
+    set's folder is not on this machine."""
+    from explain.overlay import CAPTION_HEIGHT, GAP
+
+    file = explain.overlay(row)
+    if file is None:
+        return None
+    with Image.open(file) as strip:
+        strip = strip.convert("RGB")
+        side = (strip.width + GAP) // 3 - GAP  # three panels: image | predicted | true
+        panel = strip.crop((0, CAPTION_HEIGHT, side, strip.height))
+        return np.asarray(panel.resize(size, Image.Resampling.BILINEAR))
+
+
+def heat_panels(
+    explain: ExplainFolder | None,
+    row: int,
+    image: Path | None,
+    alpha: float,
+    box: tuple[float, float, float, float] | None = None,
+    side: int = ENLARGED_SIDE,
+) -> list[tuple[np.ndarray, str]]:
+    """[(RGB panel, caption)]: the image, then each stored heat-map blended over it at
+    ``alpha`` (the heat-map's weight), enlarged to ``side`` px, with the region box drawn.
+
+    Rendering only: the heat-maps are the stored ones (``explain/heatmaps.npy``); ``box`` is in
+    the original image's pixels. Empty when the row was not explained.
+    """
+    from explain.overlay import blend
+
+    regions = row_regions(explain, row)
+    maps = explain.heatmaps if explain is not None else None
+    if regions is None or regions.empty or maps is None:
+        return []
+    h, w = maps.shape[-2:]
+    if image is not None:
+        with Image.open(image) as im:
+            orig = im.size
+            base = np.asarray(im.convert("RGB").resize((w, h), Image.Resampling.BILINEAR))
+    else:
+        base = _stored_image(explain, row, (w, h))
+        orig = None
+        if base is None:
+            return []
+    scale = side / max(h, w)
+    size = (round(w * scale), round(h * scale))
+    panels = [(base, "the image")]
+    for rec in regions.sort_values("slot").to_dict("records"):
+        heat = np.asarray(maps[int(rec["index"]), int(rec["slot"])], dtype=np.float32)
+        what = "why the model said" if rec["role"] == "predicted" else "evidence for the true class"
+        panels.append((blend(base, heat, alpha), f"{what}: {rec['class']}"))
+    out = []
+    for pixels, caption in panels:
+        big = Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)
+        if box is not None and orig is not None and all(np.isfinite(box)):
+            sx, sy = size[0] / orig[0], size[1] / orig[1]
+            x0, y0, x1, y1 = box
+            ImageDraw.Draw(big).rectangle(
+                [x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)],
+                outline=(255, 255, 255),
+                width=3,
+            )
+        out.append((np.asarray(big), caption))
+    return out

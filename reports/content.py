@@ -35,6 +35,7 @@ from reports.sections import (
     skipped_appendix,
     versioning_section,
 )
+from reports.sections.appendices import letter_appendices
 from reports.sections.base import guarded
 from reports.sections.claims import NAME as CLAIMS
 from reports.sections.comparison import NAME as COMPARISON
@@ -117,7 +118,7 @@ def build_content(
         appendices.append(skipped)
     sources = evidence_files(run, b)
     appendices += [glossary_section(), evidence_section(sources)]
-    appendices.sort(key=lambda s: s.title)  # Appendix A, B, C… in letter order
+    sections, appendices = letter_appendices(sections, appendices)  # A, B, C… as they appear
     return ReportContent(
         run_id=run.run_id,
         model_name=front.model_name,

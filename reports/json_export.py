@@ -102,6 +102,8 @@ def export_document(run: Run, related: RunBundle, content: ReportContent) -> dic
     doc["drift"] = _related(related.drift)
     doc["comparison"] = _related(related.comparison)
     doc["previous_run_id"] = related.previous.run_id if related.previous else None
+    doc["successor"] = _related(related.successor)  # a newer version compared with this one
+    doc["newer_run_id"] = related.newer.run_id if related.newer else None
     doc["stage_errors"] = _stage_errors(run)
     doc["report"] = {
         "title": content.title,

@@ -352,3 +352,168 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert cli_main(["claims", str(run), str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: claim 1: kind must be one of") and err.count("\n") == 1
+
+
+# -- one question, one answer: a claim and the slice scan on the same comparison ---------------
+
+
+def _fan_table() -> pd.DataFrame:
+    """Fan photos a little less accurate than the rest, among other slices (as in the demo)."""
+    return table(
+        block(200, 144, source="fan", night=0),
+        block(260, 212, source="dealer", night=0),
+        block(140, 110, source="scrape", night=1),
+    )
+
+
+def test_claim_and_slice_scan_run_the_same_test_on_the_same_comparison() -> None:
+    from audits.slices import slice_report
+
+    t = _fan_table()
+    scan = slice_report(t)
+    r = evaluate_claim(
+        t, CLASSES, validate_claim({"kind": "lower", "slice": {"source": "fan"}}), scan=scan
+    )
+    row = next(s for s in scan["slices"] if s["label"] == "source = fan")
+    # The same test: Fisher exact, one-sided, on the same 2x2 table (slice vs rest).
+    grid = [[144, 56], [212 + 110, 48 + 30]]
+    p = fisher_exact(grid, alternative="less").pvalue
+    assert r["p_value"] == pytest.approx(p, rel=1e-12)
+    assert row["p_lower"] == pytest.approx(p, rel=1e-12)
+    assert r["scan"]["p_lower"] == row["p_lower"]
+    assert r["scan"]["p_lower_adj"] == row["p_lower_adj"]
+    assert r["scan"]["n_slices"] == len(scan["slices"])
+
+
+def test_one_answer_or_the_reason_they_differ() -> None:
+    from audits.slices import slice_report
+
+    t = _fan_table()
+    scan = slice_report(t)
+    r = evaluate_claim(
+        t, CLASSES, validate_claim({"kind": "lower", "slice": {"source": "fan"}}), scan=scan
+    )
+    row = next(s for s in scan["slices"] if s["label"] == "source = fan")
+    supported, flagged = r["verdict"] == SUPPORTED, row["significantly_lower"]
+    # Here the pre-stated claim is supported but the scan, adjusted over its slices, is not.
+    assert (supported, flagged) == (True, False)
+    assert row["p_lower"] < 0.025 < 0.05 < row["p_lower_adj"]
+    assert r["scan_note"] == (
+        "The Slices scan runs the same one-sided Fisher test on this comparison "
+        f"(p = {row['p_lower']:.3f}) but does not flag source = fan: it scans "
+        f"{len(scan['slices'])} slices without a prior hypothesis and adjusts for them "
+        f"(Benjamini–Hochberg, adjusted p = {row['p_lower_adj']:.3f}), while this claim was "
+        "stated before looking, so it is a single test and needs no correction."
+    )
+    # The scan states the same reason on its own page.
+    assert "a claim stated before looking is a single test of the same kind" in scan["note"]
+    # A comparison with another slice (not "the rest") is not the scan's question: no note.
+    other = evaluate_claim(
+        t,
+        CLASSES,
+        validate_claim({"kind": "lower", "slice": {"source": "fan"}, "than": {"source": "dealer"}}),
+        scan=scan,
+    )
+    assert "scan" not in other and "scan_note" not in other
+
+
+def test_claim_and_scan_agree_when_both_are_clear() -> None:
+    from audits.slices import slice_report
+
+    t = table(block(100, 40, night=1), block(600, 540, night=0))
+    scan = slice_report(t)
+    r = evaluate_claim(
+        t,
+        CLASSES,
+        validate_claim({"kind": "lower", "slice": {"night": True}, "than": {"night": False}}),
+        scan=scan,
+    )
+    assert r["verdict"] == SUPPORTED and r["scan"]["significantly_lower"]
+    assert r["scan_note"].startswith("The Slices scan gives the same answer")
+
+
+# -- claims persist: stored by the CLI and the dashboard through one function ------------------
+
+
+@pytest.fixture
+def shortcut_run(tmp_path: Path) -> Path:
+    from tests.shortcut_store import write_shortcut_run
+
+    return write_shortcut_run(tmp_path / "store")
+
+
+def test_typed_claims_are_stored_like_a_file_with_their_images(shortcut_run: Path) -> None:
+    from audits.claims_store import check_typed_claims
+    from audits.runs import open_run
+
+    claim = {"text": "Half <b>these</b> photos have dogs", "kind": "share_at_least",
+             "slice": {"dog": True}, "value": 0.5}  # fmt: skip
+    saved = check_typed_claims(shortcut_run, [claim])
+    assert not saved.existed and saved.record.source == "dashboard"
+    r = saved.record.results[0]
+    assert r.verdict == CONTRADICTED and (r.count, r.n) == (6, 900)
+    assert r.n_behind == 6 and len(r.examples) == 6
+    run = open_run(shortcut_run)
+    assert all(run.thumb(e.thumb) is not None for e in r.examples)  # thumbnails in the run
+    # The stored copy of the typed claims checks again from the CLI to the same folder.
+    assert load_claims(saved.folder / "typed-claims.json")[0]["text"] == claim["text"]
+    again = check_typed_claims(shortcut_run, [claim])
+    assert again.existed and again.folder == saved.folder
+    second = check_typed_claims(shortcut_run, [{"kind": "at_least", "value": 0.1}])
+    listed = open_run(shortcut_run).claims
+    assert {c.path for c in listed} == {saved.folder, second.folder}
+    assert listed[0].record.created >= listed[1].record.created  # newest first
+
+
+def test_export_json_includes_every_stored_claim(shortcut_run: Path, tmp_path: Path) -> None:
+    from audits.claims_store import check_claims_file, check_typed_claims
+    from reports.export import export_run
+
+    file = tmp_path / "c.toml"
+    file.write_text('[[claim]]\ntext = "fan worse"\nkind = "lower"\nslice = { source = "fan" }\n')
+    check_claims_file(shortcut_run, file)
+    check_typed_claims(shortcut_run, [{"text": "dogs", "kind": "share_at_most",
+                                       "slice": {"dog": True}, "value": 0.5}])  # fmt: skip
+    out = export_run(shortcut_run, "json", tmp_path / "out")
+    doc = json.loads(next(out.glob("*.json")).read_text())
+    texts = sorted(r["text"] for c in doc["claims"] for r in c["files"]["claims.json"]["results"])
+    assert texts == ["dogs", "fan worse"]
+    from reports.content import build_content
+
+    summary = build_content(shortcut_run).summary
+    assert any(s.startswith("“dogs”: supported, 0.7% measured (95% CI ") for s in summary)
+    assert any(s.startswith("“fan worse”: ") for s in summary)
+
+
+def test_dashboard_stores_a_typed_claim_and_lists_every_stored_claim(
+    shortcut_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from audits.runs import open_run
+
+    monkeypatch.setenv("AUDIT_STORE", str(shortcut_run.parent))
+    app = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+    at = AppTest.from_file(app, default_timeout=180).run()
+    body = "\n".join(str(m.value) for m in at.markdown)
+    cause = open_run(shortcut_run).integrity.class_slices.root_cause
+    assert "What to do:" in body and "shortcut" in body  # the Overview's root-cause callout
+    at = at.switch_page("dashboard/pages/integrity.py").run()
+    at.selectbox(key="claim_kind").select("share_at_least").run()
+    at.text_input[0].input("Half these photos have *dogs*")
+    next(s for s in at.selectbox if s.label == "Group (slice)").select("dog = true")
+    next(b for b in at.button if b.label == "Check this claim").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    stored = open_run(shortcut_run).claims
+    assert len(stored) == 1 and stored[0].record.source == "dashboard"
+    assert stored[0].record.results[0].text == "Half these photos have *dogs*"
+    texts = "\n".join(str(e.value) for k in ("markdown", "caption", "success") for e in at.get(k))
+    assert "Checked on this page and stored with the run" in texts
+    assert "Every claim checked against this run (1, newest first)" in texts
+    assert r"Half these photos have \*dogs\*" in texts  # escaped, not rendered as Markdown
+    assert "6 of the 6 images behind this claim" in texts
+    assert len(at.get("image")) >= 6  # the thumbnails stored with the claim
+    # The class x slice cross-tab under the slices: its strongest association and its table.
+    assert "Strongest association:" in texts and "non-red images" in texts
+    assert cause.label == "colour = red"
+    assert any("recall within" in d.value.columns for d in at.dataframe)

@@ -171,7 +171,7 @@ EXPECT = {
     "failures": ["misclassified", "failure(s)", "How to read it"],
     "drift": ["No drift run for car-variants 1.1.0 yet", "python -m audits drift"],
     "compare": ["against 1.0.0", "The checks behind the verdict", "Every class"],
-    "integrity": ["Leaked test images", "look mislabelled", "Type what someone said"],
+    "integrity": ["Leaked test images", "candidates for review", "Type what someone said"],
     "export": ["Exports of run"],
 }
 

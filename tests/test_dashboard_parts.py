@@ -76,7 +76,8 @@ def test_region_lines_read_explain_columns() -> None:
          "roi_energy": [0.05, 0.4], "roi_peak": pd.array([False, True], dtype="boolean")}
     )  # fmt: skip
     (line,) = region_lines(regions)
-    assert "carrera 5% ✗" in line and "targa 40% ✓" in line and "gradcam" in line
+    assert "5% of the heat for carrera (its peak outside)" in line
+    assert "40% of the heat for targa (its peak inside)" in line
     no_box = regions.assign(roi_energy=np.nan, roi_peak=pd.array([None, None], dtype="boolean"))
     assert "no region box" in region_lines(no_box)[0]
     assert region_lines(None) == [] and region_lines(regions.iloc[0:0]) == []

@@ -164,3 +164,17 @@ def test_describe() -> None:
     assert describe({"dog": True, "night": False}) == "dog and not night"
     assert describe({"source": "fan"}) == "source = fan"
     assert describe({"b": {"min": 1, "max": 2}}) == "b from 1 to 2"
+
+
+def test_the_scan_says_why_a_claim_can_answer_differently() -> None:
+    """The scan is exploratory (BH across all slices); a pre-stated claim is one test of the
+    same kind: the stored note names the family size and both rules."""
+    report = slice_report(demo_like())
+    n = len(report["slices"])
+    assert report["note"].startswith(f"This scan is exploratory: each of the {n} slices")
+    assert "Benjamini–Hochberg" in report["note"] and "not adjusted" in report["note"]
+    # The one-sided p is the adjusted family the flag uses: BH over every tested slice.
+    p = [s["p_lower"] for s in report["slices"]]
+    adj = multipletests(p, method="fdr_bh")[1]
+    assert [s["p_lower_adj"] for s in report["slices"]] == pytest.approx(list(adj))
+    assert [s["significantly_lower"] for s in report["slices"]] == [bool(q < 0.05) for q in adj]

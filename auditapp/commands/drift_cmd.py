@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from auditapp.commands.options import add_inference_options
+from auditapp.json_output import read_record, set_result, wants_json
 
 if TYPE_CHECKING:
     from audits.runs import DriftRecord
@@ -33,9 +34,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations")
     p.add_argument(
+        "--label",
+        metavar="TEXT",
+        help="a name for the current batch in reports (default: its folder's name, e.g. fan_batch)",
+    )
+    p.add_argument(
         "--allow-pickle",
         action="store_true",
         help="allow a pickled whole-model weights file (trusted files only)",
+    )
+    p.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help="exit 1 when drift is found (a gate for pipelines); the run is stored either way",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=main)
@@ -43,14 +54,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def summary_lines(record: DriftRecord) -> list[str]:
     """A short human summary of a stored drift run (reads drift.json; computes nothing)."""
-    from audits.formatting import p_value, pct
+    from audits.formatting import ci, p_value, pct
 
     emb, preds = record.embedding, record.predictions
     ref, cur = record.reference, record.current
     classes, confidence = preds.classes, preds.confidence
     lines = [
         f"{record.model.name} {record.model.version}: reference {ref.n_images} images "
-        f"({ref.n_skipped} skipped) vs current {cur.n_images} ({cur.n_skipped} skipped)",
+        f"({ref.n_skipped} skipped) vs current batch {record.batch!r} {cur.n_images} "
+        f"({cur.n_skipped} skipped)",
         f"drift: {'YES' if record.drift else 'no'} (alpha {record.alpha})",
         f"  embedding   MMD² {emb.mmd2:.4g}, p {p_value(emb.p_value)} ({emb.permutations} permutations)"
         f"{'  DRIFT' if emb.drift else ''}",
@@ -60,7 +72,11 @@ def summary_lines(record: DriftRecord) -> list[str]:
     ]
     acc = preds.accuracy
     if acc.current is not None:
-        lines.append(f"  accuracy    {pct(acc.reference)} -> {pct(acc.current)}")
+        interval = ci(acc.current_ci_low, acc.current_ci_high)
+        lines.append(
+            f"  accuracy    {pct(acc.reference)} -> {pct(acc.current)}"
+            + (f" (95% CI {interval})" if acc.current_ci_low is not None else "")
+        )
     lines.append(_properties_line(record))
     if record.examples:
         far = record.examples[0]
@@ -71,11 +87,14 @@ def summary_lines(record: DriftRecord) -> list[str]:
 
 def _properties_line(record: DriftRecord) -> str:
     """The drifted properties, numeric ones with their means on each side."""
+    from audits.drift.wording import property_value
+
     drifted, n = record.drifted_properties, len(record.properties)
     if not drifted:
         return f"  properties  none of {n} drifted"
     parts = [
-        f"{p.name} {p.reference_mean:.4g} -> {p.current_mean:.4g}"
+        f"{p.name} {property_value(p.name, p.reference_mean)} -> "
+        f"{property_value(p.name, p.current_mean)}"
         if p.reference_mean is not None and p.current_mean is not None
         else p.name
         for p in drifted
@@ -100,9 +119,13 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         allow_pickle=args.allow_pickle,
         progress=not args.quiet,
+        label=args.label,
     )
-    if not args.quiet:
-        for line in summary_lines(load_run(path).drift):
+    record = load_run(path).drift
+    if wants_json(args):
+        set_result(args, {**read_record(path / "drift.json"), "run": str(path)})
+    elif not args.quiet:
+        for line in summary_lines(record):
             print(line)
     print(path)
-    return 0
+    return 1 if args.fail_on_drift and record.drift else 0

@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from auditapp.pipeline.common import skip_reasons
+from auditapp.pipeline.common import skip_reasons, writing_run
 from audits.datasets import ImageSet
 from audits.drift.analysis import DriftAnalysis, analyse_drift
+from audits.drift.batch import check_label
 from audits.drift.record import FILES, drift_record, properties_table
 from audits.drift.side import Side, measured_properties
+from audits.drift.thumbs import add_example_thumbs
 from audits.errors import AuditError
 from audits.inference import predict
 from audits.prepare import Prepared, check_freeze, prepare
@@ -23,7 +25,7 @@ from audits.store import DEFAULT_STORE, auditor_identity, create_run, new_run_id
 
 
 def run_drift(
-    model_dir: str | Path,
+    model_dir: str | Path | Prepared,
     reference: str | Path,
     current: str | Path,
     store: str | Path = DEFAULT_STORE,
@@ -35,11 +37,18 @@ def run_drift(
     seed: int = 0,
     allow_pickle: bool = False,
     progress: bool = False,
+    label: str | None = None,
 ) -> Path:
-    """Compare ``current`` with ``reference`` through the model; returns the new run folder."""
+    """Compare ``current`` with ``reference`` through the model; returns the new run folder.
+
+    ``label`` names the current batch for readers (default: its folder's name)."""
     started = time.perf_counter()
+    label = check_label(label)
     _check_options(alpha, permutations)
-    prep = prepare(model_dir, [reference, current], device=device, allow_pickle=allow_pickle)
+    if isinstance(model_dir, Prepared):  # the Python API's in-memory module, sets loaded
+        prep = model_dir
+    else:
+        prep = prepare(model_dir, [reference, current], device=device, allow_pickle=allow_pickle)
     ref_set, cur_set = prep.sets
     # The current batch first: it is usually the smaller set and the one more likely unreadable.
     cur = _side("current", prep, cur_set, batch_size, workers, progress)
@@ -60,9 +69,11 @@ def run_drift(
         run_id=run_id,
         created=utc_stamp(),
         auditor=auditor_identity(),
+        label=label,
     )
-    with create_run(store, run_id) as tmp:
+    with writing_run(store), create_run(store, run_id) as tmp:
         _write_reports(tmp, ref, cur, analysis)
+        add_example_thumbs(tmp, record["examples"])  # exports show them without the source data
         record["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         write_record(tmp, record, "drift")
     return Path(store) / run_id

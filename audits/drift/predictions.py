@@ -1,5 +1,6 @@
 """The predictions view of drift: predicted-class distribution and confidence, reference vs
-current, combined by Bonferroni; accuracy on each labelled side is reported, not tested."""
+current, combined by Bonferroni; accuracy on each labelled side is reported (with its Wilson interval),
+not tested."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from audits.intervals import proportion_with_ci
 
 #: Expected count under which a class joins the "other" bucket (Cochran's rule).
 MIN_EXPECTED = 5.0
@@ -102,11 +105,13 @@ def confidence_test(reference: np.ndarray, current: np.ndarray) -> dict[str, Any
     }
 
 
-def labelled_accuracy(table: pd.DataFrame) -> tuple[float | None, int]:
-    """Accuracy over the labelled rows of a predictions table (None when none) and their count."""
+def labelled_accuracy(table: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy over the labelled rows of a predictions table with its Wilson 95% interval."""
     labelled = table["label_idx"] >= 0
     n = int(labelled.sum())
-    return (float(table.loc[labelled, "correct"].mean()) if n else None), n
+    k = int(table.loc[labelled, "correct"].sum()) if n else 0
+    value, low, high = proportion_with_ci(k, n)
+    return {"accuracy": value, "correct": k, "n": n, "ci_low": low, "ci_high": high}
 
 
 def prediction_drift(
@@ -118,8 +123,7 @@ def prediction_drift(
         reference["confidence"].to_numpy(np.float64), current["confidence"].to_numpy(np.float64)
     )
     p = min(1.0, 2.0 * min(cls["p_value"], conf["p_value"]))
-    ref_acc, ref_n = labelled_accuracy(reference)
-    cur_acc, cur_n = labelled_accuracy(current)
+    ref, cur = labelled_accuracy(reference), labelled_accuracy(current)
     return {
         "p_value": p,
         "drift": bool(p < alpha),
@@ -127,9 +131,16 @@ def prediction_drift(
         "classes": cls,
         "confidence": conf,
         "accuracy": {
-            "reference": ref_acc,
-            "current": cur_acc,
-            "n_reference_labelled": ref_n,
-            "n_current_labelled": cur_n,
+            "reference": ref["accuracy"],
+            "current": cur["accuracy"],
+            "n_reference_labelled": ref["n"],
+            "n_current_labelled": cur["n"],
+            # Wilson 95% intervals, so that a reader sees how sure each accuracy is.
+            "reference_correct": ref["correct"],
+            "reference_ci_low": ref["ci_low"],
+            "reference_ci_high": ref["ci_high"],
+            "current_correct": cur["correct"],
+            "current_ci_low": cur["ci_low"],
+            "current_ci_high": cur["ci_high"],
         },
     }

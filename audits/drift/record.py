@@ -10,11 +10,14 @@ from audits.drift.analysis import DRIFT_RULE, DriftAnalysis
 from audits.drift.examples import NEIGHBOURS
 from audits.drift.properties import CATEGORICAL_TEST, CORRECTION, NUMERIC_TEST, evidently_version
 from audits.drift.side import Side
+from audits.drift.thumbs import THUMBS_DIR
+from audits.drift.wording import rule_sentence
 from audits.model_card import ModelCard
 from audits.runs import SCHEMA_VERSION
 
 DRIFT_FILE = "drift.json"
 FILES = {
+    "thumbs": THUMBS_DIR,
     "evidently_html": "evidently.html",
     "evidently_json": "evidently.json",
     "properties": "properties.parquet",
@@ -31,11 +34,16 @@ def drift_record(
     run_id: str,
     created: str,
     auditor: dict[str, str],
+    label: str | None = None,
 ) -> dict[str, Any]:
     """``drift.json`` (without ``timings.total_s``, which the writer adds last).
 
-    DESIGN.md's fields come first: drift, embedding, predictions, properties.
+    DESIGN.md's fields come first: drift, embedding, predictions, properties. ``label`` (the
+    ``--label`` text) names the current batch instead of its folder.
     """
+    current = cur.block()
+    if label:
+        current["name"] = label
     return {
         "drift": analysis.drift,
         "embedding": analysis.embedding,
@@ -53,9 +61,10 @@ def drift_record(
         "created": created,
         "alpha": alpha,
         "drift_rule": DRIFT_RULE,
+        "drift_rule_text": rule_sentence(alpha),
         "model": card.identity(),
         "reference": ref.block(),
-        "current": cur.block(),
+        "current": current,
         "examples": analysis.examples,
         "examples_method": {
             "distance": f"mean Euclidean distance to the {NEIGHBOURS} nearest reference embeddings",

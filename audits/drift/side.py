@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from audits.datasets import ImageSet
+from audits.drift.batch import batch_name
 from audits.errors import AuditError
 from audits.image_properties import set_properties
 from audits.inference import Predictions
@@ -37,6 +38,7 @@ class Side:
         table = self.table
         return {
             "path": str(self.image_set.source),
+            "name": batch_name(self.image_set.source),
             "root": str(self.image_set.root),
             "kind": self.image_set.kind,
             "fingerprint": self.freeze.fingerprint,

@@ -28,6 +28,30 @@ class ClaimSide(Part):
     ci_high: Num
 
 
+class ClaimScan(Part):
+    """How the slice scan (integrity.json) answered the same comparison."""
+
+    label: str
+    test: str | None = None
+    n_slices: int
+    p_lower: Num
+    p_lower_adj: Num
+    p_value: Num = None
+    p_value_adj: Num = None
+    significantly_lower: bool
+
+
+class ClaimExample(Part):
+    """One image behind a claim; ``thumb`` is a thumbnail's path inside the run."""
+
+    row: int
+    path: str | None = None
+    label: str | None = None
+    pred: str | None = None
+    correct: bool | None = None
+    thumb: str | None = None
+
+
 class ClaimResult(Part):
     """One claim: the claim as validated, its verdict, the numbers and one plain sentence."""
 
@@ -50,6 +74,10 @@ class ClaimResult(Part):
     too_few: bool
     ci_level: float
     sentence: str
+    scan: ClaimScan | None = None
+    scan_note: str | None = None
+    n_behind: int | None = None
+    examples: list[ClaimExample] | None = None
 
 
 class ClaimsRecord(Part):
@@ -61,3 +89,4 @@ class ClaimsRecord(Part):
     claims_file: str
     claims_sha256: str
     results: list[ClaimResult]
+    source: str | None = None  # "cli" or "dashboard"

@@ -65,10 +65,18 @@ class ConfidenceTest(SideStats):
 
 
 class DriftAccuracy(Part):
+    """Accuracy on each labelled side; the counts and Wilson 95% intervals in newer runs."""
+
     reference: Num
     current: Num
     n_reference_labelled: int
     n_current_labelled: int
+    reference_correct: int | None = None
+    reference_ci_low: Num = None
+    reference_ci_high: Num = None
+    current_correct: int | None = None
+    current_ci_low: Num = None
+    current_ci_high: Num = None
 
 
 class PredictionDrift(Part):
@@ -103,6 +111,7 @@ class DriftSet(Part):
     """The reference or the current set."""
 
     path: str
+    name: str | None = None  # what a reader calls the set: ``--label`` or its folder's name
     root: str | None = None
     kind: str | None = None
     fingerprint: str
@@ -123,6 +132,7 @@ class DriftExample(Part):
     pred: str
     confidence: float
     label: str | None
+    thumb: str | None = None  # a small PNG inside the run (``thumbs/…``), when written
 
 
 class DriftRecord(Part):
@@ -139,6 +149,7 @@ class DriftRecord(Part):
     created: Created
     alpha: float
     drift_rule: str | None = None
+    drift_rule_text: str | None = None  # the rule in words
     model: ModelInfo
     reference: DriftSet
     current: DriftSet
@@ -153,3 +164,10 @@ class DriftRecord(Part):
     @property
     def drifted_properties(self) -> list[PropertyDrift]:
         return [p for p in self.properties if p.drift]
+
+    @property
+    def batch(self) -> str:
+        """What a reader calls the current batch: the stored name, else its folder's name."""
+        from audits.drift.batch import batch_name  # the runs package stays import-light
+
+        return self.current.name or batch_name(self.current.path)

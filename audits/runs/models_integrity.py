@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Tag
+from pydantic import Discriminator, Field, Tag
 
 from audits.runs.base import Num, Part, StageError, stage
 
@@ -135,6 +135,8 @@ class SuspectRow(Part):
     confidence: float
     self_confidence: float
     thumb: str | None = None
+    versions_compared: int | None = None
+    versions_against: int | None = None
 
 
 class SuspectLabels(Part):
@@ -147,6 +149,65 @@ class SuspectLabels(Part):
     thresholds: dict[str, float]
     rows: list[SuspectRow]
     note: str | None = None
+    n_confident_learning: int | None = None  # all flags, before failure patterns are left out
+    n_in_patterns: int | None = None  # flags inside a failure pattern: not suspects
+    versions: list[str] | None = None  # other audited versions on the same frozen set
+    n_cleared_by_versions: int | None = None  # flags another version predicts as labelled
+
+
+class PatternSlice(Part):
+    """A metadata value over- or under-represented among a pattern's images (Fisher, BH)."""
+
+    column: str
+    value: str
+    label: str
+    n_in: int
+    share_in: float
+    n_rest: int
+    rest_support: int
+    share_rest: float
+    direction: str
+    p_value: Num
+    p_value_adj: Num
+
+
+class FailurePattern(Part):
+    """A confusion concentrated in a class pair or a metadata value: the model's, not noise."""
+
+    rank: int
+    kind: str  # "pair" | "slice"
+    label: str
+    predicted: str | None = None
+    slice: str | None = None
+    n_class: int
+    n_errors: int
+    n_flagged: int | None = None
+    share: float
+    expected: Num = None
+    p_value: Num = None
+    p_value_adj: Num = None
+    slice_support: int | None = None
+    rest_errors: int | None = None
+    rest_support: int | None = None
+    slices: list[PatternSlice] = []
+    sentence: str
+    rows: list[int] = []
+    rows_truncated: bool = False
+    thumbs: list[str] = []
+
+
+class FailurePatterns(Part):
+    """``integrity.json["failure_patterns"]`` (audits/failure_patterns.py)."""
+
+    method: str
+    alpha: float
+    min_count: int
+    min_ratio: float
+    n_labelled: int
+    n_errors: int
+    background_rate: Num = None
+    n_in_patterns: int
+    patterns: list[FailurePattern]
 
 
 class SliceColumn(Part):
@@ -187,6 +248,59 @@ class Slices(Part):
     columns: list[SliceColumn]
     slices: list[SliceRow]
     weakest: list[SliceRow]
+    note: str | None = None  # why a pre-stated claim and this scan can answer differently
+
+
+class ClassSliceRow(Part):
+    """A class's recall within one metadata value vs on the rest of its images (the value
+    with the largest gap of its class x column), Fisher exact, BH-adjusted (class_slices.py)."""
+
+    class_: str = Field(alias="class")
+    column: str
+    kind: str
+    value: Any
+    label: str
+    support: int
+    correct: int
+    recall: float
+    ci_low: Num
+    ci_high: Num
+    rest_support: int
+    rest_correct: int
+    rest_recall: float
+    rest_ci_low: Num
+    rest_ci_high: Num
+    gap: float
+    p_value: Num
+    p_adj: Num
+    significant: bool
+
+
+class RootCause(Part):
+    """The association the summary leads with, in stored sentences."""
+
+    class_: str = Field(alias="class")
+    column: str
+    value: Any
+    label: str
+    chosen_as: str | None = None
+    top_confusion: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    also_affects: list[str] = []
+    sentence: str
+    advice: str
+
+
+class ClassSlices(Part):
+    """The class x slice cross-tab (``audits/class_slices.py``)."""
+
+    test: str
+    min_support: int
+    min_gap: float
+    alpha: float
+    n_tested: int
+    rows: list[ClassSliceRow]
+    root_cause: RootCause | None = None
 
 
 class IntegrityRecord(Part):
@@ -196,7 +310,9 @@ class IntegrityRecord(Part):
     leakage: LeakageSection
     suspect_labels: stage(SuspectLabels)
     slices: stage(Slices)
+    class_slices: stage(ClassSlices) | None = None
     timings: dict[str, Num] | None = None
+    failure_patterns: stage(FailurePatterns) | None = None  # absent before it existed
 
 
 # --- the compact copy in audit.json -----------------------------------------------------------
@@ -219,6 +335,8 @@ class LeakageSummary(Part):
 class SuspectSummary(Part):
     n_flagged: int
     top: list[str]
+    n_in_patterns: int | None = None
+    n_patterns: int | None = None
 
 
 class SliceBrief(Part):

@@ -10,6 +10,7 @@ import streamlit as st
 from audits.runs.models_audit import ClassMetrics, Imbalance
 from dashboard.charts import chart
 from dashboard.components import guard, right_aligned, value_frame
+from dashboard.markdown import md_escape
 from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt
 
@@ -101,7 +102,7 @@ def render(ctx: PageContext) -> None:
         missing = [r.class_ for r in picked if r.recall is None]
         if missing:
             st.caption(
-                f"{fmt.count(len(missing))} class(es) have no test images and no accuracy: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
+                f"{fmt.count(len(missing))} class(es) have no test images and no accuracy: {md_escape(', '.join(missing[:8]))}{' …' if len(missing) > 8 else ''}"
             )
     with guard("The class balance chart", ctx.record_file):
         block = m.imbalance

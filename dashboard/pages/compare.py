@@ -19,15 +19,21 @@ from dashboard.components import (
     right_aligned,
     value_frame,
 )
+from dashboard.markdown import md_escape
+from dashboard.neighbours import superseded_banner
 from dashboard.page import PageContext, run_page
-from reports.present import charts, fmt
+from reports.present import charts, fmt, neighbours
 from reports.present.narrative import verdict_detail, verdict_text
 
 
-def previous_version(ctx: PageContext) -> str | None:
-    """The newest other version of this model in the store (for the empty state's command)."""
+def compare_command(ctx: PageContext) -> str:
+    """The empty state's command, the older run first (``compare OLD NEW``)."""
     cat = data.catalog(str(ctx.store))
-    return next((v for v in cat.versions(ctx.info.model) if v != ctx.info.version), None)
+    found = neighbours.compare_args(
+        ctx.info.model, ctx.info.version, ctx.info.run_id, cat.versions(ctx.info.model)
+    )
+    a, b = found or ("<previous run or name@version>", ctx.info.run_id)
+    return f"python -m audits compare {a} {b} --store {ctx.store}"
 
 
 def verdict_banner(c: ComparisonRecord) -> None:
@@ -90,7 +96,7 @@ def cards(c: ComparisonRecord) -> None:
         metric_card(
             "Images only one version gets right",
             f"{fmt.count(counts.only_b_right)} vs {fmt.count(counts.only_a_right)}",
-            f"this version vs {versions(c)[0]}"
+            "{1} vs {0}".format(*versions(c))
             + (f" · McNemar {fmt.p_equals(p)}" if fmt.is_num(p) else ""),
             "The images where the two versions disagree decide the paired test.",
         )
@@ -99,7 +105,7 @@ def cards(c: ComparisonRecord) -> None:
             tr, lr = speed.throughput_ratio, speed.latency_ratio
             slow = lr > 1.05 or tr < 0.95
             metric_card(
-                "Throughput vs previous",
+                "Throughput, {1} vs {0}".format(*versions(c)),
                 f"{fmt.num(tr, 2)}×",
                 f"latency {fmt.num(lr, 2)}× (lower is faster)",
                 "Medians of repeated, interleaved timings on one machine.",
@@ -107,7 +113,9 @@ def cards(c: ComparisonRecord) -> None:
             )
         else:
             metric_card(
-                "Throughput vs previous", "not measured", "the comparison skipped the speed check"
+                "Throughput, {1} vs {0}".format(*versions(c)),
+                "not measured",
+                "the comparison skipped the speed check",
             )
 
 
@@ -117,9 +125,9 @@ def reasons(c: ComparisonRecord) -> None:
     for text, failed in c.reason_rows:
         icon = ":material/cancel:" if failed else ":material/check_circle:"
         color = "red" if failed else "green"
-        st.markdown(f":{color}[{icon}] {esc(text)}", unsafe_allow_html=True)
+        st.markdown(f":{color}[{icon}] {md_escape(text)}", unsafe_allow_html=True)
     for note in c.notes:
-        st.caption(f"Note: {note}")
+        st.caption(f"Note: {md_escape(note)}")
 
 
 #: The per-class table: (title, field(s) of ClassComparison, formatter).
@@ -171,23 +179,28 @@ def speed_details(speed: Speed | None) -> None:
             hide_index=True,
         )
         device = speed.device.name if speed.device is not None else None
-        st.caption(f"Device: {fmt.text(device)}; settings: {speed.settings or {}}")
+        st.caption(
+            f"Device: {md_escape(fmt.text(device))}; settings: {md_escape(speed.settings or {})}"
+        )
 
 
 def render(ctx: PageContext) -> None:
     b = ctx.bundle
-    if b.comparison is None:
-        prev = previous_version(ctx)
-        a = f"{ctx.info.model}@{prev}" if prev else "<previous run or name@version>"
+    superseded_banner(b)  # an older version: the newer one compared with it, and the verdict
+    # This version as the candidate (B) first; else as the baseline (A) of a newer version.
+    shown, other = (
+        (b.comparison, b.previous) if b.comparison is not None else (b.successor, b.newer)
+    )
+    if shown is None:
         empty_state(
-            f"No comparison of {ctx.info.model} {ctx.info.version} with a previous version yet",
-            f"python -m audits compare {a} {ctx.info.run_id} --store {ctx.store}",
+            f"No comparison of {ctx.info.model} {ctx.info.version} with another version yet",
+            compare_command(ctx),
             "The release gate compares two audits on the same frozen held-out set: better overall beyond noise, "
             "no class significantly worse, and no slower.",
         )
         return
-    c = b.comparison.comparison  # an invalid comparison.json raises: the page's guard names it
-    where = b.comparison.record_file
+    c = shown.comparison  # an invalid comparison.json raises: the page's guard names it
+    where = shown.record_file
     with guard("The verdict", where):
         verdict_banner(c)
         st.space("small")
@@ -197,8 +210,10 @@ def render(ctx: PageContext) -> None:
     with left, guard("The per-class comparison chart", where):
         chart(
             charts.compare_per_class(c.per_class, ctx.colors, *versions(c)),
-            "each row is a class: the grey dot is the previous version, the coloured dot this one; a red ring marks a "
-            "significant or large drop, a green ring a significant gain. Only the largest changes are shown.",
+            "each row is a class: the grey dot is {}, the coloured dot {}; a red ring marks a ".format(
+                *versions(c)
+            )
+            + "significant or large drop, a green ring a significant gain. Only the largest changes are shown.",
             key="compare_chart",
         )
     with right, guard("The checks", where):
@@ -208,12 +223,13 @@ def render(ctx: PageContext) -> None:
         st.caption(
             f"Paired on {fmt.count(paired.n_aligned)} images of held-out set {fingerprint}"
             + (f" ({fmt.count(paired.n_groups)} groups)" if paired.n_groups else "")
-            + f" · comparison {b.comparison.run_id}"
+            + f" · comparison {shown.run_id}"
         )
-        if b.previous is not None and st.button(
-            f"Open the audit of {versions(c)[0]}", icon=":material/open_in_new:"
+        other_version = versions(c)[0 if shown is b.comparison else 1]
+        if other is not None and st.button(
+            f"Open the audit of {other_version}", icon=":material/open_in_new:"
         ):
-            state.choose(b.previous.run_id)
+            state.choose(other.run_id)
             st.rerun()
     with guard("The per-class table", where):
         st.markdown("#### Every class")

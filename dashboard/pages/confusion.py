@@ -13,9 +13,11 @@ from dashboard.charts import chart, clicked_cell
 from dashboard.components import guard
 from dashboard.gallery import gallery
 from dashboard.images import overlays
+from dashboard.markdown import md_escape as md
 from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt
 from reports.present.class_views import class_order, most_confused_classes
+from reports.present.pair_words import pair_sentence
 
 ORDERS = {
     "Confusion groups": "groups",
@@ -91,7 +93,7 @@ def take_click(event: Any, labels: list[str]) -> None:
 
 
 def _pair_text(p: ConfusedPair) -> str:
-    share = f"{fmt.pct(p.rate, 0)} of {p.true}"
+    share = f"{fmt.pct_whole(p.rate)} of {p.true}"
     return f"{p.true} → {p.predicted}: {fmt.count(p.count)} images ({share})"
 
 
@@ -185,7 +187,7 @@ def cell_line(conf: stored.Confusion, true: str, pred: str) -> str:
     kind = "correct predictions" if i == j else "mistakes"
     return (
         f"**{fmt.count(conf.matrix[i, j])}** images of **{true}** predicted as **{pred}** ({kind}; "
-        f"{fmt.pct(conf.normalized[i, j], 0)} of {fmt.count(support)} {true} images)."
+        f"{fmt.pct_whole(conf.normalized[i, j])} of {fmt.count(support)} {true} images)."
     )
 
 
@@ -198,9 +200,12 @@ def render(ctx: PageContext) -> None:
     st.markdown("#### Images behind a cell")
     true, pred = pair_pickers(labels, conf.pairs)
     st.markdown(cell_line(conf, true, pred))
-    sentence = stored.pair_sentence(ctx.audit, true, pred)
-    if sentence:
-        st.info(sentence[:1].upper() + sentence[1:], icon=":material/visibility:")
+    pair = next(
+        (p for p in stored.pair_sentences(ctx.audit) if p.true == true and p.predicted == pred),
+        None,
+    )
+    if pair is not None:
+        st.info(md(pair_sentence(pair)), icon=":material/visibility:")
     with guard("The images of this cell", ctx.path):
         table = ctx.table()
         rows = table[(table["label"] == true) & (table["pred"] == pred)]

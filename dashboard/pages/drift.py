@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from audits.drift.wording import EVIDENTLY_NOTE, accuracy_sentence, rule_sentence
 from audits.runs import DriftRecord, StoredRun
 from audits.runs.models_drift import DriftExample, PropertyDrift
 from dashboard import data
@@ -29,11 +30,35 @@ def sentences(d: DriftRecord) -> list[str]:
         return []
 
 
+def accuracy_card(d: DriftRecord) -> bool:
+    """The labelled batch's accuracy with its Wilson interval; False when it has no labels."""
+    acc = d.predictions.accuracy
+    if acc is None or not fmt.is_num(acc.current):
+        return False
+    interval = (
+        f"95% CI {fmt.ci(acc.current_ci_low, acc.current_ci_high)} · "
+        if fmt.is_num(acc.current_ci_low)
+        else ""
+    )
+    drop = fmt.is_num(acc.reference) and acc.current < acc.reference
+    metric_card(
+        f"Accuracy on {d.batch}",
+        fmt.pct(acc.current),
+        f"{interval}{fmt.count(acc.n_current_labelled)} labelled images · held-out "
+        f"{fmt.pct(acc.reference)}",
+        "Share of the batch's labelled images the model gets right, with its Wilson 95% interval.",
+        "bad" if drop else "",
+    )
+    return True
+
+
 def cards(d: DriftRecord) -> None:
     emb, pred, props = d.embedding, d.predictions, d.properties
     ref, cur = d.reference.n_images, d.current.n_images
     test = fmt.p_equals(emb.p_value)
-    cols = st.columns(4)
+    acc = d.predictions.accuracy
+    labelled = acc is not None and fmt.is_num(acc.current)
+    cols = st.columns(5 if labelled else 4)
     with cols[0]:
         metric_card(
             "What the model sees",
@@ -58,8 +83,11 @@ def cards(d: DriftRecord) -> None:
         )
     with cols[3]:
         metric_card(
-            "Images compared", f"{fmt.count(ref)} vs {fmt.count(cur)}", "held-out vs production"
+            "Images compared", f"{fmt.count(ref)} vs {fmt.count(cur)}", f"held-out vs {d.batch}"
         )
+    if labelled:
+        with cols[4]:
+            accuracy_card(d)
 
 
 def _p_rank(p: PropertyDrift) -> float:
@@ -98,10 +126,15 @@ def property_distribution(run: StoredRun, props: list[PropertyDrift]) -> None:
     )
 
 
-def example_card(e: DriftExample, root: Path | None) -> None:
-    """One production image far from the held-out set, with what the model said about it."""
-    abspath = Path(e.abspath) if e.abspath else None
-    file = abspath if abspath is not None and abspath.is_file() else image_file(root, e.path)
+def example_card(e: DriftExample, root: Path | None, run: StoredRun | None = None) -> None:
+    """One production image far from the held-out set, with what the model said about it.
+
+    The thumbnail stored in the drift run comes first; the source image is the fallback for
+    runs made before thumbnails were stored."""
+    file = run.thumb(e.thumb) if run is not None else None
+    if file is None:
+        abspath = Path(e.abspath) if e.abspath else None
+        file = abspath if abspath is not None and abspath.is_file() else image_file(root, e.path)
     img = data.thumbnail(file, 240) if file else None
     if img:
         st.image(img, width="stretch")
@@ -116,18 +149,18 @@ def example_card(e: DriftExample, root: Path | None) -> None:
     )
 
 
-def examples(d: DriftRecord) -> None:
+def examples(d: DriftRecord, run: StoredRun | None = None) -> None:
     rows = d.examples
     if not rows:
         return
-    st.markdown("#### Production images least like the held-out set")
+    st.markdown(f"#### Images of {esc(d.batch)} least like the held-out set")
     current = Path(d.current.path)
     root = current if current.is_dir() else current.parent
     for i in range(0, min(len(rows), 8), 4):
         cols = st.columns(4)
         for col, e in zip(cols, rows[i : i + 4], strict=False):
             with col.container(border=True):
-                example_card(e, root)
+                example_card(e, root, run)
 
 
 def evidently(run: StoredRun) -> None:
@@ -135,6 +168,7 @@ def evidently(run: StoredRun) -> None:
     if file is None:
         return
     with st.expander("Full Evidently data-drift report", icon=":material/description:"):
+        st.info(EVIDENTLY_NOTE, icon=":material/info:")
         st.download_button(
             "Download the Evidently report (HTML)",
             lambda: file.read_bytes(),
@@ -143,7 +177,8 @@ def evidently(run: StoredRun) -> None:
             key="drift_evidently_dl",
         )
         if st.toggle("Show it here (large)", key="drift_evidently_show"):
-            st.iframe(file, height=900)  # our own store's file, not user input
+            # Our own store's file, not user input; tall, and it scrolls inside (never clipped).
+            st.iframe(file, height=1600)
 
 
 def empty(ctx: PageContext) -> None:
@@ -161,6 +196,10 @@ def empty(ctx: PageContext) -> None:
 def verdict(d: DriftRecord) -> None:
     lines = sentences(d)
     head = lines[0] if lines else None
+    st.markdown(
+        f"##### Batch <code>{esc(d.batch)}</code>: {fmt.count(d.current.n_images)} images",
+        unsafe_allow_html=True,
+    )
     if d.drift:
         st.warning(
             head
@@ -174,7 +213,11 @@ def verdict(d: DriftRecord) -> None:
         )
     for s in lines[1:]:
         st.markdown(f"- {esc(s)}", unsafe_allow_html=True)
+    accuracy = accuracy_sentence(d.batch, d.predictions.accuracy)
+    if accuracy:
+        st.markdown(f"- {esc(accuracy)}", unsafe_allow_html=True)
     cards(d)
+    st.caption(d.drift_rule_text or rule_sentence(d.alpha))
 
 
 def details(run_id: str, d: DriftRecord) -> None:
@@ -184,6 +227,7 @@ def details(run_id: str, d: DriftRecord) -> None:
             kv(
                 [
                     ("drift run", code(run_id)),
+                    ("batch", esc(d.batch)),
                     ("created", d.created),
                     ("reference", code(ref.path)),
                     ("reference fingerprint", code(ref.fingerprint, 16)),
@@ -238,7 +282,7 @@ def render(ctx: PageContext) -> None:
                 key="drift_mix",
             )
     with guard("The example images", where):
-        examples(d)
+        examples(d, run)
     with guard("The Evidently report", run.path):
         evidently(run)
     with guard("The drift run details", where):

@@ -7,6 +7,7 @@ import io
 import logging
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.components import empty_state, esc, guard
+from dashboard.markdown import md_code
 from dashboard.page import PageContext, run_page
 from reports.present.fmt import num
 
@@ -99,6 +101,31 @@ def build(run_dir: str, stamp: int, fmt: str) -> bytes:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: Formats that take seconds to make (charts drawn, pages laid out): made by a button that
+#: shows its progress, then offered for download (the bytes stay cached for the session).
+SLOW = ("pdf", "html", "all")
+_STEPS = (
+    "reading the stored run, its drift run and its comparison",
+    "drawing the charts and laying out the pages",
+    "writing the files and their sha256 manifest",
+)
+
+
+def prepared(run_dir: str, stamp: int, fmt: str) -> bool:
+    return st.session_state.get(f"export_ready_{fmt}") == (run_dir, stamp)
+
+
+def prepare(run_dir: str, stamp: int, fmt: str, title: str) -> None:
+    """Make one export with its progress shown (the first PDF takes seconds)."""
+    with st.status(f"Making the {title}…", expanded=True) as status:
+        for step in _STEPS:
+            st.write(step)
+        start = time.monotonic()
+        build(run_dir, stamp, fmt)
+        status.update(label=f"{title} ready ({time.monotonic() - start:.1f} s)", state="complete")
+    st.session_state[f"export_ready_{fmt}"] = (run_dir, stamp)
+
+
 def file_name(module: Any, ctx: PageContext, fmt: str) -> str:
     stem = module.file_stem(ctx.run) if hasattr(module, "file_stem") else ctx.info.run_id
     return f"{stem}{FORMATS[fmt][4]}"
@@ -108,8 +135,8 @@ def render(ctx: PageContext) -> None:
     st.markdown(
         f"Exports of run `{esc(ctx.info.run_id)}` ({esc(ctx.info.model)} {esc(ctx.info.version)}), with its drift run "
         "and comparison when the store has them. They are made from the same stored numbers as these pages, so "
-        "the screen and the documents always agree. A file is made when you click (the PDF takes a few seconds), "
-        "then kept for the session.",
+        "the screen and the documents always agree. A file is made when you click (the PDF takes a few seconds, "
+        "with its progress shown), then kept for the session.",
         unsafe_allow_html=True,
     )
     module = exporter()
@@ -133,6 +160,17 @@ def render(ctx: PageContext) -> None:
                 def make(fmt: str = fmt) -> bytes:
                     return build(run_dir, stamp, fmt)
 
+                if fmt in SLOW and not prepared(run_dir, stamp, fmt):
+                    if st.button(
+                        f"Make the {title.split()[0] if fmt != 'all' else 'files'}",
+                        key=f"make_{fmt}",
+                        icon=icon,
+                        type="primary" if fmt == "pdf" else "secondary",
+                        width="stretch",
+                    ):
+                        prepare(run_dir, stamp, fmt, title)
+                        st.rerun()
+                    continue
                 st.download_button(
                     f"Download {title.split()[0] if fmt != 'all' else 'all'}",
                     make,
@@ -146,7 +184,9 @@ def render(ctx: PageContext) -> None:
                 )
     st.caption(
         "Every export carries an integrity manifest (sha256 of each file); check a received copy with "
-        f"`python -m audits verify <folder>`. Command line: `python -m audits export {ctx.path} --format pdf,html,json,csv --out exports/`."
+        "`python -m audits verify <folder>`. Command line: "
+        + md_code(f"python -m audits export {ctx.path} --format pdf,html,json,csv --out exports/")
+        + "."
     )
     with guard("The run's files", ctx.path), st.expander("Files in this run folder"):
         rows = []

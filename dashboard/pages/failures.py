@@ -32,12 +32,15 @@ def failures_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(table: pd.DataFrame, fails: pd.DataFrame, flagged: dict, n_flagged: int) -> str:
-    """'**91** of **1,200** labelled images are misclassified; **4** carry a label …'."""
+    """'**91** of **1,200** labelled images are misclassified; **4** are candidates for label review …'."""
     n_labelled = int((table["label_idx"] >= 0).sum())
     line = f"**{fmt.count(len(fails))}** of **{fmt.count(n_labelled)}** labelled images are misclassified"
     if not flagged:
         return line + "."
-    line += f"; **{fmt.count(n_flagged)}** carry a label the integrity check suspects is wrong"
+    line += (
+        f"; **{fmt.count(n_flagged)}** are candidates for label review (the model contradicts "
+        "their label outside any failure pattern)"
+    )
     listed = (
         f" (the {fmt.count(len(flagged))} likeliest are listed)."
         if n_flagged > len(flagged)
@@ -69,7 +72,8 @@ def controls(ctx: PageContext, flagged: dict, overlays: dict) -> dict[str, Any]:
         "Only suspect labels",
         key="fail_suspect",
         disabled=not flagged,
-        help="Images whose label the model confidently contradicts (confident learning)."
+        help="Candidates for label review: images whose label the model confidently "
+        "contradicts (confident learning), outside the failure patterns on the Integrity page."
         if flagged
         else "No suspect-label results in this run.",
     )
@@ -84,18 +88,31 @@ def controls(ctx: PageContext, flagged: dict, overlays: dict) -> dict[str, Any]:
     return out
 
 
-def pick(fails: pd.DataFrame, f: dict[str, Any], flagged: dict, overlays: dict) -> pd.DataFrame:
-    """The failures the filters keep, in the chosen ranking."""
-    mask = np.ones(len(fails), bool)
+def _shared_mask(rows: pd.DataFrame, f: dict[str, Any]) -> np.ndarray:
+    """The filters that apply to any labelled image: classes, slice, confidence range."""
+    mask = np.ones(len(rows), bool)
     if f["true"]:
-        mask &= fails["label"].isin(f["true"]).to_numpy()
+        mask &= rows["label"].isin(f["true"]).to_numpy()
     if f["pred"]:
-        mask &= fails["pred"].isin(f["pred"]).to_numpy()
+        mask &= rows["pred"].isin(f["pred"]).to_numpy()
     if f["slice"] != ALL:
         col, _, value = f["slice"].partition(" = ")
-        mask &= (f["slices"][col].loc[fails.index] == value).to_numpy()
-    conf = fails["confidence"].to_numpy()
+        mask &= (f["slices"][col].loc[rows.index] == value).to_numpy()
+    conf = rows["confidence"].to_numpy()
     mask &= (conf >= f["conf"][0]) & (conf <= f["conf"][1])
+    return mask
+
+
+def correct_confidences(table: pd.DataFrame, fails: pd.DataFrame, f: dict[str, Any]) -> np.ndarray:
+    """Confidence of the correctly classified labelled images the page's filters keep (the
+    histogram's green group must answer the same filters as the red one)."""
+    right = table[(table["label_idx"] >= 0).to_numpy() & ~table.index.isin(fails.index)]
+    return right["confidence"].to_numpy()[_shared_mask(right, f)]
+
+
+def pick(fails: pd.DataFrame, f: dict[str, Any], flagged: dict, overlays: dict) -> pd.DataFrame:
+    """The failures the filters keep, in the chosen ranking."""
+    mask = _shared_mask(fails, f)
     if f["suspect"]:
         mask &= fails["row"].isin(list(flagged)).to_numpy()
     if f["heat"]:
@@ -114,13 +131,13 @@ def render(ctx: PageContext) -> None:
     filters = controls(ctx, flagged, overlays)
     picked = pick(fails, filters, flagged, overlays)
     with guard("The confidence chart", ctx.path):
-        correct = table["confidence"].to_numpy()[
-            (table["label_idx"] >= 0).to_numpy() & ~table.index.isin(fails.index)
-        ]
         chart(
-            charts.confidence_histogram(correct, fails["confidence"].to_numpy()),
-            "green is how confident the model was when right, red when wrong (each as a share of its group). Red "
-            "mass on the right means confident mistakes — the dangerous ones; use the confidence filter to look at them.",
+            charts.confidence_histogram(
+                correct_confidences(table, fails, filters), picked["confidence"].to_numpy()
+            ),
+            "green is how confident the model was when right, red when wrong (each as a share of its group), "
+            "for the images the filters above keep. Red mass on the right means confident mistakes — the "
+            "dangerous ones; use the confidence filter to look at them.",
             key="fail_conf_chart",
         )
     st.markdown(f"#### {fmt.count(len(picked))} failure(s) · {filters['ranking'].lower()}")
@@ -132,7 +149,7 @@ def render(ctx: PageContext) -> None:
         ):
             suspect_table(list(flagged.values()), height=320)
             st.caption(
-                "Ranked by how little probability the model gives the given label: the likeliest mislabels come first. Check these images before trusting the accuracy of their classes."
+                "Candidates for review, ranked by how little probability the model gives the given label. Images in a failure pattern are the model's systematic errors and are not listed here."
             )
 
 

@@ -10,7 +10,9 @@ from audits.runs.models_integrity import Leakage, LeakPair, SuspectLabels
 from dashboard import data, stored
 from dashboard.charts import chart
 from dashboard.claims_view import claims
+from dashboard.class_slices_view import cross_tab
 from dashboard.components import empty_state, esc, guard, metric_card, placeholder, suspect_table
+from dashboard.markdown import md_escape
 from dashboard.page import PageContext, run_page
 from reports.present import charts, fmt
 
@@ -106,7 +108,7 @@ def leaked_pairs(ctx: PageContext, pairs: list[tuple[str, LeakPair]]) -> None:
 def leakage(ctx: PageContext, report: IntegrityRecord) -> None:
     leak = report.leakage
     if isinstance(leak, StageError):
-        st.error(f"The leakage check failed during the audit: {leak.error}")
+        st.error(f"The leakage check failed during the audit: {md_escape(leak.error)}")
         return
     if not isinstance(leak, Leakage):
         empty_state(
@@ -145,14 +147,51 @@ def leakage(ctx: PageContext, report: IntegrityRecord) -> None:
 # ---------------------------------------------------------------- suspect labels
 
 
+def failure_patterns(ctx: PageContext, report: IntegrityRecord) -> None:
+    """The stored failure patterns: the model's systematic errors, not suspect labels."""
+    block = report.failure_patterns
+    if block is None:
+        return
+    st.markdown("##### Failure patterns")
+    if isinstance(block, StageError):
+        st.error(f"The failure-pattern check failed during the audit: {md_escape(block.error)}")
+        return
+    if not block.patterns:
+        st.caption(
+            "No failure pattern: the errors are not concentrated in a class pair or a slice."
+        )
+        return
+    st.markdown(
+        f"**{fmt.count(block.n_in_patterns)}** of {fmt.count(block.n_errors)} errors fall into "
+        f"{fmt.count(len(block.patterns))} failure pattern(s): confusions concentrated in one class "
+        "pair or one metadata value, which random label noise does not produce. They are the "
+        "model's systematic errors and are not counted as suspect labels."
+    )
+    for p in block.patterns[:6]:
+        with st.container(border=True):
+            st.markdown(
+                f"**#{p.rank}** {md_escape(p.sentence)} (adjusted {fmt.p_equals(p.p_value_adj)})"
+            )
+            if p.thumbs:
+                cols = st.columns(4)
+                for col, t in zip(cols, p.thumbs[:4], strict=False):
+                    with col:
+                        thumb(ctx, t)
+    st.caption(f"Method: {esc(block.method)}.")
+    st.markdown("##### Suspect labels")
+
+
 def suspect_labels(ctx: PageContext, report: IntegrityRecord) -> None:
+    failure_patterns(ctx, report)
     block = report.suspect_labels
     if not isinstance(block, SuspectLabels):
-        st.error(f"The suspect-label check failed during the audit: {block.error}")
+        st.error(f"The suspect-label check failed during the audit: {md_escape(block.error)}")
         return
     rows = block.rows
     st.markdown(
-        f"**{fmt.count(block.n_flagged)}** of {fmt.count(block.n_labelled)} labelled images look mislabelled. "
+        f"**{fmt.count(block.n_flagged)}** of {fmt.count(block.n_labelled)} labelled images are "
+        "candidates for review: the model confidently contradicts their label outside any failure "
+        "pattern. They are not proven label errors. "
         f"Method: {esc(block.method)}."
     )
     if not rows:
@@ -177,7 +216,7 @@ def suspect_labels(ctx: PageContext, report: IntegrityRecord) -> None:
 def slices(ctx: PageContext, report: IntegrityRecord) -> None:
     block = report.slices
     if isinstance(block, StageError):
-        st.error(f"The slice analysis failed during the audit: {block.error}")
+        st.error(f"The slice analysis failed during the audit: {md_escape(block.error)}")
         return
     rows = block.slices
     if not rows:
@@ -202,6 +241,9 @@ def slices(ctx: PageContext, report: IntegrityRecord) -> None:
         "significantly worse than the rest of the set (Fisher's test, adjusted for testing many slices).",
         key="slices_chart",
     )
+    if block.note:  # why a claim about one slice can answer differently (stored sentence)
+        st.caption(esc(block.note))
+    cross_tab(report)
 
 
 def not_stored(ctx: PageContext, tabs: list) -> None:

@@ -7,11 +7,15 @@ import streamlit as st
 from audits.runs.models_integrity import SuspectSummary
 from dashboard import stored
 from dashboard.charts import chart
+from dashboard.class_slices_view import root_cause_callout
 from dashboard.components import chip, esc, guard, interval, metric_card, version_block
+from dashboard.neighbours import superseded_banner
 from dashboard.page import PageContext, run_page
-from reports.present import charts, fmt, narrative
+from reports.present import charts, findings, fmt, narrative, neighbours
+from reports.present.pair_words import pair_sentence
 from reports.present.palette import ACCENT
 from reports.present.rows import record_or_none
+from reports.present.topk import shown_topk
 
 
 def headline_cards(ctx: PageContext) -> None:
@@ -37,11 +41,14 @@ def headline_cards(ctx: PageContext) -> None:
             "precision and recall, per class",
             "Harmonic mean of precision and recall, averaged over classes.",
         ),
-        (
-            "Top-3 accuracy",
-            fmt.pct(m.top_k_accuracy.top3),
-            f"top-5: {fmt.pct(m.top_k_accuracy.top5)}",
-            "The true class is among the model's three most likely answers.",
+        *(
+            (
+                f"Top-{k} accuracy",
+                fmt.pct(v),
+                f"{k} guesses of {n_classes} classes",
+                f"The true class is among the model's {k} most likely answers.",
+            )
+            for k, v in shown_topk(m.top_k_accuracy, n_classes)[:1]
         ),
         (
             "Calibration error",
@@ -58,7 +65,7 @@ def headline_cards(ctx: PageContext) -> None:
             "Held-out images the model was run on.",
         ),
     ]
-    for col, (label, value, note, tip) in zip(st.columns(6), cards, strict=True):
+    for col, (label, value, note, tip) in zip(st.columns(len(cards)), cards, strict=True):
         with col:
             metric_card(label, value, note, tip)
 
@@ -67,13 +74,21 @@ def summary(ctx: PageContext) -> list[str]:
     """The executive summary (shared with the PDF), warnings set apart."""
     sentences = narrative.executive_summary(ctx.bundle)
     warns = narrative.warnings(ctx.bundle)
-    body = [s for s in sentences if s not in warns]
+    shown = findings.finding_lines(ctx.run) if findings.root_cause(ctx.run) else []
+    body = [s for s in sentences if s not in warns and s not in shown]
     with st.container(border=True):
         st.markdown("#### In plain words")
-        st.markdown(
-            '<div class="ma-summary">' + "".join(f"<p>{esc(s)}</p>" for s in body) + "</div>",
-            unsafe_allow_html=True,
-        )
+        # The headline, then what fails, why and what to do (stored by the integrity stage).
+        for part in (body[:1], None, body[1:]):
+            if part is None:
+                root_cause_callout(ctx.run)
+            elif part:
+                st.markdown(
+                    '<div class="ma-summary">'
+                    + "".join(f"<p>{esc(s)}</p>" for s in part)
+                    + "</div>",
+                    unsafe_allow_html=True,
+                )
     return warns
 
 
@@ -95,6 +110,9 @@ UNREADABLE = ":material/error:"
 
 
 def _comparison_item(ctx: PageContext) -> tuple[str, str, str]:
+    newer = neighbours.superseded_sentence(ctx.bundle)
+    if ctx.bundle.comparison is None and newer:  # an older version: name what replaced it
+        return ":material/update:", newer, "compare"
     if ctx.bundle.comparison is None:
         return (
             ":material/radio_button_unchecked:",
@@ -150,15 +168,17 @@ def checks(ctx: PageContext) -> None:
 
 def explanations(ctx: PageContext) -> None:
     """Per-confused-pair sentences written by explain/ (what the model looked at)."""
-    sentences = [p.sentence for p in stored.pair_sentences(ctx.audit)]
+    pairs = sorted(stored.pair_sentences(ctx.audit), key=lambda p: -p.n_failures)
+    sentences = [pair_sentence(p) for p in pairs]  # plain words, largest pair first
     if sentences:
         st.markdown("#### Where the model looks when it fails")
         for s in sentences[:4]:
-            st.markdown(f"- {esc(s[:1].upper() + s[1:])}", unsafe_allow_html=True)
+            st.markdown(f"- {esc(s)}", unsafe_allow_html=True)
 
 
 def render(ctx: PageContext) -> None:
     warns: list[str] = []
+    superseded_banner(ctx.bundle)
     with guard("The summary", ctx.record_file):
         warns = summary(ctx)
     with guard("The headline numbers", ctx.record_file):

@@ -11,6 +11,7 @@ from audits.formatting import (
     p_value,
     pct,
     pct_short,
+    pct_whole,
     pts,
     pts_ci,
     text,
@@ -21,6 +22,6 @@ from audits.formatting import (
 pval = p_value
 
 __all__ = [
-    "NA", "ci", "count", "is_num", "num", "p_equals", "p_value", "pct", "pct_short", "pts",
+    "NA", "ci", "count", "is_num", "num", "p_equals", "p_value", "pct", "pct_short", "pct_whole", "pts",
     "pts_ci", "pval", "text", "yes_no",
 ]  # fmt: skip

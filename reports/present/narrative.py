@@ -10,6 +10,7 @@ from __future__ import annotations
 from audits.related import RunBundle
 from audits.runs import AuditRecord, ComparisonRecord, DriftRecord
 from audits.runs.models_integrity import IntegrityBlock
+from reports.present import findings
 from reports.present.fmt import ci, count, is_num, num, p_equals, pct
 from reports.present.rows import record_or_none
 
@@ -115,6 +116,7 @@ def executive_summary(bundle: RunBundle) -> list[str]:
     """The overview paragraph, sentence by sentence."""
     audit = bundle.audit.audit
     out = [headline(audit)]
+    out.extend(findings.finding_lines(bundle.audit))  # what fails, why, what to do
     weakest = worst_classes(audit, 1)
     if weakest:
         out.append("Weakest class — " + weakest[0])
@@ -131,6 +133,7 @@ def executive_summary(bundle: RunBundle) -> list[str]:
     verdict = comparison_sentence(bundle)
     if verdict:
         out.append(verdict)
+    out.extend(findings.claim_answers(bundle.audit))  # every stored claim, newest first
     out.extend(warnings(bundle))
     return out
 

@@ -7,7 +7,7 @@ Each file reads what its section shows from the typed run model (``audits.runs``
 only chosen, ordered and formatted.
 
 In report order: ``cover``, ``versioning``, ``data``, ``metrics`` (with ``confusion``),
-``explain``, ``drift``, ``comparison``, ``integrity`` (``leakage``, ``labels``, ``slices``),
+``explain``, ``drift``, ``comparison``, ``integrity`` (``leakage``, ``failure_patterns``, ``labels``, ``slices``),
 ``claims``; appendices ``skipped``, ``glossary``, ``evidence``. ``base`` holds the cell and row
 builders they share, and ``guarded``: a section whose stored file is damaged (the typed records
 raise ``AuditError``) is left out with the reason instead of stopping the report.
@@ -21,6 +21,7 @@ from reports.sections.data import data_section
 from reports.sections.drift import drift_section
 from reports.sections.evidence import evidence_files, evidence_section
 from reports.sections.explain import explain_section
+from reports.sections.failure_patterns import failure_patterns_section
 from reports.sections.glossary import glossary_section
 from reports.sections.integrity import integrity_sections
 from reports.sections.metrics import metrics_section
@@ -38,6 +39,7 @@ __all__ = [
     "evidence_files",
     "evidence_section",
     "explain_section",
+    "failure_patterns_section",
     "glossary_section",
     "integrity_sections",
     "metrics_section",

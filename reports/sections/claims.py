@@ -10,16 +10,42 @@ from audits.runs.models_claims import ClaimResult
 from audits.store import Run
 from reports.present import fmt
 from reports.sections.base import Omitted, c, cols, date_text, kv
-from reports.tree import Block, Heading, KeyValues, Paragraphs, Section, Table
+from reports.tree import Block, Figure, Gallery, Heading, KeyValues, Paragraphs, Section, Table
 
 NAME = "Claims"
-NOT_CHECKED = "No claims were checked against this run (python -m audits claims)."
+NOT_CHECKED = (
+    "No claims were checked against this run (python -m audits claims, or the dashboard's "
+    "Integrity page)."
+)
 _VERDICT_TONE = {"supported": "good", "contradicted": "bad", "not enough data": "warn"}
 
 
+#: Images shown per claim (the model's failures among them first).
+IMAGES_PER_CLAIM = 3
+
+
 def _read(run: Run) -> list[StoredClaims]:
-    """Every claims-*/claims.json of the run, by folder name."""
-    return sorted(run.claims, key=lambda c: c.path.name)
+    """Every claims-*/claims.json of the run (from the CLI or the dashboard), newest first."""
+    return list(run.claims)
+
+
+def _images(run: Run, results: list[ClaimResult]) -> Gallery | None:
+    """Thumbnails stored with the claims: the first images behind each one."""
+    figures = []
+    for r in results:
+        for e in (r.examples or [])[:IMAGES_PER_CLAIM]:
+            file = run.thumb(e.thumb) if e.thumb else None
+            if file is not None:
+                mark = "" if e.correct is None else (" (right)" if e.correct else " (wrong)")
+                figures.append(
+                    Figure(
+                        [str(file)],
+                        [f"claim {r.id}", f"{e.label or '?'} → {e.pred or '?'}{mark}"],
+                    )
+                )
+    if not figures:
+        return None
+    return Gallery(figures, "Images behind each claim, the model's failures first.", columns=6)
 
 
 def _row(r: ClaimResult) -> list[Any]:
@@ -32,14 +58,19 @@ def _row(r: ClaimResult) -> list[Any]:
         c(r.verdict, tone=_VERDICT_TONE.get(r.verdict, "")),
         c(measured),
         c(interval),
-        c(r.sentence or r.reason or ""),
+        c(" ".join(x for x in (r.sentence or r.reason, r.scan_note) if x)),
     ]
 
 
-def _file_blocks(stored: StoredClaims) -> list[Block]:
+def _file_blocks(stored: StoredClaims, run: Run) -> list[Block]:
     doc = stored.record
+    origin = (
+        "Claims typed in the dashboard"
+        if doc.source == "dashboard"
+        else f"Claims file {doc.claims_file or stored.path.name}"
+    )
     blocks: list[Block] = [
-        Heading(f"Claims file {doc.claims_file or stored.path.name}", 3),
+        Heading(origin, 3),
         KeyValues(
             [
                 kv("Checked", date_text(doc.created)),
@@ -51,8 +82,8 @@ def _file_blocks(stored: StoredClaims) -> list[Block]:
         return blocks + [Paragraphs(["This claims file holds no results."])]
     table = Table(
         cols(
-            ("Claim", "left", "27%"),
-            ("Verdict", "left", "12%"),
+            ("Claim", "left", "25%"),
+            ("Verdict", "left", "14%"),
             ("Measured", "right", "10%"),
             ("95% CI", "right", "15%"),
             "Evidence",
@@ -60,9 +91,11 @@ def _file_blocks(stored: StoredClaims) -> list[Block]:
         [_row(r) for r in doc.results],
         css="compact",
         caption="Supported or contradicted only when the 95% interval is entirely on one side; "
-        "otherwise, or with fewer than the minimum number of images, not enough data.",
+        "otherwise, or with fewer than the minimum number of images, not enough data. A claim is "
+        "one test stated in advance, so it is not adjusted for the slices the scan tests.",
     )
-    return blocks + [table]
+    gallery = _images(run, list(doc.results))
+    return blocks + [table] + ([gallery] if gallery is not None else [])
 
 
 def claims_section(run: Run) -> Section | Omitted:
@@ -70,6 +103,6 @@ def claims_section(run: Run) -> Section | Omitted:
     docs = _read(run)
     if not docs:
         return Omitted(NAME, NOT_CHECKED)
-    blocks = [block for doc in docs for block in _file_blocks(doc)]
+    blocks = [block for doc in docs for block in _file_blocks(doc, run)]
     lead = "Statements made about the model, checked against the audit's evidence."
     return Section("claims", "Claims checked", blocks, lead=lead)

@@ -7,7 +7,7 @@ from typing import Any
 
 from audits.related import RunBundle
 from audits.runs.models_comparison import ClassComparison, ComparisonRecord, Speed
-from reports.present import fmt, narrative
+from reports.present import fmt, narrative, neighbours
 from reports.sections.base import (
     Omitted,
     c,
@@ -38,28 +38,38 @@ _STATUS_TONE = {"regression": "bad", "large drop": "bad", "watch": "warn", "impr
 _VERDICT_TONE = {"promote": "good", "hold": "warn"}
 
 
-def _read(b: RunBundle) -> tuple[str, ComparisonRecord] | str:
-    """The comparison's run id and record; the reason when there is none."""
-    if b.comparison is None:
-        return "This version has not been compared with another one (python -m audits compare A B)."
-    return b.comparison.run_id, b.comparison.comparison
+NEWER_NAME = "Comparison with a newer version"
+
+
+def _read(b: RunBundle) -> tuple[str, ComparisonRecord, bool] | str:
+    """The comparison's run id, record and whether this run is its baseline (an older version
+    compared with a newer one); the reason when there is none."""
+    if b.comparison is not None:
+        return b.comparison.run_id, b.comparison.comparison, False
+    if b.successor is not None:
+        return b.successor.run_id, b.successor.comparison, True
+    return (
+        "This version has not been compared with another one "
+        "(python -m audits compare OLDER_RUN NEWER_RUN, the older version first)."
+    )
 
 
 def _verdict(d: ComparisonRecord) -> Callout:
     return Callout(
-        d.summary or d.verdict,
+        narrative.verdict_detail(d) or d.summary or d.verdict,
         tone=_VERDICT_TONE.get(d.verdict, "info"),
         title=f"Verdict: {narrative.verdict_text(d.verdict)}",
     )
 
 
-def _identity(run_id: str, d: ComparisonRecord) -> KeyValues:
+def _identity(run_id: str, d: ComparisonRecord, baseline: bool) -> KeyValues:
     a, b = d.run_a.model, d.run_b.model
+    a_role, b_role = ("this report", "newer") if baseline else ("previous", "this report")
     return KeyValues(
         [
             kv("Comparison run", run_id, mono=True),
-            kv("A (previous)", f"{fmt.text(a.name)} {fmt.text(a.version)}"),
-            kv("B (this report)", f"{fmt.text(b.name)} {fmt.text(b.version)}"),
+            kv(f"A ({a_role})", f"{fmt.text(a.name)} {fmt.text(a.version)}"),
+            kv(f"B ({b_role})", f"{fmt.text(b.name)} {fmt.text(b.version)}"),
             kv("Paired images", fmt.count(d.dataset.n_aligned)),
             kv("Held-out fingerprint", d.dataset.fingerprint, mono=True),
         ]
@@ -186,19 +196,28 @@ def comparison_section(b: RunBundle) -> Section | Omitted:
     read = _read(b)
     if isinstance(read, str):
         return Omitted(NAME, read)
-    run_id, d = read
+    run_id, d, baseline = read
     blocks: list[Block] = [_verdict(d)]
+    if baseline:
+        blocks.insert(0, Paragraphs([neighbours.superseded_sentence(b) or ""]))
+    else:
+        newer = neighbours.superseded_sentence(b)
+        if newer:  # a middle version: compared with the one before and the one after it
+            blocks.insert(0, Paragraphs([newer]))
     reasons, notes = [r for r in d.reasons if r], [n for n in d.notes if n]
     if reasons:
         blocks += [Heading("Every check, failed ones first"), Bullets(reasons)]
     if notes:
         blocks += [Heading("Notes"), Bullets(notes)]
-    blocks += [_identity(run_id, d), Heading("Overall, B against A"), _overall_table(d)]
+    blocks += [_identity(run_id, d, baseline), Heading("Overall, B against A"), _overall_table(d)]
     if d.per_class:
         blocks += [Heading("Per class, largest drop first"), _per_class_table(d.per_class)]
     if d.speed is not None:
         blocks += [Heading("Speed"), _speed_table(d.speed)]
     elif "speed" in d.model_fields_set:  # stored as null: the user skipped the measurement
         blocks.append(Paragraphs(["Speed was not measured for this comparison."]))
+    if baseline:
+        lead = "Is the newer version better than this one, beyond noise, and no slower?"
+        return Section("comparison", NEWER_NAME, blocks, lead=lead)
     lead = "Is this version better than the one before it, beyond noise, and no slower?"
     return Section("comparison", NAME, blocks, lead=lead)

@@ -9,7 +9,8 @@ from typing import Any
 from audits.related import RunBundle
 from audits.runs.models_audit import Metrics
 from audits.store import Run
-from reports.present import fmt, narrative
+from reports.present import fmt, narrative, neighbours
+from reports.present.topk import shown_topk
 from reports.sections.base import date_text, kv
 from reports.tree import KeyFigure, KeyValue
 
@@ -65,7 +66,10 @@ def _figures(m: Metrics, ci_text: str) -> list[KeyFigure]:
         ),
         KeyFigure("Balanced accuracy", fmt.pct(m.balanced_accuracy), "mean over classes"),
         KeyFigure("Macro F1", fmt.pct(m.macro_f1), ""),
-        KeyFigure("Top-3 accuracy", fmt.pct(m.top_k_accuracy.top3), ""),
+        *(
+            KeyFigure(f"Top-{k} accuracy", fmt.pct(v), "")
+            for k, v in shown_topk(m.top_k_accuracy, m.n_classes or len(m.per_class))[:1]
+        ),
         KeyFigure("Calibration error", fmt.pct(m.ece), "ECE, lower is better"),
     ]
     per = [r for r in m.per_class if fmt.is_num(r.recall)]
@@ -115,7 +119,7 @@ def cover(run: Run, b: RunBundle) -> Cover:
         created_date=date_text(s["created"]),
         headline=headline,
         tone=tone,
-        verdict=_verdict(s["comparison"]),
+        verdict=neighbours.cover_line(_verdict(s["comparison"]), b),
         summary=[x for x in summary if x not in warnings],  # warnings get their own box
         warnings=warnings,
         figures=_figures(m, ci_text),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from audits.drift.wording import accuracy_sentence, property_value, rule_sentence
 from audits.related import RunBundle
 from audits.runs.models_drift import (
     DriftExample,
@@ -29,15 +30,18 @@ from reports.tree import (
     Bullets,
     Callout,
     Cell,
+    Figure,
+    Gallery,
     Heading,
     KeyValue,
     KeyValues,
-    Paragraphs,
     Section,
     Table,
 )
 
 NAME = "Drift in production"
+#: Farthest images shown as thumbnails.
+GALLERY_ROWS = 8
 
 
 def _read(b: RunBundle) -> dict[str, Any] | str:
@@ -45,18 +49,21 @@ def _read(b: RunBundle) -> dict[str, Any] | str:
     if b.drift is None:
         return "No drift run of this model version is in the store (python -m audits drift)."
     d = b.drift.drift
+    thumbs = [(e, b.drift.thumb(e.thumb)) for e in d.examples[:GALLERY_ROWS]]
     return {
         "sentences": narrative.drift_summary(d),
         "run_id": b.drift.run_id,
         "drift": d.drift,
+        "batch": d.batch,
         "created": d.created,
         "alpha": d.alpha,
-        "drift_rule": d.drift_rule,
-        "sides": [("Reference", d.reference), ("Current (production)", d.current)],
+        "rule": d.drift_rule_text or rule_sentence(d.alpha),
+        "sides": [("Reference", d.reference), (f"Current ({d.batch})", d.current)],
         "embedding": d.embedding,
         "predictions": d.predictions,
         "properties": d.properties,
         "examples": d.examples,
+        "thumbs": [(e, str(p)) for e, p in thumbs if p is not None],
     }
 
 
@@ -68,10 +75,11 @@ def _flag_cell(flag: Any) -> Cell:
 
 def _callout(s: dict[str, Any]) -> Callout:
     drifted, sentences = s["drift"], s["sentences"]
+    title = "Drift detected" if drifted else "No drift detected" if drifted is False else "Drift"
     return Callout(
         sentences[0] if sentences else "Drift result stored.",
         tone="bad" if drifted else "good" if drifted is False else "info",
-        title="Drift detected" if drifted else "No drift detected" if drifted is False else "Drift",
+        title=f"{title} in batch {s['batch']}",
     )
 
 
@@ -79,8 +87,9 @@ def _run_rows(s: dict[str, Any]) -> list[KeyValue]:
     rows = [
         kv("Drift run", s["run_id"], mono=True),
         kv("Date", date_text(s["created"])),
-        kv("Significance level", fmt.text(s["alpha"])),
-        kv("Rule", fmt.text(s["drift_rule"])),
+        kv("Batch", s["batch"]),
+        kv("Significance level", f"{s['alpha']:g}" if fmt.is_num(s["alpha"]) else fmt.NA),
+        kv("When it counts as drift", s["rule"]),
     ]
     for name, side in s["sides"]:
         images = f"{fmt.count(side.n_images)} ({fmt.count(side.n_skipped)} skipped)"
@@ -132,11 +141,12 @@ def _tests_table(emb: EmbeddingDrift, pred: PredictionDrift) -> Table:
     )
 
 
-def _side_value(shares: dict[str, float] | None, mean: float | None) -> str:
-    """A property's value on one side: the mean, or the shares of a categorical property."""
+def _side_value(name: str, shares: dict[str, float] | None, mean: float | None) -> str:
+    """A property's value on one side: the mean rounded for people, or a categorical
+    property's shares."""
     if shares:
         return ", ".join(f"{k} {fmt.pct(v, 0)}" for k, v in list(shares.items())[:4])
-    return fmt.num(mean, 3)
+    return property_value(name, mean)
 
 
 def _properties_table(props: list[PropertyDrift]) -> Table:
@@ -150,8 +160,8 @@ def _properties_table(props: list[PropertyDrift]) -> Table:
         [
             c(p.name),
             c(fmt.text(p.test)),
-            c(_side_value(p.reference_share, p.reference_mean)),
-            c(_side_value(p.current_share, p.current_mean)),
+            c(_side_value(p.name, p.reference_share, p.reference_mean)),
+            c(_side_value(p.name, p.current_share, p.current_mean)),
             p_cell(p.p_value),
             p_cell(p.p_adjusted),
             _flag_cell(p.drift),
@@ -181,7 +191,7 @@ def _examples_table(examples: list[DriftExample]) -> Table:
     rows = [
         [
             c(e.path, mono=True),
-            c(fmt.num(e.distance, 3)),
+            c(fmt.num(e.distance, 1)),
             c(fmt.num(e.ratio, 1)),
             c(e.pred),
             pct_cell(e.confidence),
@@ -204,30 +214,44 @@ def _examples_table(examples: list[DriftExample]) -> Table:
     )
 
 
+def _gallery(thumbs: list[tuple[DriftExample, str]]) -> Gallery | None:
+    """The stored thumbnails of the farthest images (copied into the drift run)."""
+    figures = [
+        Figure(
+            [file],
+            [
+                f"{e.path}",
+                f"predicted {e.pred} ({fmt.pct(e.confidence, 0)})"
+                + (f", {fmt.num(e.ratio, 1)}× typical distance" if fmt.is_num(e.ratio) else ""),
+            ],
+        )
+        for e, file in thumbs
+    ]
+    if not figures:
+        return None
+    caption = "The farthest images, copied into the drift run when it was made."
+    return Gallery(figures, caption, columns=4)
+
+
 def drift_section(b: RunBundle) -> Section | Omitted:
     """The drift section, or why it is left out (no drift run in the store)."""
     s = _read(b)
     if isinstance(s, str):
         return Omitted(NAME, s)
     blocks: list[Block] = [_callout(s)]
-    if len(s["sentences"]) > 1:
-        blocks.append(Bullets(s["sentences"][1:]))
+    accuracy = accuracy_sentence(s["batch"], s["predictions"].accuracy)
+    bullets = ([accuracy] if accuracy else []) + s["sentences"][1:]
+    if bullets:  # the labelled batch's accuracy first: what a reader asks before the tests
+        blocks.append(Bullets(bullets))
     blocks.append(KeyValues(_run_rows(s)))
     blocks.append(_tests_table(s["embedding"], s["predictions"]))
-    acc = s["predictions"].accuracy
-    if acc is not None and acc.current is not None:
-        text = (
-            f"Accuracy on labelled production images: {fmt.pct(acc.current)} "
-            f"({fmt.count(acc.n_current_labelled)} images), against "
-            f"{fmt.pct(acc.reference)} on the reference."
-        )
-        blocks.append(Paragraphs([text]))
     if s["properties"]:
         blocks += [Heading("Image properties"), _properties_table(s["properties"])]
     if s["examples"]:
-        blocks += [
-            Heading("Production images least like the held-out set"),
-            _examples_table(s["examples"]),
-        ]
+        blocks.append(Heading(f"Images of {s['batch']} least like the held-out set"))
+        gallery = _gallery(s["thumbs"])
+        if gallery is not None:
+            blocks.append(gallery)
+        blocks.append(_examples_table(s["examples"]))
     lead = "Do production images still look like the images the model was tested on?"
     return Section("drift", NAME, blocks, lead=lead)

@@ -36,7 +36,7 @@ def _files(run: Run) -> list[Path]:
 def evidence_files(run: Run, b: RunBundle) -> list[dict[str, Any]]:
     """{"file", "sha256", "bytes"} of the audit run's files and the related runs' JSON files."""
     found = [(run, f) for f in _files(run)]
-    for other in (b.drift, b.comparison):
+    for other in (b.drift, b.comparison, b.successor):
         if other is not None:
             found += [
                 (other, f)

@@ -13,6 +13,7 @@ from audits.runs import ExplainFolder, StageError
 from audits.runs.models_explain import ExplainBlock, ExplainSummary, PairSummary
 from audits.store import Run
 from reports.present import fmt
+from reports.present.pair_words import below_header, pair_sentence, rule, share
 from reports.sections.base import (
     Omitted,
     c,
@@ -20,13 +21,11 @@ from reports.sections.base import (
     count_cell,
     more,
     pct_cell,
-    sentence_case,
 )
 from reports.tree import (
     MAX_OVERLAYS,
     REGION_ROWS,
     Block,
-    Bullets,
     Figure,
     Gallery,
     Heading,
@@ -84,6 +83,9 @@ def _read(run: Run) -> dict[str, Any] | str:
     if not isinstance(info, ExplainBlock):
         if isinstance(block, StageError):
             return f"Grad-CAM failed when the audit ran: {block.error}"
+        unsupported = (run.audit.unsupported_stages or {}).get("explain")
+        if unsupported:
+            return f"Grad-CAM is not available for this model: {unsupported}"
         return "Grad-CAM was not run for this audit (python -m audits explain RUN adds it)."
     return {"info": info, "failures": _failure_rows(regions), "folder": folder}
 
@@ -97,66 +99,99 @@ def _intro(info: ExplainBlock) -> str:
     )
 
 
+#: Confused pairs shown first with their heat-maps, and images per pair.
+TOP_PAIRS = 3
+PER_PAIR = 2
+#: Pairs in the summary table (the rest are counted under it).
+TABLE_PAIRS = 8
+
+
+_HOW_TO_READ = (
+    "Each strip shows a misclassified test image, then where the model looked when it chose "
+    "the wrong class, then where it finds evidence for the true class (warm colours weigh "
+    "most). The white box is the data set's region box, the part of the image that tells "
+    "the classes apart; a model that decides for the right reason puts its heat there."
+)
+
+
 def _pairs_table(pairs: list[PairSummary], threshold: Any) -> Table:
+    """One short row per confused pair, largest first, in plain words."""
+    shown = pairs[:TABLE_PAIRS]
     columns = cols(
-        ("True class", "left", "19%"),
-        ("Predicted as", "left", "15%"),
-        ("Failures", "right", "9%"),
-        ("Explained", "right", "10%"),
-        ("Median conf.", "right", "9%"),
-        ("In box, median", "right", "9%"),
-        (f"Below {fmt.pct(threshold, 0)}", "right", "8%"),
-        ("True-class map in box", "right", "10%"),
-        ("Correct images in box", "right", "11%"),
+        ("True class", "left", "18%"),
+        ("Read as", "left", "16%"),
+        ("Failures", "right", "11%"),
+        (below_header(threshold), "right", "19%"),
+        ("Heat in box, failures", "right", "18%"),
+        ("Heat in box, correct images", "right", "18%"),
     )
     rows = [
         [
             c(p.true),
             c(p.predicted),
             count_cell(p.n_failures),
-            count_cell(p.n_explained),
-            pct_cell(p.confidence_median),
-            pct_cell(p.energy_median),
-            c(fmt.count(p.below_threshold) if p.n_with_box else "n/a"),
-            pct_cell(p.true_class_energy_median),
-            pct_cell(p.baseline_energy_median),
+            c(
+                f"{fmt.count(p.below_threshold)} of {fmt.count(p.n_with_box)}"
+                if p.n_with_box
+                else "no box"
+            ),
+            c(share(p.energy_median)),
+            c(share(p.baseline_energy_median)),
         ]
-        for p in pairs
+        for p in shown
     ]
+    rest = pairs[len(shown) :]
+    tail = (
+        f" {len(rest)} smaller pairs ({fmt.count(sum(p.n_failures for p in rest))} failures) "
+        "are in the JSON export."
+        if rest
+        else ""
+    )
     return Table(
         columns,
         rows,
-        caption="Per confused pair. In box: the share of the heat-map for the predicted class "
-        "that falls inside the image's region box (the part that decides the class, when the "
-        "data gives one). A low share means the model decided on something else, such as "
-        "the background. Compare with the true class's map and with correctly classified "
-        "images of the same class.",
+        caption="Per confused pair. Heat mostly outside box: the images with "
+        + rule(threshold)
+        + ". Heat in box: the median share of the heat-map for the predicted class inside the "
+        "region box, for the failures and for correctly classified images of the same true "
+        "class." + tail,
         css="compact",
     )
 
 
+def _strip(folder: ExplainFolder, f: dict[str, Any]) -> Figure | None:
+    # regions.parquet names the overlay only for the failures that have one.
+    p = folder.overlay(f["row"]) if f["overlay"] is not None else None
+    if p is None:
+        return None
+    title = (
+        f"true {fmt.text(f['label'])} · read as {fmt.text(f['pred'])} "
+        f"({fmt.pct(f['confidence'])} sure) · {fmt.text(f['path'])}"
+    )
+    return Figure([str(p)], [title])
+
+
+def _top_pairs(
+    folder: ExplainFolder | None, pairs: list[PairSummary], failures: list[dict[str, Any]]
+) -> list[Block]:
+    """The largest confused pairs first: one plain sentence and full-width heat-maps each."""
+    blocks: list[Block] = []
+    for p in pairs[:TOP_PAIRS]:
+        mine = [f for f in failures if f["label"] == p.true and f["pred"] == p.predicted]
+        figures = [x for f in mine if folder is not None and (x := _strip(folder, f))]
+        blocks.append(Heading(f"{fmt.text(p.true)} read as {fmt.text(p.predicted)}"))
+        blocks.append(Paragraphs([pair_sentence(p)]))
+        if figures:
+            blocks.append(Gallery(figures[:PER_PAIR], columns=1))
+    return blocks
+
+
 def _overlays(folder: ExplainFolder | None, failures: list[dict[str, Any]]) -> list[Figure]:
-    """The stored overlay strips of the first failures (any overlays when no region scores)."""
-    figures: list[Figure] = []
-    if folder is None:
-        return figures
-    for f in failures:
-        # regions.parquet names the overlay only for the failures that have one.
-        p = folder.overlay(f["row"]) if f["overlay"] is not None else None
-        if p is None:
-            continue
-        title = (
-            f"true {fmt.text(f['label'])} · predicted {fmt.text(f['pred'])} "
-            f"({fmt.pct(f['confidence'])})"
-        )
-        figures.append(Figure([str(p)], [title, fmt.text(f["path"])]))
-        if len(figures) >= MAX_OVERLAYS:
-            break
-    if not figures and not failures:
-        by_name = sorted(folder.overlays.items(), key=lambda item: item[1].name)
-        for row, p in by_name[:MAX_OVERLAYS]:
-            figures.append(Figure([str(p)], [f"predictions row {row}"]))
-    return figures
+    """Overlay strips when there are no region scores to pick them by pair."""
+    if folder is None or failures:
+        return []
+    by_name = sorted(folder.overlays.items(), key=lambda item: item[1].name)
+    return [Figure([str(p)], [f"predictions row {row}"]) for row, p in by_name[:MAX_OVERLAYS]]
 
 
 def _regions_table(failures: list[dict[str, Any]]) -> Table:
@@ -166,8 +201,8 @@ def _regions_table(failures: list[dict[str, Any]]) -> Table:
         ("True class", "left", "18%"),
         ("Predicted as", "left", "18%"),
         ("Confidence", "right"),
-        ("Predicted map in box", "right"),
-        ("True map in box", "right"),
+        ("Heat in box, read-as class", "right"),
+        ("Heat in box, true class", "right"),
     )
     rows = [
         [
@@ -183,8 +218,8 @@ def _regions_table(failures: list[dict[str, Any]]) -> Table:
     return Table(
         columns,
         rows,
-        caption="Region scores of the explained failures: the share of each heat-map inside the "
-        "region box." + more(len(failures), len(shown), "all are in the JSON export"),
+        caption="The explained failures, highest loss first: the share of each heat-map "
+        "inside the region box." + more(len(failures), len(shown), "all are in the JSON export"),
         css="compact",
     )
 
@@ -195,23 +230,16 @@ def explain_section(run: Run) -> Section | Omitted:
     if isinstance(s, str):
         return Omitted(NAME, s)
     info: ExplainBlock = s["info"]
-    blocks: list[Block] = [Paragraphs([_intro(info)])]
-    sentences = [sentence_case(p.sentence) + "." for p in info.pairs]
-    if sentences:
-        blocks.append(Bullets(sentences))
-    if info.pairs:
-        blocks.append(_pairs_table(info.pairs, info.energy_threshold))
-    failures = s["failures"]
-    figures = _overlays(s["folder"], failures)
+    failures, folder = s["failures"], s["folder"]
+    pairs = sorted(info.pairs, key=lambda p: -p.n_failures)  # stable: stored order on ties
+    blocks: list[Block] = [Paragraphs([_intro(info), _HOW_TO_READ])]
+    blocks += _top_pairs(folder, pairs, failures)
+    if pairs:
+        blocks += [Heading("Every confused pair"), _pairs_table(pairs, info.energy_threshold)]
+    figures = _overlays(folder, failures)
     if figures:
-        caption = (
-            "Each strip shows a misclassified test image, then where the model looked to "
-            "predict the wrong class, then where it finds evidence for the true class (warm "
-            "colours weigh most; the white box is the region that decides the class)."
-            + more(len(failures), len(figures), "the JSON export lists every explained image")
-        )
-        blocks += [Heading("Failures, highest loss first"), Gallery(figures, caption)]
+        blocks.append(Gallery(figures, "Stored heat-map overlays.", columns=1))
     if failures:
         blocks.append(_regions_table(failures))
-    lead = "Where the model looked when it got an image wrong."
+    lead = "Where the model looked when it got an image wrong, largest confusions first."
     return Section("failures", NAME, blocks, lead=lead)

@@ -10,6 +10,7 @@ from audits.errors import AuditError
 from audits.runs import IntegrityRecord, StageError
 from audits.store import Run
 from reports.sections.base import Omitted, unavailable
+from reports.sections.failure_patterns import failure_patterns_section
 from reports.sections.labels import labels_section
 from reports.sections.leakage import leakage_section
 from reports.sections.slices import slices_section
@@ -18,6 +19,7 @@ from reports.tree import Section
 #: (name on the contents page, the record's part, the builder of its section)
 _PARTS: tuple[tuple[str, Callable[[IntegrityRecord], Any], Callable[[Any, Run], Section]], ...] = (
     ("Leakage", lambda r: r.leakage, leakage_section),
+    ("Failure patterns", lambda r: r.failure_patterns, failure_patterns_section),
     ("Suspect labels", lambda r: r.suspect_labels, labels_section),
     ("Slices", lambda r: r.slices, slices_section),
 )
@@ -44,7 +46,9 @@ def integrity_sections(run: Run) -> list[Section | Omitted]:
     out: list[Section | Omitted] = []
     for name, part, builder in _PARTS:
         value = part(record)
-        if isinstance(value, StageError):
+        if value is None:  # a run audited before this part existed
+            out.append(Omitted(name, "not computed when this run was audited"))
+        elif isinstance(value, StageError):
             out.append(Omitted(name, f"failed: {value.error}"))
         else:
             out.append(builder(value, run))

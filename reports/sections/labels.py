@@ -23,16 +23,22 @@ def _read(sus: SuspectLabels, run: Run) -> dict[str, Any]:
         "n_flagged": sus.n_flagged,
         "n_labelled": sus.n_labelled,
         "method": sus.method,
+        "n_in_patterns": sus.n_in_patterns or 0,
     }
 
 
 def _intro(s: dict[str, Any]) -> Paragraphs:
     text = (
-        f"{fmt.count(s['n_flagged'])} of {fmt.count(s['n_labelled'])} labelled test images may "
-        "carry a wrong label: the model confidently says another class. They are candidates for "
-        "a human check, not proven errors; a wrong label also makes the model look worse than "
-        "it is."
+        f"{fmt.count(s['n_flagged'])} of {fmt.count(s['n_labelled'])} labelled test images are "
+        "candidates for review: the model confidently says another class, and the image is not "
+        "part of a failure pattern. They are not proven label errors; a reviewer decides."
     )
+    if s["n_in_patterns"]:
+        text += (
+            f" {fmt.count(s['n_in_patterns'])} more images the model contradicts just as "
+            "confidently belong to a failure pattern (previous section): those are the "
+            "model's systematic errors, not counted here."
+        )
     return Paragraphs([text] + ([f"Method: {s['method']}."] if s["method"] else []))
 
 
@@ -46,7 +52,7 @@ def _gallery(thumbs: list[tuple[SuspectRow, str]]) -> Gallery | None:
     ]
     if not figures:
         return None
-    caption = "The likeliest mislabels, with their given label and the class the model sees."
+    caption = "Candidates for review, likeliest first: given label and the class the model sees."
     return Gallery(figures, caption, columns=4)
 
 
@@ -88,5 +94,5 @@ def labels_section(sus: SuspectLabels, run: Run) -> Section:
         blocks.append(gallery)
     if s["rows"]:
         blocks.append(_table(s))
-    lead = "Held-out images whose label the model confidently contradicts."
+    lead = "Candidates for review: labels the model contradicts outside any failure pattern."
     return Section("labels", "Suspect labels", blocks, lead=lead)

@@ -8,6 +8,7 @@ from typing import Any
 from audits.runs.models_audit import ClassMetrics, ConfusedPair, Metrics
 from audits.store import Run
 from reports.present import fmt
+from reports.present.topk import shown_topk
 from reports.sections.base import (
     c,
     ci_cell,
@@ -65,8 +66,9 @@ def _metric_rows(m: Metrics) -> list[list[Cell]]:
             "Mean per-class F1 (balance of precision and recall).",
         ),
     ]
-    top_k = m.top_k_accuracy  # top-1 is the accuracy
-    for k, value in ((3, top_k.top3), (5, top_k.top5)):
+    n_classes = m.n_classes if m.n_classes is not None else len(m.per_class)
+    # top-1 is the accuracy; top-k only where a blind guess of k classes is unlikely (topk).
+    for k, value in shown_topk(m.top_k_accuracy, n_classes):
         meaning = f"The true class is among the model's {k} most probable classes."
         rows.append((f"Top-{k} accuracy", value, dash_cell(), meaning))
     meaning = "Average gap between the stated confidence and the actual accuracy (lower is better)."

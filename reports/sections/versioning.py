@@ -41,6 +41,8 @@ def _read(run: Run, b: RunBundle) -> dict[str, Any]:
                 ("Drift run in this report", b.drift),
                 ("Comparison in this report", b.comparison),
                 ("Previous version's audit", b.previous),
+                ("Comparison with a newer version", b.successor),
+                ("Newer version's audit", b.newer),
             )
             if other is not None
         ],

@@ -89,7 +89,7 @@ def compare_per_class(
             customdata=[_change_hover(r, version_b) for r in data],
             hovertemplate="%{customdata}<extra></extra>",
             marker=dict(
-                color=[colors.get(str(r["class"]), ACCENT) for r in data],
+                color=ACCENT,  # the legend names the version: one colour, not the class's
                 size=11,
                 line=dict(
                     color=[STATUS_COLORS.get(s, INK) for s in status],

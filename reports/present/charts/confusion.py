@@ -28,7 +28,7 @@ def _hovers(counts: np.ndarray, rates: np.ndarray) -> list[list[str]]:
 
 def _cell_texts(value: np.ndarray, share: bool, hide_diagonal: bool) -> list[list[str]]:
     """The numbers printed in the cells of a small matrix (empty for zero)."""
-    show = (lambda v: fmt.pct(v, 0)) if share else fmt.count
+    show = fmt.pct_whole if share else fmt.count
     text = [[show(v) if v > 0 else "" for v in row] for row in value.tolist()]
     if hide_diagonal:
         for i, row in enumerate(text):
@@ -135,7 +135,7 @@ def _heatmap(
             len=0.8,
             tickvals=[math.sqrt(t) for t in _TICKS],
             ticktext=[
-                fmt.pct(t * vmax, 0) if share else fmt.count(round(t * vmax)) for t in _TICKS
+                fmt.pct_whole(t * vmax) if share else fmt.count(round(t * vmax)) for t in _TICKS
             ],
         ),
     )

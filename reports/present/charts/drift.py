@@ -117,7 +117,8 @@ def class_shift(
     fig = go.Figure()
     for side, shares, color in (
         ("held-out", reference, NEUTRAL),
-        ("production", current, [colors.get(c, ACCENT) for c in order]),
+        # One colour per side: the legend names the side, so the bars cannot be class-coloured.
+        ("production", current, ACCENT),
     ):
         fig.add_trace(
             go.Bar(

@@ -1,0 +1,38 @@
+"""Small PNG copies of the farthest current images, kept in the drift run folder so that the
+dashboard and the exports can show them without the source data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from audits.images import BadImage, decode, to_mode
+
+THUMBS_DIR = "thumbs"
+#: Longest side of a stored thumbnail, in pixels (about 10-30 kB as PNG).
+THUMB_SIDE = 160
+
+
+def write_png_thumbnail(src: Path, dst: Path, side: int = THUMB_SIDE) -> bool:
+    """A small RGB PNG of ``src`` (longest side ``side``); False when it cannot be read."""
+    try:
+        img = to_mode(decode(src.read_bytes()), 3)
+    except (OSError, BadImage):
+        return False
+    img.thumbnail((side, side))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    img.save(dst, format="PNG", optimize=True)
+    return True
+
+
+def add_example_thumbs(folder: Path, examples: list[dict[str, Any]]) -> int:
+    """Write a thumbnail of each example into ``folder/thumbs/`` and set its ``thumb`` (the
+    path relative to the run; None when the image cannot be read). Returns how many were written."""
+    written = 0
+    for i, example in enumerate(examples):
+        rel = f"{THUMBS_DIR}/example-{i:02d}.png"
+        src = example.get("abspath")
+        ok = bool(src) and write_png_thumbnail(Path(src), folder / rel)
+        example["thumb"] = rel if ok else None
+        written += ok
+    return written

@@ -1,0 +1,48 @@
+"""Other audited versions of a model family as a second opinion on suspect labels.
+
+Brodley & Friedl ("Identifying Mislabeled Training Data", JAIR 11, 1999) flag an example only
+when a *consensus* of classifiers disagrees with its label: a label that some model predicts
+is learnable, and random label noise is rarely predicted back. Here the classifiers are the
+other audited versions of the same model (same name) on the same frozen held-out set (same
+fingerprint), found in the store. A suspect that any of them predicts with its given label is
+cleared; the others record how many versions agree against the label. With no other version
+in the store (the first audit of a family) nothing changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from audits.datasets import fingerprint_rows
+from audits.errors import AuditError
+from audits.store import list_runs
+
+
+def table_fingerprint(table: pd.DataFrame) -> str:
+    """The fingerprint of the rows a predictions table holds (path, file sha256, label)."""
+    labels = table["label"].where(table["label"].notna(), None)
+    return fingerprint_rows(
+        zip(table["path"], table["file_sha256"], labels, strict=True)  # type: ignore[arg-type]
+    )
+
+
+def other_versions(
+    store: Path, name: str, version: str, fingerprint: str
+) -> list[tuple[str, pd.Series]]:
+    """(version, predicted class name by image path) of the newest audit of every other
+    version of ``name`` on the data set with ``fingerprint``; unreadable runs are skipped."""
+    seen: dict[str, pd.Series] = {}
+    for run in list_runs(store, kind="audit"):  # newest first
+        try:
+            ident = run.identity
+            if ident.name != name or ident.version == version or ident.version in seen:
+                continue
+            table = run.table
+            if table_fingerprint(table) != fingerprint:
+                continue
+        except (AuditError, OSError, KeyError, ValueError):
+            continue
+        seen[ident.version] = pd.Series(table["pred"].to_numpy(), index=table["path"].to_numpy())
+    return sorted(seen.items())
