@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from auditapp.demo_home import demo_home
 from auditapp.pipeline.audit import run_audit
 from audits.datasets import freeze, load_dataset, read_freeze
 from audits.errors import AuditError
 from audits.model_card import load_card, weights_sha256
 from audits.store import Run, list_runs
 
-REPO = Path(__file__).resolve().parent.parent
-MODELS = REPO / "fixtures" / "models" / "car-variants"
 VERSIONS = ("1.0.0", "1.1.0")
 
 
@@ -67,8 +66,10 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
     from fixtures.generate import FingerprintMismatch, ensure_demo_data
 
     store = Path(store)
+    home = demo_home()  # fixtures/ in a checkout; a cache folder when installed
+    models = home.models / "car-variants"
     try:
-        manifests = ensure_demo_data(verbose=True)
+        manifests = ensure_demo_data(home.data, verbose=True)
     except FingerprintMismatch as exc:
         raise AuditError(str(exc)) from None
     heldout = load_dataset(manifests["heldout"])
@@ -78,7 +79,7 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
         _say(f"froze the held-out set ({record['n_images']} images)")
     audits: dict[str, Run] = {}
     for version in VERSIONS:  # oldest first, so the newest version is the newest run
-        model_dir = MODELS / version
+        model_dir = models / version
         found = _find_audit(list_runs(store), model_dir, record["fingerprint"])
         if found is None:
             _say(f"auditing car-variants {version} on the held-out set")
@@ -90,7 +91,7 @@ def ensure_demo_store(store: str | Path = "audit-store", device: str = "auto") -
         if not any(_is_drift_of(r, version) for r in list_runs(store)):
             _say(f"checking the fan batch for drift against the held-out set ({version})")
             run_drift(
-                MODELS / version,
+                models / version,
                 manifests["heldout"],
                 manifests["fan_batch"],
                 store=store,

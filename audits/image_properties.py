@@ -32,6 +32,7 @@ from PIL import Image
 
 from audits.datasets import ImageSet
 from audits.images import BadImage, decode, to_mode
+from audits.progress import tracked
 
 NUMERIC = [
     "brightness",
@@ -99,7 +100,8 @@ def set_properties(
     paths = image_set.items["path"].tolist()
     threads = threads or min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(_one, [image_set.abspath(p) for p in paths], chunksize=16))
+        jobs = pool.map(_one, [image_set.abspath(p) for p in paths], chunksize=16)
+        results = list(tracked(jobs, len(paths), "image properties"))
     rows, skipped = [], []
     for path, result in zip(paths, results, strict=True):
         if isinstance(result, str):

@@ -27,21 +27,39 @@ from audits.datasets import ImageSet
 from audits.errors import AuditError
 from audits.images import BadImage, read_for_model
 from audits.model_card import ModelCard
+from audits.npy_writer import NpyRows
+from audits.worker_errors import worker_failure
 
 TOP_K = 5
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` is CUDA when present, else CPU; asking for CUDA without one is an error."""
+    """``auto`` is CUDA when present, else CPU; a device that is not here is an error.
+
+    Accepted: auto, cpu, cuda, cuda:N, mps.
+    """
+    device = str(device).strip().lower()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AuditError(
-            "--device cuda: no CUDA device is available here; use --device cpu or auto"
-        )
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise AuditError(f"--device {device}: expected auto, cpu or cuda")
-    return torch.device(device)
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise AuditError("--device mps: no Apple GPU (MPS) is available here; use cpu or auto")
+        return torch.device("mps")
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise AuditError(
+                f"--device {device}: no CUDA device is available here; use --device cpu or auto"
+            )
+        count = torch.cuda.device_count()
+        if device != "cuda" and int(device[5:]) >= count:
+            raise AuditError(
+                f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
+        return torch.device(device)
+    raise AuditError(f"--device {device}: expected auto, cpu, cuda, cuda:N or mps")
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
@@ -82,6 +100,8 @@ class BatchPredictor:
     """Callable over uint8 NCHW batches: normalise on the device, forward, capture embeddings."""
 
     def __init__(self, model: nn.Module, card: ModelCard, device: torch.device) -> None:
+        self.label = f"{card.name}@{card.version}"
+        self.n_classes = len(card.classes)
         self.model = model.to(device).eval()
         self.device = device
         self.amp = amp_dtype(device)
@@ -91,7 +111,10 @@ class BatchPredictor:
         self.mean, self.std = pixel_scale(card, device)
         self._captured: torch.Tensor | None = None
         head = classifier_head(model, len(card.classes))
-        self.embedding_source = "penultimate" if head is not None else "logits"
+        # A graph format (audits.formats) says where its embeddings come from itself.
+        self.embedding_source = getattr(model, "embedding_source", None) or (
+            "penultimate" if head is not None else "logits"
+        )
         self._hook = head.register_forward_pre_hook(self._capture) if head is not None else None
 
     def _capture(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -111,16 +134,85 @@ class BatchPredictor:
         """Return (float32 logits, float32 embeddings) for a uint8 NCHW batch."""
         x = self.normalise(batch_u8)
         self._captured = None
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            logits = self.model(x)
-        emb = self._captured if self._captured is not None else logits
+        try:
+            logits = self._forward(x)
+        except SystemExit as exc:  # model code must raise, not end the process
+            raise AuditError(
+                f"{self.label}: the model's code called sys.exit({exc.code!r}) in the forward "
+                "pass; it must raise an exception instead (fix the model's forward)"
+            ) from None
+        except Exception as exc:
+            raise self._forward_error(exc, x) from exc
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(x), self.n_classes):
+            shape = (
+                tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            )
+            raise AuditError(
+                f"{self.label}: the model returned {shape} for a batch of {len(x)} images; "
+                f"expected ({len(x)}, {self.n_classes}): one row of class scores per image"
+            )
+        emb = self._captured
+        if emb is None:  # a graph format's named embedding output, else the logits
+            emb = getattr(self.model, "last_embedding", None)
+            emb = logits if emb is None else emb
         return logits.float(), emb.flatten(1).float()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            return self.model(x)
+
+    def _forward_error(self, exc: Exception, x: torch.Tensor) -> AuditError:
+        """One line for a forward pass that raised: out of memory, batch-only, or the model's."""
+        n, what = len(x), _first_line(exc)
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return AuditError(
+                f"{self.label}: out of GPU memory on a batch of {n} images; use a smaller --batch-size"
+            )
+        if n > 1:
+            try:
+                self._forward(x[:1])
+            except Exception:
+                pass
+            else:
+                return AuditError(
+                    f"{self.label}: the forward pass fails on a batch of {n} images ({what}) but "
+                    "works on one image, so the model does not handle batches; rerun with "
+                    "--batch-size 1"
+                )
+        return AuditError(
+            f"{self.label}: the model's forward pass raised on a batch of {n} image(s) "
+            f"of {tuple(x.shape[1:])} ({what}); the model's code failed on this input"
+        )
 
 
 def default_workers(device: torch.device) -> int:
     """DataLoader workers for decoding: one core left to the main process, at most 4 (8 on CUDA)."""
     cores = os.cpu_count() or 1
     return max(0, min(8, cores - 1)) if device.type == "cuda" else max(0, min(4, cores - 1))
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (messages of torch errors run over many lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def check_finite(
+    logits: torch.Tensor, emb: torch.Tensor, batch: ImageBatch, paths: list[str], label: str
+) -> None:
+    """Refuse NaN/Inf outputs, naming the model, how many images and the first few paths."""
+    bad_out = ~torch.isfinite(logits).all(dim=1)
+    bad_emb = ~torch.isfinite(emb).all(dim=1)
+    bad = (bad_out | bad_emb).cpu().numpy()
+    if not bad.any():
+        return
+    where = "outputs (logits)" if bool(bad_out.any()) else "penultimate-layer features"
+    shown = [str(paths[i]) for i in batch.index[bad][:3]]
+    raise AuditError(
+        f"{label}: the model's {where} are NaN/Inf (not numbers) for {int(bad.sum())} of the "
+        f"{len(bad)} images of a batch, e.g. {', '.join(shown)}; check the weights (a training run "
+        "that diverged?) and the card's [input] mean and std"
+    )
 
 
 class ImageReader(torch.utils.data.Dataset):
@@ -205,10 +297,10 @@ class ImageBatches:
             unit="img",
             desc=self.desc,
             file=sys.stderr,
-            disable=not self.progress,
+            disable=None if self.progress else True,  # None: off unless stderr is a terminal
         )
         try:
-            for images, index, reasons, width, height in self.loader:
+            for images, index, reasons, width, height in _unwrapped(self.loader):
                 bar.update(len(index))
                 index = index.numpy()
                 ok = np.array([r == "" for r in reasons], dtype=bool)
@@ -222,48 +314,40 @@ class ImageBatches:
             bar.close()
 
 
-class _RowWriter:
-    """Appends float16 rows to a .npy on disk (flat memory) or to a list in memory."""
+def _unwrapped(loader: torch.utils.data.DataLoader) -> Iterator[Any]:
+    """The loader's batches; a worker's failure becomes one line (``worker_failure``)."""
+    try:
+        yield from loader
+    except Exception as exc:
+        failure = worker_failure(exc)
+        if failure is None:
+            raise
+        raise failure from exc
 
-    def __init__(self, capacity: int, path: Path | None) -> None:
-        self.capacity, self.path, self.n = capacity, path, 0
+
+class _RowWriter:
+    """Appends float16 rows to a .npy on disk (plain writes: flat memory) or to a list in memory."""
+
+    def __init__(self, path: Path | None) -> None:
         self.parts: list[np.ndarray] = []
-        self.mm: np.ndarray | None = None
+        self.file = NpyRows(path, np.float16) if path is not None else None
 
     def add(self, rows: np.ndarray) -> None:
         rows = rows.astype(np.float16)
-        if self.path is None:
+        if self.file is None:
             self.parts.append(rows)
         else:
-            if self.mm is None:
-                self.mm = np.lib.format.open_memmap(
-                    self.path, mode="w+", dtype=np.float16, shape=(self.capacity, rows.shape[1])
-                )
-            self.mm[self.n : self.n + len(rows)] = rows
-        self.n += len(rows)
+            self.file.append(rows)
 
     def finish(self, width: int) -> np.ndarray:
-        if self.path is None:
+        if self.file is None:
             return np.concatenate(self.parts) if self.parts else np.zeros((0, width), np.float16)
-        if self.mm is None:
-            np.save(self.path, np.zeros((0, width), np.float16))
-        elif self.n < self.capacity:
-            full = self.mm
-            tmp = self.path.with_suffix(".trim.npy")
-            out = np.lib.format.open_memmap(
-                tmp, mode="w+", dtype=np.float16, shape=(self.n, full.shape[1])
-            )
-            for start in range(0, self.n, 65536):
-                stop = min(start + 65536, self.n)
-                out[start:stop] = full[start:stop]
-            out.flush()
-            del out, full
-            self.mm = None
-            os.replace(tmp, self.path)
-        else:
-            self.mm.flush()
-            self.mm = None
-        return np.load(self.path, mmap_mode="r")
+        path = self.file.close(row_shape=(width,))
+        return np.load(path, mmap_mode="r")  # read-only: a map never writes, so never SIGBUS
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.abort()
 
 
 @dataclass
@@ -297,7 +381,9 @@ def predict(
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     if batch_size < 1:
-        raise AuditError("--batch-size must be at least 1")
+        raise AuditError(f"--batch-size {batch_size}: must be at least 1")
+    if workers is not None and workers < 0:
+        raise AuditError(f"--workers {workers}: must be 0 or more (0 reads images in this process)")
     predictor = BatchPredictor(model, card, dev)
     items = image_set.items
     batches = ImageBatches(
@@ -312,9 +398,15 @@ def predict(
     )
     outputs = _Outputs(card, label_indices(items["label"], card.classes), out_dir)
     started = time.perf_counter()
+    paths = batches.paths
     try:
         for batch in batches:
-            outputs.add(batch, *predictor(batch.images))
+            logits, emb = predictor(batch.images)
+            check_finite(logits, emb, batch, paths, predictor.label)
+            outputs.add(batch, logits, emb)
+    except BaseException:
+        outputs.abort()  # close the half-written arrays; the caller removes their folder
+        raise
     finally:
         predictor.close()
     elapsed = time.perf_counter() - started
@@ -352,8 +444,8 @@ class _Outputs:
         self.parts: dict[str, list[np.ndarray]] = {name: [] for name in self.COLUMNS}
         self.widths = np.zeros(n, dtype=np.int64)
         self.heights = np.zeros(n, dtype=np.int64)
-        self.probabilities = _RowWriter(n, out_dir / "probabilities.npy" if out_dir else None)
-        self.embeddings = _RowWriter(n, out_dir / "embeddings.npy" if out_dir else None)
+        self.probabilities = _RowWriter(out_dir / "probabilities.npy" if out_dir else None)
+        self.embeddings = _RowWriter(out_dir / "embeddings.npy" if out_dir else None)
         self.emb_dim = 0
 
     def add(self, batch: ImageBatch, logits: torch.Tensor, emb: torch.Tensor) -> None:
@@ -381,6 +473,10 @@ class _Outputs:
         emb_np = emb.cpu().numpy()
         self.emb_dim = emb_np.shape[1]
         self.embeddings.add(emb_np)
+
+    def abort(self) -> None:
+        self.probabilities.abort()
+        self.embeddings.abort()
 
     def _cat(self, name: str, dtype: Any) -> np.ndarray:
         parts = self.parts[name]

@@ -1,18 +1,21 @@
 """Model directories: parse and validate ``model.toml``, build the module, load its weights.
 
-A version is identified by (name, version, sha256 of the weights, code_commit). Weights load
+A version is identified by (name, version, sha256 of the weights, code_commit), and an audit
+also records the sha256 of the architecture's source (``audits.model_code``). Weights load
 without unpickling arbitrary objects: safetensors, or a state_dict read with
 ``torch.load(weights_only=True)``. A pickled whole module is refused unless the caller passes
-``allow_pickle=True``.
+``allow_pickle=True``. What ``architecture`` may name, and so what a card can make us call, is
+``audits.model_code``'s trust boundary. A relative ``weights`` or ``classes`` path must stay
+inside the model folder (symlinks followed); an absolute one is the user's explicit choice and
+is recorded with its sha256 (``external_files``). A card whose weights are a TorchScript,
+``torch.export`` (.pt2) or ONNX file has no ``architecture``: the file carries its graph
+(``audits.formats``), and ``embedding_output`` may name the output that holds embeddings.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
+import os
 import pickle
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,10 @@ import torch
 from torch import nn
 
 from audits.errors import AuditError
+from audits.formats import STATE_DICT, detect_format, format_identity, load_format_model
 from audits.hashing import file_sha256
+from audits.images import MAX_INPUT_SIDE
+from audits.model_code import code_identity, inside, parse_reference, resolve_builder
 
 CARD_NAME = "model.toml"
 _TOP_FIELDS = {
@@ -37,8 +43,9 @@ _TOP_FIELDS = {
     "kwargs",
     "input",
     "description",
+    "embedding_output",
 }
-_REQUIRED = ("name", "version", "architecture", "weights", "classes")
+_REQUIRED = ("name", "version", "weights", "classes")  # architecture: unless a graph format
 _INPUT_FIELDS = {"size", "channels", "mean", "std"}
 _IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -61,6 +68,12 @@ class ModelCard:
     code_commit: str = "unknown"
     training_manifest: Path | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: (card field, absolute path) of files named by an absolute path outside the folder.
+    external: tuple[tuple[str, Path], ...] = ()
+    #: ``state_dict`` (architecture + weights) or a graph format (``audits.formats``).
+    format: str = STATE_DICT
+    #: A graph format's output that holds the embeddings (None: the logits).
+    embedding_output: str | None = None
 
     @property
     def card_path(self) -> Path:
@@ -79,6 +92,22 @@ class ModelCard:
             "target_layer": self.target_layer,
             "input": {"size": list(self.size), "channels": self.channels},
             "training_manifest": str(self.training_manifest) if self.training_manifest else None,
+            **(
+                code_identity(self.architecture, self.dir, self.card_path, self.kwargs)
+                if self.format == STATE_DICT
+                else format_identity(self.format)
+            ),
+            **self._external_files(),
+        }
+
+    def _external_files(self) -> dict[str, Any]:
+        if not self.external:
+            return {}
+        return {
+            "external_files": [
+                {"field": name, "path": str(path), "sha256": file_sha256(path)}
+                for name, path in self.external
+            ]
         }
 
 
@@ -113,29 +142,49 @@ def _read_raw(card: Path) -> dict[str, Any]:
         if key not in raw:
             raise _fail(card, f"missing required field '{key}'")
     for key in ("name", "version", "architecture", "weights"):
-        if not isinstance(raw[key], str) or not raw[key].strip():
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise _fail(card, f"field '{key}' must be a non-empty string")
     return raw
 
 
-def _read_weights(value: str, model_dir: Path, card: Path) -> Path:
-    weights = (model_dir / value).resolve()
-    if not weights.is_file():
-        raise _fail(card, f"weights file '{value}' not found in {model_dir}")
-    if weights.suffix not in {".safetensors", ".pt", ".pth"}:
+def _card_path(value: str, key: str, model_dir: Path, card: Path) -> tuple[Path, bool]:
+    """(the file a card field names, whether it is external: absolute and outside the folder).
+
+    A relative path must stay inside the model folder once symlinks are followed: a card that
+    reads ``../other/w.safetensors`` or links out of its folder is refused. An absolute path is
+    the user's explicit choice; it is allowed and recorded with its sha256.
+    """
+    given = Path(value).expanduser()
+    path = Path(os.path.realpath(given if given.is_absolute() else model_dir / given))
+    if inside(path, model_dir):
+        return path, False
+    if not given.is_absolute():
         raise _fail(
             card,
-            f"field 'weights': expected a .safetensors, .pt or .pth file, got '{weights.name}'",
+            f"field '{key}' = '{value}' resolves to {path}, outside the model folder {model_dir}; "
+            "keep the file in the model folder, or give its absolute path to use it from there",
         )
-    return weights
+    return path, True
+
+
+def _read_weights(value: str, model_dir: Path, card: Path) -> tuple[Path, bool]:
+    weights, external = _card_path(value, "weights", model_dir, card)
+    if not weights.is_file():
+        raise _fail(card, f"weights file '{value}' not found in {model_dir}")
+    return weights, external
 
 
 def load_card(model_dir: str | Path) -> ModelCard:
     """Read and validate ``<model_dir>/model.toml`` (no code is run)."""
     model_dir, card = _card_file(model_dir)
     raw = _read_raw(card)
-    weights = _read_weights(raw["weights"], model_dir, card)
-    classes = _read_classes(raw["classes"], model_dir, card)
+    weights, weights_external = _read_weights(raw["weights"], model_dir, card)
+    fmt = detect_format(weights, card)
+    architecture = _read_architecture(raw, fmt, weights, model_dir, card)
+    classes, classes_file = _read_classes(raw["classes"], model_dir, card)
+    external = [("weights", weights)] if weights_external else []
+    if classes_file is not None:
+        external.append(("classes", classes_file))
     size, channels, mean, std = _read_input(raw.get("input", {}), card)
 
     kwargs = raw.get("kwargs", {})
@@ -157,7 +206,7 @@ def load_card(model_dir: str | Path) -> ModelCard:
         dir=model_dir,
         name=raw["name"].strip(),
         version=raw["version"].strip(),
-        architecture=raw["architecture"].strip(),
+        architecture=architecture,
         weights=weights,
         classes=classes,
         size=size,
@@ -168,12 +217,58 @@ def load_card(model_dir: str | Path) -> ModelCard:
         code_commit=str(raw.get("code_commit", "unknown")),
         training_manifest=training_path,
         kwargs=kwargs,
+        external=tuple(external),
+        format=fmt,
+        embedding_output=raw.get("embedding_output"),
     )
 
 
-def _read_classes(value: Any, model_dir: Path, card: Path) -> list[str]:
+def _read_architecture(
+    raw: dict[str, Any], fmt: str, weights: Path, model_dir: Path, card: Path
+) -> str:
+    """The checked ``architecture``; for a graph format (which must not give one, nor
+    [kwargs]) a label such as ``onnx:model.onnx`` that records what was audited."""
+    emb = raw.get("embedding_output")
+    if fmt == STATE_DICT:
+        if "architecture" not in raw:
+            raise _fail(
+                card,
+                f"missing required field 'architecture' (weights '{weights.name}' are a state_dict; "
+                "a TorchScript .ts, torch.export .pt2 or .onnx file needs none)",
+            )
+        if emb is not None:
+            raise _fail(
+                card,
+                "field 'embedding_output' applies to TorchScript, .pt2 and ONNX models only; "
+                "an architecture's embeddings are its penultimate layer",
+            )
+        # The architecture's form and place are checked here, before any code is imported.
+        parse_reference(raw["architecture"].strip(), model_dir, card)
+        return raw["architecture"].strip()
+    for key in ("architecture", "kwargs"):
+        if key in raw:
+            raise _fail(
+                card,
+                f"give no '{key}' with weights '{weights.name}' ({fmt}): the file carries its own "
+                f"graph; remove '{key}', or give a state_dict as weights",
+            )
+    if emb is not None and (not isinstance(emb, str) or not emb):
+        raise _fail(card, "field 'embedding_output' must be the name of one of the model's outputs")
+    if raw.get("target_layer") is not None and fmt != "torch.export":
+        raise _fail(
+            card,
+            f"field 'target_layer': a {fmt} model has no layers this tool can hook; remove it "
+            "(heatmaps need a torch.export .pt2 or the eager model)",
+        )
+    return f"{fmt}:{weights.name}"
+
+
+def _read_classes(value: Any, model_dir: Path, card: Path) -> tuple[list[str], Path | None]:
+    """The class names, and the class list file when it is external (absolute, outside)."""
+    external = None
     if isinstance(value, str):
-        path = (model_dir / value).resolve()
+        path, is_external = _card_path(value, "classes", model_dir, card)
+        external = path if is_external else None
         if not path.is_file():
             raise _fail(card, f"field 'classes': class list file '{value}' not found")
         classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
@@ -187,7 +282,7 @@ def _read_classes(value: Any, model_dir: Path, card: Path) -> list[str]:
     dupes = sorted({c for c in classes if classes.count(c) > 1})
     if dupes:
         raise _fail(card, f"field 'classes' repeats {', '.join(dupes)}")
-    return classes
+    return classes, external
 
 
 def _read_input(section: Any, card: Path) -> tuple[tuple[int, int], int, list[float], list[float]]:
@@ -207,6 +302,12 @@ def _read_input(section: Any, card: Path) -> tuple[tuple[int, int], int, list[fl
         and all(isinstance(s, int) and s > 0 for s in size)
     ):
         raise _fail(card, "[input] size must be [height, width] in pixels")
+    if max(size) > MAX_INPUT_SIDE:
+        raise _fail(
+            card,
+            f"[input] size {size} is over the limit of {MAX_INPUT_SIDE} pixels a side; "
+            "give the model's input size (e.g. [224, 224])",
+        )
     channels = section.get("channels", 3)
     if channels not in (1, 3):
         raise _fail(card, "[input] channels must be 1 (greyscale) or 3 (RGB)")
@@ -231,56 +332,8 @@ def weights_sha256(path: Path) -> str:
 
 
 def resolve_architecture(card: ModelCard) -> Any:
-    """Find the callable that builds the module: ``file.py:attr`` or ``package.module:attr``."""
-    spec = card.architecture
-    if ":" not in spec:
-        raise _fail(
-            card.card_path,
-            f"field 'architecture' = '{spec}' must look like 'net.py:SmallCNN' or 'package.module:attr'",
-        )
-    module_part, attr_path = spec.rsplit(":", 1)
-    if module_part.endswith(".py"):
-        file = (card.dir / module_part).resolve()
-        if not file.is_file():
-            raise _fail(
-                card.card_path,
-                f"field 'architecture': file '{module_part}' not found in {card.dir}",
-            )
-        mod_name = f"_audit_model_{hashlib.sha1(str(file).encode()).hexdigest()[:12]}"
-        module = sys.modules.get(mod_name)
-        if module is None:
-            import_spec = importlib.util.spec_from_file_location(mod_name, file)
-            assert import_spec is not None and import_spec.loader is not None
-            module = importlib.util.module_from_spec(import_spec)
-            sys.modules[mod_name] = module
-            try:
-                import_spec.loader.exec_module(module)
-            except Exception as exc:
-                del sys.modules[mod_name]
-                raise _fail(
-                    card.card_path, f"importing '{module_part}' failed: {type(exc).__name__}: {exc}"
-                ) from None
-    else:
-        if module_part.split(".")[0] == "torchvision":
-            from audits.tv import torchvision  # noqa: F401 - CPU-torch import workaround first
-        try:
-            module = importlib.import_module(module_part)
-        except ImportError as exc:
-            raise _fail(
-                card.card_path,
-                f"field 'architecture': cannot import '{module_part}' ({exc}); is the package installed?",
-            ) from None
-    obj: Any = module
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            raise _fail(
-                card.card_path,
-                f"field 'architecture': '{module_part}' has no attribute '{attr_path}'",
-            )
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise _fail(card.card_path, f"field 'architecture': '{spec}' is not callable")
-    return obj
+    """The callable that builds the module, checked against the trust boundary (not called)."""
+    return resolve_builder(card.architecture, card.dir, card.card_path, card.kwargs)
 
 
 def read_state_dict(
@@ -308,6 +361,14 @@ def read_state_dict(
         ) from None
     except (RuntimeError, OSError, EOFError) as exc:
         raise AuditError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
+    except Exception as exc:  # --allow-pickle: unpickling runs the file's code, which may fail
+        if not allow_pickle:
+            raise
+        raise AuditError(
+            f"{path}: unpickling the whole model failed ({type(exc).__name__}: {exc}); the "
+            "classes it was saved with must be importable here; better, save a state_dict or "
+            "a .safetensors file and name the class in 'architecture'"
+        ) from None
     if isinstance(obj, nn.Module):
         return obj
     if isinstance(obj, dict):
@@ -329,7 +390,7 @@ def build_model(card: ModelCard, allow_pickle: bool = False) -> nn.Module:
         factory = resolve_architecture(card)
         try:
             model = factory(**card.kwargs)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # model code may call sys.exit
             raise _fail(
                 card.card_path,
                 f"building '{card.architecture}' with [kwargs] {card.kwargs} failed: {type(exc).__name__}: {exc}",
@@ -369,7 +430,10 @@ def load_model(
     card: ModelCard, device: str | torch.device = "cpu", allow_pickle: bool = False
 ) -> nn.Module:
     """Build, load and validate the model with one dummy forward pass; returns it in eval mode."""
-    model = build_model(card, allow_pickle=allow_pickle)
+    if card.format == STATE_DICT:
+        model = build_model(card, allow_pickle=allow_pickle)
+    else:
+        model = load_format_model(card, device)
     if card.target_layer is not None:
         find_layer(model, card.target_layer, card.card_path)
     dummy = torch.zeros(1, card.channels, *card.size)

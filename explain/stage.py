@@ -44,6 +44,7 @@ from torch import nn
 from audits.context import AuditContext
 from audits.datasets import ROI_COLUMNS, ImageSet
 from audits.errors import AuditError
+from audits.formats import StageUnsupported, unsupported_reason
 from audits.inference import (
     ImageBatch,
     ImageBatches,
@@ -105,6 +106,7 @@ _WORKERS_FROM = 512
 
 def explain_stage(ctx: AuditContext) -> dict[str, Any]:
     """The runner's hook: writes ``ctx.run_dir / "explain"``; returns the summary for audit.json."""
+    _check_supported(ctx.model, resolve_options(ctx.options))
     out = ctx.run_dir / "explain"
     out.mkdir()
     summary = run_explain(
@@ -119,6 +121,13 @@ def explain_stage(ctx: AuditContext) -> dict[str, Any]:
         folder="explain",
     )
     return compact(summary)
+
+
+def _check_supported(model: nn.Module, opts: dict[str, Any]) -> None:
+    """Refuse a model whose format cannot be explained (ONNX: no gradients), with why."""
+    reason = unsupported_reason(model, "explain", canonical(str(opts["explain_method"])))
+    if reason is not None:
+        raise StageUnsupported(reason)
 
 
 def compact(summary: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +194,7 @@ def run_explain(
     """
     started = time.perf_counter()
     opts = resolve_options(options)
+    _check_supported(model, opts)
     selection = select_images(
         table,
         max_failures=None if opts["explain_max"] is None else int(opts["explain_max"]),
@@ -231,7 +241,8 @@ def _plan(
     method = get_method(
         canonical(str(opts["explain_method"])),
         model,
-        opts["explain_layer"] or card.target_layer,
+        # A .pt2's modules are not nn.Conv2d instances: it names its last convolution itself.
+        opts["explain_layer"] or card.target_layer or getattr(model, "default_layer", None),
         input_shape=(card.channels, *card.size),
         **kwargs,
     )

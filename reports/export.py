@@ -25,8 +25,9 @@ from pathlib import Path
 from audits.errors import AuditError
 from audits.fsio import atomic_dir, write_json
 from audits.hashing import file_sha256
+from audits.progress import tracked
 from audits.related import RunBundle
-from audits.store import Run, auditor_identity, utc_now
+from audits.store import Run, auditor_identity, check_run, load_run, utc_now
 from audits.text import slug
 from reports import FORMATS
 from reports.content import build_content, open_audit
@@ -65,7 +66,7 @@ def _write_formats(run: Run, related: RunBundle, formats: list[str], tmp: Path) 
     started = time.perf_counter()
     content = build_content(run, related=related)
     timings["content"] = time.perf_counter() - started
-    for fmt in formats:
+    for fmt in tracked(formats, len(formats), "export", unit="format"):
         t0 = time.perf_counter()
         if fmt == "pdf":
             from reports.pdf import write_pdf
@@ -99,6 +100,10 @@ def export_run(
     """Export one audit run; returns the export folder ``<out_dir>/<run_id>``."""
     started = time.perf_counter()
     wanted = parse_formats(formats)
+    if not isinstance(run_dir, Run):
+        run_dir = load_run(run_dir)
+    if run_dir.kind == "audit":
+        check_run(run_dir)  # a damaged run fails here, on its file and field, before any lookup
     run, related = open_audit(run_dir, store)
     out_dir = Path(out_dir).expanduser()
     try:

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import argparse
 
+from auditapp.commands.options import (
+    STORE_ENV,
+    add_device_option,
+    default_store,
+    non_negative_int,
+    positive_int,
+)
+from auditapp.json_output import set_result, wants_json
+
 
 def _points_or_off(text: str) -> float | None:
     if text.strip().lower() in {"off", "none", "inf"}:
@@ -39,7 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store",
         default=None,
-        help="store to look run ids up in and to save the comparison to (default: RUN_B's store, or ./audit-store)",
+        metavar="DIR",
+        help=f"store to look run ids up in and to save the comparison to (default: look up in "
+        f"${STORE_ENV} if set, else ./audit-store; save beside RUN_B)",
     )
     p.add_argument(
         "--class-map",
@@ -96,29 +107,27 @@ def _add_speed_flags(s: argparse._ArgumentGroup) -> None:
         action="store_true",
         help="skip timing the models (the verdict says speed was not checked)",
     )
-    s.add_argument(
-        "--device",
-        default="auto",
-        help="auto | cpu | cuda: where both models are timed (default auto)",
+    add_device_option(
+        s, help="auto | cpu | cuda | cuda:N | mps: where both models are timed (default auto)"
     )
     s.add_argument(
-        "--speed-images", type=int, default=64, help="held-out images timed (default 64)"
+        "--speed-images", type=positive_int, default=64, help="held-out images timed (default 64)"
     )
     s.add_argument(
         "--speed-batch-size",
-        type=int,
+        type=positive_int,
         default=32,
         help="batch size of the throughput measurement (default 32)",
     )
     s.add_argument(
         "--speed-repeats",
-        type=int,
+        type=positive_int,
         default=5,
         help="repeats of the interleaved timing; medians are reported (default 5)",
     )
     s.add_argument(
         "--speed-threads",
-        type=int,
+        type=non_negative_int,
         default=1,
         help="CPU threads while timing (default 1: reproducible on a shared machine; 0 keeps torch's default)",
     )
@@ -126,6 +135,11 @@ def _add_speed_flags(s: argparse._ArgumentGroup) -> None:
         "--allow-pickle",
         action="store_true",
         help="allow pickled whole-model weights when rebuilding the models (trusted files only)",
+    )
+    s.add_argument(
+        "--allow-code-change",
+        action="store_true",
+        help="time a model whose code changed since its audit (warned, recorded as code_changed)",
     )
 
 
@@ -141,7 +155,6 @@ def main(args: argparse.Namespace) -> int:
         resolve_run,
         save_comparison,
     )
-    from audits.store import DEFAULT_STORE
 
     thresholds = Thresholds(
         alpha=args.alpha,
@@ -150,7 +163,7 @@ def main(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         primary=args.primary,
     )
-    lookup = Path(args.store) if args.store else DEFAULT_STORE
+    lookup = Path(args.store or default_store())
     run_a = resolve_run(args.run_a, lookup)
     run_b = resolve_run(args.run_b, lookup)
     class_map = load_class_map(args.class_map) if args.class_map else None
@@ -167,13 +180,22 @@ def main(args: argparse.Namespace) -> int:
             "repeats": args.speed_repeats,
             "threads": args.speed_threads or None,
             "allow_pickle": args.allow_pickle,
+            "allow_code_change": args.allow_code_change,
         },
     )
+    if (doc.get("speed") or {}).get("code_changed"):
+        doc["notes"].append(
+            "model code changed since the audit; timed anyway (--allow-code-change)"
+        )
+    path = None
     if not args.no_save:
         store = Path(args.store) if args.store else run_b.path.parent
         path = save_comparison(doc, aligned, store)
         doc["notes"].append(f"stored in {path}")
-    if not args.quiet:
+    if wants_json(args):
+        # comparison.json's fields (the verdict and its one-line summary among them).
+        set_result(args, {**doc, "comparison": None if path is None else str(path)})
+    elif not args.quiet:
         print_comparison(doc)
     # The verdict is the last line, printed plainly so no terminal width wraps it.
     print(doc["summary"], flush=True)

@@ -12,6 +12,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditapp.commands.options import add_device_option, non_negative_int, positive_int
+from auditapp.json_output import read_record, set_result, wants_json
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -34,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="target layer (default: the card's target_layer, else the last convolution)",
     )
-    p.add_argument("--max", type=int, default=500, help="explain at most N failures (default 500)")
+    p.add_argument(
+        "--max", type=non_negative_int, default=500, help="explain at most N failures (default 500)"
+    )
     p.add_argument(
         "--top-by-loss",
         action="store_true",
@@ -43,15 +48,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--baseline",
-        type=int,
+        type=non_negative_int,
         default=50,
         help="correct images per class as a baseline (default 50)",
     )
     p.add_argument("--all", action="store_true", help="no cap: every failure")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    add_device_option(p)
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="images per batch (default 32 on CPU, 64 on CUDA)",
     )
@@ -60,6 +65,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--allow-pickle",
         action="store_true",
         help="allow a pickled whole-model weights file (trusted files only)",
+    )
+    p.add_argument(
+        "--allow-code-change",
+        action="store_true",
+        help="explain with model code that changed since the audit (warned, recorded as code_changed)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or sentences")
     p.set_defaults(handler=main)
@@ -85,11 +95,16 @@ def main(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         purpose="explain its failures",
         hint="audit it again",
+        allow_code_change=args.allow_code_change,
     )
     name = folder_name(run.path, method)
     with add_to_run(run.path, name) as tmp:
         summary = _explain(audited, run.table, tmp, _options(args, method), not args.quiet, name)
-    if not args.quiet:
+        _record_code(tmp, summary, audited.code_changes)
+    if wants_json(args):
+        folder = run.path / name
+        set_result(args, {**read_record(folder / "summary.json"), "folder": str(folder)})
+    elif not args.quiet:
         print(
             f"{summary['method']} on layer {summary['layer']}: {summary['n_explained']} of "
             f"{summary['n_failures']} failures and {summary['n_baseline']} correct images explained"
@@ -98,6 +113,14 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {pair['sentence']}")
     print(run.path / name)
     return 0
+
+
+def _record_code(out: Path, summary: dict[str, Any], changes: list[dict[str, Any]] | None) -> None:
+    """Add to ``summary.json`` whether the model code changed since the audit (null: unknown)."""
+    from audits.code_guard import code_record
+    from audits.runs import write_record
+
+    write_record(out, {**summary, **code_record(changes)}, "explain")
 
 
 def folder_name(run_dir: Path, method: str) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from auditapp.commands.options import add_inference_options
+from auditapp.commands.mlflow_options import add_mlflow_options, log_stored, mlflow_target
+from auditapp.commands.options import add_inference_options, non_negative_int
+from auditapp.json_output import read_record, set_result, wants_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--explain-max",
-        type=int,
+        type=non_negative_int,
         default=500,
         help="explain at most N failures (default 500; 0 for all)",
     )
@@ -38,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--explain-baseline",
-        type=int,
+        type=non_negative_int,
         default=50,
         help="correct images per class explained as a baseline (default 50)",
     )
@@ -46,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--no-integrity", action="store_true", help="skip leakage, suspect labels and slices"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_mlflow_options(p)
     p.set_defaults(handler=main)
 
 
@@ -57,6 +60,9 @@ def main(args: argparse.Namespace) -> int:
     skip = tuple(
         k for k, off in (("explain", args.no_explain), ("integrity", args.no_integrity)) if off
     )
+    if "explain" not in skip:
+        check_explain_method(args.explain_method)
+    mlflow = mlflow_target(args)  # checked before the audit: a typo costs seconds
     path = run_audit(
         args.model,
         args.data,
@@ -74,7 +80,28 @@ def main(args: argparse.Namespace) -> int:
             "explain_baseline": args.explain_baseline,
         },
     )
-    if not args.quiet:
+    log_stored(mlflow, path, args.store)
+    if wants_json(args):
+        set_result(args, {**read_record(path / "audit.json"), "run": str(path)})
+    elif not args.quiet:
         print_summary(load_run(path))
     print(path)
     return 0
+
+
+def check_explain_method(name: str) -> None:
+    """Refuse an unknown ``--explain-method`` before any work, listing the known ones.
+
+    Checked here rather than as an argparse choice so that ``--help`` does not import the
+    attribution libraries.
+    """
+    from audits.errors import AuditError
+    from explain.registry import available_methods, method_class
+
+    try:
+        method_class(name)
+    except AuditError:
+        raise AuditError(
+            f"--explain-method {name!r}: unknown method; choose one of: "
+            f"{', '.join(available_methods())} (or --no-explain)"
+        ) from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from auditapp.json_output import set_result
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,6 +21,15 @@ def main(args: argparse.Namespace) -> int:
     from reports.manifest import verify
 
     problems = verify(args.folder)
+    set_result(
+        args,
+        {
+            "ok": not problems,
+            "folder": args.folder,
+            # one entry per altered, missing or unlisted file, as in the text output
+            "altered": problems,
+        },
+    )
     if not problems:
         print("ok")
         return 0

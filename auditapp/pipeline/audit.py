@@ -9,14 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from auditapp.pipeline.common import skip_reasons
+from auditapp.pipeline.common import skip_reasons, writing_run
 from audits.context import AuditContext
 from audits.datasets import ImageSet, load_dataset
-from audits.errors import AuditError
+from audits.errors import WRITE_FAULTS, AuditError
+from audits.formats import StageUnsupported
 from audits.inference import Predictions, predict
 from audits.metrics import audit_metrics
 from audits.model_card import ModelCard
-from audits.prepare import FrozenCheck, check_freeze, prepare
+from audits.prepare import FrozenCheck, Prepared, check_freeze, prepare
 from audits.runs import SCHEMA_VERSION, utc_stamp, write_record
 from audits.store import (
     DEFAULT_STORE,
@@ -85,6 +86,7 @@ def _audit_meta(
             "frozen": frozen.frozen,
             "metadata_columns": image_set.metadata_columns,
             "has_roi": image_set.has_roi,
+            **frozen.record_fields(),
         },
         "auditor": auditor_identity(),
         "device": preds.device,
@@ -96,7 +98,7 @@ def _audit_meta(
 
 
 def run_audit(
-    model_dir: str | Path,
+    model_dir: str | Path | Prepared,
     data: str | Path,
     store: str | Path = DEFAULT_STORE,
     device: str = "auto",
@@ -107,17 +109,24 @@ def run_audit(
     skip: tuple[str, ...] = (),
     options: dict[str, Any] | None = None,
 ) -> Path:
-    """Audit a model on a labelled held-out set; returns the new run folder."""
+    """Audit a model on a labelled held-out set; returns the new run folder.
+
+    ``model_dir`` may also be an already ``Prepared`` model and data set (the Python API's
+    in-memory module, ``auditapp.api``); then its first set is audited and ``data`` unused.
+    """
     started = time.perf_counter()
-    ready = prepare(
-        model_dir, [data], device=device, allow_pickle=allow_pickle, require_labels=True
-    )
+    if isinstance(model_dir, Prepared):
+        ready = model_dir
+    else:
+        ready = prepare(
+            model_dir, [data], device=device, allow_pickle=allow_pickle, require_labels=True
+        )
     card, image_set = ready.card, ready.image_set
     frozen = check_freeze(image_set)
     train_counts = training_counts(card)
 
     run_id = new_run_id("audit", card.name, card.version)
-    with create_run(store, run_id) as tmp:
+    with writing_run(store), create_run(store, run_id) as tmp:
         preds = predict(
             ready.model,
             card,
@@ -150,7 +159,12 @@ def run_audit(
         )
         for key, load in _stages():
             if key not in skip:
-                meta[key] = _run_stage(key, load, ctx)
+                result = _run_stage(key, load, ctx)
+                if result is not None and set(result) == {"unsupported"}:
+                    # The model's format cannot do it (ONNX: no gradients): skipped, with why.
+                    meta.setdefault("unsupported_stages", {})[key] = result["unsupported"]
+                else:
+                    meta[key] = result
         meta["timings"]["total_s"] = round(time.perf_counter() - started, 3)
         write_record(tmp, meta, "audit")
     return Path(store) / run_id
@@ -164,9 +178,17 @@ def _run_stage(key: str, load: Callable[[], Stage], ctx: AuditContext) -> dict[s
         return {"error": f"{key} unavailable ({exc})"}
     try:
         return stage(ctx)
+    except StageUnsupported as exc:
+        print(f"note: {key} skipped: {exc}", file=sys.stderr)
+        return {"unsupported": str(exc)}
     except AuditError as exc:
         print(f"warning: {key}: {exc}", file=sys.stderr)
         return {"error": str(exc)}
+    except OSError as exc:
+        if exc.errno in WRITE_FAULTS:  # a full disk or a read-only store ends the run
+            raise
+        print(f"warning: {key} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {"error": f"{type(exc).__name__}: {exc}"}
     except Exception as exc:  # keep the audit; say what broke
         print(f"warning: {key} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from audits.images import BadImage, decode, to_mode
+from audits.progress import tracked
 
 SIGNATURE_SIDE = 16
 
@@ -77,7 +78,7 @@ def _file_signature(path: Path) -> tuple[np.uint64, np.ndarray] | None:
 def signatures(paths: Sequence[Path], threads: int = 4) -> Signatures:
     """Signatures of files; Pillow releases the GIL while decoding and resizing, so threads help."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        found = list(pool.map(_file_signature, paths, chunksize=32))
+        found = list(tracked(pool.map(_file_signature, paths, chunksize=32), len(paths), "leakage"))
     n = len(found)
     out = Signatures(
         np.zeros(n, np.uint64),

@@ -21,6 +21,61 @@ from audits.runs.models_explain import ExplainBlock
 from audits.runs.models_integrity import IntegrityBlock
 
 
+class CodeFile(Part):
+    """A source file of the model's architecture and its sha256 at audit time."""
+
+    path: str  # relative to the model folder, or absolute for an installed package's file
+    sha256: str
+
+
+class ExternalFile(Part):
+    """A file the card names by an absolute path outside the model folder."""
+
+    field: str | None = None  # the card field: weights or classes
+    path: str
+    sha256: str
+
+
+class AuditModelInfo(ModelInfo):
+    """The audited model, with the code it ran: ``code_sha256`` is the architecture's source
+    file, ``code_files`` every hashed source file, ``code_library`` a registry's package and
+    version. Runs written before these were recorded have none of them."""
+
+    code_sha256: str | None = None
+    code_files: list[CodeFile] | None = None
+    code_library: str | None = None
+    external_files: list[ExternalFile] | None = None
+    #: A graph format's name (torchscript, torch.export, onnx); None: architecture + weights.
+    format: str | None = None
+    #: The analyses the format supports (``audits.formats``); None: all of them.
+    analyses: list[str] | None = None
+
+
+class MetadataChange(Part):
+    """A metadata value of a frozen set that changed since ``freeze`` (row, column, old → new)."""
+
+    path: str
+    column: str
+    old: Any = None
+    new: Any = None
+
+
+class FreezeInfo(Part):
+    """What the set's freeze record covers, and metadata changed since it (audits/freezing.py).
+
+    ``covers_metadata`` is False for a record written before metadata was frozen;
+    ``metadata_changes`` keeps the first 200 of ``n_metadata_changes``.
+    """
+
+    covers_metadata: bool | None = None
+    metadata_sha256: str | None = None
+    n_metadata_changes: int | None = None
+    metadata_changes: list[MetadataChange] | None = None
+    columns_added: list[str] | None = None
+    columns_removed: list[str] | None = None
+    note: str | None = None
+
+
 class DatasetInfo(Part):
     """The held-out set: DESIGN.md's fields, then where it is and what it holds."""
 
@@ -33,6 +88,7 @@ class DatasetInfo(Part):
     frozen: bool | None = None
     metadata_columns: list[str] | None = None
     has_roi: bool | None = None
+    freeze: FreezeInfo | None = None
 
 
 class Timings(Part):
@@ -133,11 +189,13 @@ class AuditRecord(Part):
     kind: Literal["audit"]
     run_id: str
     created: Created
-    model: ModelInfo
+    model: AuditModelInfo
     dataset: DatasetInfo
     auditor: Auditor
     device: DeviceInfo | None = None
     embedding_source: str | None = None
+    #: Stages the model's format cannot do, each with why (ONNX: explain, no gradients).
+    unsupported_stages: dict[str, str] | None = None
     timings: Timings | None = None
     skipped: list[Skipped] | None = None
     metrics: Metrics

@@ -124,6 +124,8 @@ class Speed(Part):
     throughput_ratio_iqr: list[float]
     device: DeviceInfo | None = None
     settings: dict[str, Any] | None = None
+    code_changed: bool | None = None  # a model's code changed since its audit (timed anyway)
+    code_changes: list[dict[str, Any]] | None = None
 
 
 class Thresholds(Part):

@@ -82,3 +82,7 @@ class ExplainSummary(ExplainBlock):
     layout: dict[str, str | None] | None = None
     options: dict[str, Any] | None = None
     timings: dict[str, Num] | None = None
+    # ``explain`` on a stored run: whether the model code changed since the audit (null: the
+    # run recorded no code hash); the changes when it did (--allow-code-change).
+    code_changed: bool | None = None
+    code_changes: list[dict[str, Any]] | None = None

@@ -28,6 +28,12 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def auditor_identity() -> dict[str, str]:
     """This tool's own version and git commit (``+dirty`` when the checkout has edits)."""
     here = Path(__file__).resolve().parents[2]
+    if not (here / ".git").exists():
+        # Installed: not the git state of whatever folder site-packages sits in, but the
+        # commit the wheel was built from (written by scripts/wheel_layout.py).
+        built = Path(__file__).resolve().parents[1] / "build_commit.txt"
+        commit = built.read_text(encoding="utf-8").strip() if built.is_file() else "unknown"
+        return {"version": __version__, "commit": commit or "unknown"}
     commit = "unknown"
     try:
         out = _git(here, "rev-parse", "--short=12", "HEAD")
