@@ -168,7 +168,23 @@ def root_cause_sentence(cell: dict[str, Any], training: dict[str, Any] | None) -
             else ""
         )
         text += f"; the training set's {name}s are {pct(training['class_share'])} {inside}{other}"
+        if training["other_share"] is not None and not is_shortcut(training):
+            text += ", so the training mix alone does not explain the gap"
     return text + "."
+
+
+#: A metadata value is a training shortcut when it is this much more common among the class's
+#: training images than among the other classes' (e.g. 93% of training Targas red vs 0.5%).
+SHORTCUT_GAP = 0.5
+
+
+def is_shortcut(training: dict[str, Any] | None) -> bool:
+    """Does the training set's mix make the value a stand-in for the class?"""
+    return (
+        training is not None
+        and training["other_share"] is not None
+        and training["class_share"] - training["other_share"] >= SHORTCUT_GAP
+    )
 
 
 def advice_sentence(cell: dict[str, Any], training: dict[str, Any] | None) -> str:
@@ -180,12 +196,7 @@ def advice_sentence(cell: dict[str, Any], training: dict[str, Any] | None) -> st
     if training is not None:
         k = training["class_k"] if cell["gap"] < 0 else training["class_n"] - training["class_k"]
         have = f" (the training set has {count(k)} of {count(training['class_n'])})"
-    shortcut = (
-        training is not None
-        and training["other_share"] is not None
-        and training["class_share"] - training["other_share"] >= 0.5
-    )
-    if shortcut:
+    if is_shortcut(training):
         return (
             f"Add {weak} {name}s to the training data{have}: in training, {inside} nearly "
             f"always means {name}, so the model can take the shortcut '{inside} ⇒ {name}'. "
@@ -259,6 +270,7 @@ def class_slice_report(
             if top is None
             else {"true": top[0], "predicted": top[1], "count": top[2]},
             "training": share,
+            "shortcut": is_shortcut(share),
             "also_affects": also,
             "sentence": root_cause_sentence(cause, share),
             "advice": advice_sentence(cause, share),

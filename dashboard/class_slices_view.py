@@ -33,7 +33,7 @@ def root_cause_callout(run: StoredRun) -> None:
     )
 
 
-_HEADS = (findings.WHAT_FAILS, findings.WHY, findings.WHAT_TO_DO)
+_HEADS = (findings.WHAT_FAILS, findings.WHY, findings.WHERE, findings.WHAT_TO_DO)
 
 
 def cross_tab_rows(block: ClassSlices) -> pd.DataFrame:

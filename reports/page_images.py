@@ -1,7 +1,8 @@
 """Page images of a report, for the README and for looking at every page before shipping.
 
 ``python -m reports.page_images RUN [--out reports/examples]`` exports the run's PDF and writes
-the cover and the first Performance page as PNG (``pdftoppm`` from poppler-utils).
+the cover, the first Performance page, the first Grad-CAM page and the failure patterns as PNG
+(``pdftoppm`` from poppler-utils).
 ``--all DIR`` renders every page instead, to check none is blank or overflowing.
 """
 
@@ -17,6 +18,9 @@ from audits.errors import AuditError
 
 #: The sentence under the Performance section's title (reports.sections.metrics).
 PERFORMANCE_MARK = "How often the model is right overall"
+#: Sentences under the titles of the Grad-CAM and failure-pattern sections.
+FAILURES_MARK = "Where the model looked when it got an image wrong"
+PATTERNS_MARK = "Where the model fails systematically"
 
 
 def render_page(pdf: Path, page: int, out: Path, dpi: int = 100) -> Path:
@@ -40,7 +44,8 @@ def find_page(pdf: Path, text: str) -> int | None:
 
 
 def examples(run: Path, out: Path, dpi: int = 100) -> list[Path]:
-    """The cover and the Performance page of the run's PDF report, as PNG files in ``out``."""
+    """The cover and the Performance, Grad-CAM and failure-pattern pages of the run's PDF
+    report (those it has), as PNG files in ``out``."""
     from reports.export import export_run
 
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +55,10 @@ def examples(run: Path, out: Path, dpi: int = 100) -> list[Path]:
         pages = [
             (1, "report-cover.png"),
             (find_page(pdf, PERFORMANCE_MARK) or 2, "report-performance.png"),
+            (find_page(pdf, FAILURES_MARK), "report-failures.png"),
+            (find_page(pdf, PATTERNS_MARK), "report-patterns.png"),
         ]
-        return [render_page(pdf, n, out / name, dpi) for n, name in pages]
+        return [render_page(pdf, n, out / name, dpi) for n, name in pages if n is not None]
 
 
 def all_pages(pdf: Path, out: Path, dpi: int = 60) -> list[Path]:

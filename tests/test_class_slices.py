@@ -111,6 +111,33 @@ def test_the_planted_shortcut_is_the_root_cause(report: dict) -> None:
     )
 
 
+def test_a_gap_the_training_mix_does_not_explain_is_where_not_why(
+    report: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red is as common among training Targas as among the rest: the gap is reported as where
+    the model fails, never as a shortcut it learned."""
+    from audits.runs.models_integrity import RootCause
+    from reports.present import findings
+
+    table, _ = shortcut_table()
+    train = training_frame()
+    rng = np.random.default_rng(5)
+    train["colour"] = np.where(rng.random(len(train)) < 0.3, "red", "blue")  # same mix for all
+    cause = class_slice_report(table, CLASSES, train)["root_cause"]
+    assert report["root_cause"]["shortcut"] is True and cause["shortcut"] is False
+    assert cause["sentence"].endswith(", so the training mix alone does not explain the gap.")
+    assert not cause["advice"].startswith("Add ")  # no shortcut advice
+
+    monkeypatch.setattr(findings, "what_fails", lambda audit: None)
+    heads = {}
+    for stored in (report["root_cause"], cause):
+        rc = RootCause.model_validate(stored)
+        monkeypatch.setattr(findings, "root_cause", lambda run, rc=rc: rc)
+        lines = findings.finding_lines(type("Run", (), {"audit": None})())
+        heads[rc.shortcut] = lines[0].split(":")[0]
+    assert heads == {True: "Why", False: "Where"}
+
+
 def test_no_association_no_root_cause() -> None:
     table, _ = shortcut_table()
     rng = np.random.default_rng(3)

@@ -286,6 +286,8 @@ class RootCause(Part):
     chosen_as: str | None = None
     top_confusion: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
+    #: The training mix makes the value a stand-in for the class (then the page says "Why").
+    shortcut: bool | None = None
     also_affects: list[str] = []
     sentence: str
     advice: str

@@ -110,9 +110,11 @@ UNREADABLE = ":material/error:"
 
 
 def _comparison_item(ctx: PageContext) -> tuple[str, str, str]:
-    newer = neighbours.superseded_sentence(ctx.bundle)
-    if ctx.bundle.comparison is None and newer:  # an older version: name what replaced it
-        return ":material/update:", newer, "compare"
+    later = neighbours.successor_record(ctx.bundle)
+    if ctx.bundle.comparison is None and later is not None:  # an older version: name its successor
+        # A page link is one line: the full sentence is in the banner above.
+        version = later.run_b.model.version or "a newer version"
+        return ":material/update:", f"Compared with newer {version}: **{later.verdict}**", "compare"
     if ctx.bundle.comparison is None:
         return (
             ":material/radio_button_unchecked:",

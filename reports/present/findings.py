@@ -13,7 +13,7 @@ from audits.runs.models_claims import ClaimResult
 from audits.runs.models_integrity import ClassSlices, RootCause
 from reports.present.fmt import ci, count, pct, pts, pts_ci
 
-WHAT_FAILS, WHY, WHAT_TO_DO = "What fails: ", "Why: ", "What to do: "
+WHAT_FAILS, WHY, WHERE, WHAT_TO_DO = "What fails: ", "Why: ", "Where: ", "What to do: "
 
 
 def _cap(text: str) -> str:
@@ -54,14 +54,18 @@ def why(cause: RootCause) -> str:
 
 
 def finding_lines(run: StoredRun) -> list[str]:
-    """'What fails: …', 'Why: …', 'What to do: …' (the last two only with a stored cause)."""
+    """'What fails: …', 'Why: …' (or 'Where: …' without a training shortcut), 'What to do: …'
+    (the last two only with a stored cause)."""
     out = []
     fails = what_fails(run.audit)
     if fails:
         out.append(WHAT_FAILS + fails)
     cause = root_cause(run)
     if cause is not None:
-        out += [WHY + why(cause), WHAT_TO_DO + cause.advice]
+        # "Why" only when the training mix explains the association (a stored shortcut);
+        # otherwise the numbers show where the model fails, not why.
+        head = WHY if cause.shortcut else WHERE
+        out += [head + why(cause), WHAT_TO_DO + cause.advice]
     return out
 
 
