@@ -198,21 +198,8 @@ def slice_tests(
                 c, m = int((residual & rest).sum()), int(rest.sum())
                 if m == 0:
                     continue
-                tests.append(
-                    {
-                        "class_idx": i,
-                        "column": column,
-                        "value": str(value),
-                        "errors": a,
-                        "support": n,
-                        "rest_errors": c,
-                        "rest_support": m,
-                        "p_value": _fisher(a, n - a, c, m - c, "greater"),
-                    }
-                )
-    for entry, q in zip(tests, benjamini_hochberg([t["p_value"] for t in tests]), strict=True):
-        entry["p_value_adj"] = q
-    return tests
+                tests.append(_cell_test(i, column, value, a, n, c, m))
+    return _adjusted(tests)
 
 
 def into_tests(
@@ -239,18 +226,29 @@ def into_tests(
             for value in np.unique(values[into | right]):
                 has = values == value
                 a, c = int((into & has).sum()), int((right & has).sum())
-                tests.append(
-                    {
-                        "class_idx": j,
-                        "column": column,
-                        "value": str(value),
-                        "errors": a,
-                        "support": n,
-                        "rest_errors": c,
-                        "rest_support": m,
-                        "p_value": _fisher(a, n - a, c, m - c, "greater"),
-                    }
-                )
+                tests.append(_cell_test(j, column, value, a, n, c, m))
+    return _adjusted(tests)
+
+
+def _cell_test(
+    class_idx: int, column: str, value: Any, a: int, n: int, c: int, m: int
+) -> dict[str, Any]:
+    """One (class, metadata value) cell: ``a`` of ``n`` inside vs ``c`` of ``m`` outside,
+    Fisher one-sided (more inside)."""
+    return {
+        "class_idx": class_idx,
+        "column": column,
+        "value": str(value),
+        "errors": a,
+        "support": n,
+        "rest_errors": c,
+        "rest_support": m,
+        "p_value": _fisher(a, n - a, c, m - c, "greater"),
+    }
+
+
+def _adjusted(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Benjamini–Hochberg over every cell of one family of tests."""
     for entry, q in zip(tests, benjamini_hochberg([t["p_value"] for t in tests]), strict=True):
         entry["p_value_adj"] = q
     return tests

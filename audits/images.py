@@ -137,3 +137,17 @@ def read_for_model(
     if expected_sha256 and bytes_sha256(data) != expected_sha256:
         raise BadImage("changed since the run (sha256 differs)")
     return load_for_model(data, size, channels)
+
+
+def write_thumbnail(src: Path, dst: Path, side: int, image_format: str = "JPEG") -> bool:
+    """A small RGB copy of ``src`` (longest side ``side``) as JPEG or PNG; False when ``src``
+    cannot be read."""
+    try:
+        img = to_mode(decode(src.read_bytes()), 3)
+    except (OSError, BadImage):
+        return False
+    img.thumbnail((side, side))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    options = {"quality": 85} if image_format == "JPEG" else {"optimize": True}
+    img.save(dst, format=image_format, **options)
+    return True

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from audits import images
 from audits.class_slices import class_slice_report, training_table
 from audits.context import AuditContext
 from audits.datasets import ImageSet, hash_files, load_dataset
 from audits.errors import AuditError
 from audits.failure_patterns import find_patterns, pattern_rows
-from audits.images import BadImage, decode, to_mode
 from audits.inference import predict
 from audits.label_consensus import other_versions, table_fingerprint
 from audits.labels import flagged_mask, self_confidence, suspect_labels
@@ -76,14 +76,7 @@ class IntegrityOptions:
 
 def write_thumbnail(src: Path, dst: Path, side: int = THUMB_SIDE) -> bool:
     """A small JPEG copy of an image (longest side ``side``); False when it cannot be read."""
-    try:
-        img = to_mode(decode(src.read_bytes()), 3)
-    except (OSError, BadImage):
-        return False
-    img.thumbnail((side, side))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    img.save(dst, format="JPEG", quality=85)
-    return True
+    return images.write_thumbnail(src, dst, side, "JPEG")
 
 
 class _Thumbs:

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_small_store(tmp_path_factory.mktemp("browser-store"))
 
 
-@pytest.fixture(scope="module")
-def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run`` on a free port; always stopped, even when a test fails."""
+@contextmanager
+def streamlit_server(store: Path, log: Path, wait_s: float = 90) -> Iterator[str]:
+    """``streamlit run`` on ``store`` at a free port; its URL; always stopped."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = dict(os.environ, AUDIT_STORE=str(store))
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]  # fmt: skip
@@ -76,7 +76,7 @@ def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + wait_s
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
@@ -95,6 +95,12 @@ def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with streamlit_server(store, tmp_path_factory.mktemp("streamlit") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

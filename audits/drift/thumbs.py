@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audits.images import BadImage, decode, to_mode
+from audits.images import write_thumbnail
 
 THUMBS_DIR = "thumbs"
 #: Longest side of a stored thumbnail, in pixels (about 10-30 kB as PNG).
@@ -15,14 +15,7 @@ THUMB_SIDE = 160
 
 def write_png_thumbnail(src: Path, dst: Path, side: int = THUMB_SIDE) -> bool:
     """A small RGB PNG of ``src`` (longest side ``side``); False when it cannot be read."""
-    try:
-        img = to_mode(decode(src.read_bytes()), 3)
-    except (OSError, BadImage):
-        return False
-    img.thumbnail((side, side))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    img.save(dst, format="PNG", optimize=True)
-    return True
+    return write_thumbnail(src, dst, side, "PNG")
 
 
 def add_example_thumbs(folder: Path, examples: list[dict[str, Any]]) -> int:
