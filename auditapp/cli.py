@@ -80,9 +80,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, line + "\n")
 
 
+def program_name() -> str:
+    """``model-audit`` when run through the console script, else ``python -m audits``."""
+    return "model-audit" if Path(sys.argv[0]).name == "model-audit" else "python -m audits"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m audits",
+        prog=program_name(),
         description="Audit PyTorch image classifiers: per-class metrics, Grad-CAM on failures, drift, release gates, exports.",
         epilog=EXIT_CODES_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -245,7 +245,12 @@ def class_slice_report(
     largest: dict[tuple[str, str], dict[str, Any]] = {}
     for cell in cells:
         key = (cell["class"], cell["column"])
-        if key not in largest or abs(cell["gap"]) > abs(largest[key]["gap"]):
+        # A two-valued column has two mirror cells with one |gap|: keep the weak side (the
+        # value where recall is lower), which is the one a reader should look at.
+        if key not in largest or (abs(cell["gap"]), cell["gap"] < 0) > (
+            abs(largest[key]["gap"]),
+            largest[key]["gap"] < 0,
+        ):
             largest[key] = cell
     rows = sorted(largest.values(), key=lambda r: (r["p_adj"], -abs(r["gap"])))
     top = _top_confused_class(labelled)

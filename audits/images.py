@@ -34,7 +34,7 @@ _lenient_before = False
 
 
 @contextmanager
-def _strict_decoding() -> Iterator[None]:
+def strict_decoding() -> Iterator[None]:
     """Pillow's ``LOAD_TRUNCATED_IMAGES`` off while any thread decodes, restored after the last.
 
     The flag is process-global and other libraries flip it (weasyprint sets it True on import).
@@ -62,7 +62,7 @@ def decode(data: bytes) -> Image.Image:
         raise BadImage("empty file (0 bytes)")
     # Never decode a partly-missing file as if it were whole.
     try:
-        with _strict_decoding(), warnings.catch_warnings():
+        with strict_decoding(), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.load()

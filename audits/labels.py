@@ -6,7 +6,9 @@ Confident learning (Northcutt et al., 2021; the method behind cleanlab), compute
   labelled j (how sure the model usually is when it is right about j);
 * an image is *confidently* class k when p_k >= t_k; among several such classes the most
   probable one wins;
-* an image is a suspect when it is confidently some class other than its given label.
+* an image is a suspect when it is confidently some class other than its given label and the
+  model's top class is not the given label (a model that agrees with the label does not
+  contradict it, however low another class's threshold is).
 
 Flags inside a *failure pattern* (``audits.failure_patterns``: a confusion concentrated in one
 class pair or one metadata value, which random label noise does not produce) are the model's
@@ -53,8 +55,12 @@ def confident_learning(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.nd
     thresholds = class_thresholds(labels, probs)
     above = probs >= thresholds[None, :] - _EPS
     guess = np.where(above.any(axis=1), np.where(above, probs, -1.0).argmax(axis=1), -1)
-    suspect = (guess >= 0) & (guess != labels)
     self_conf = probs[np.arange(len(labels)), labels]
+    # A model whose top class is the given label does not contradict it, whatever another
+    # class's (possibly low) threshold says: cleanlab's find_label_issues drops those too
+    # (count._reduce_issues, the given label winning ties within 1e-6).
+    top = np.where(np.arange(probs.shape[1])[None, :] == labels[:, None], probs + _EPS, probs)
+    suspect = (guess >= 0) & (guess != labels) & (top.argmax(axis=1) != labels)
     return {
         "thresholds": thresholds,
         "guess": guess,

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from audits.failure_patterns import find_patterns, pattern_rows
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audits.failure_patterns import find_patterns, pattern_rows  # noqa: E402
 from audits.label_consensus import other_versions, table_fingerprint
 from audits.labels import flagged_mask, self_confidence, suspect_labels
 from audits.store import list_runs

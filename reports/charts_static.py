@@ -101,7 +101,7 @@ def recall_ci(data: dict[str, Any]) -> list[Figure]:
     ax.set_ylim(k - 0.5, -0.5)
     ax.set_xlim(-0.02, 1.02)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("recall (share of the class's images labelled correctly), with 95% interval")
+    ax.set_xlabel("recall (share of the class's images classified correctly), with 95% interval")
     ax.grid(axis="x", color=GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0)

@@ -43,6 +43,26 @@ def test_flags_equal_cleanlab_confident_learning(seed: int) -> None:
     assert np.array_equal(mine, theirs)
 
 
+def test_a_label_the_model_agrees_with_is_never_suspect() -> None:
+    """A class the model is bad at gets a low threshold; an image whose top class is its
+    given label but gives that weak class more than the threshold is no suspect (as in
+    cleanlab, which this must keep matching)."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 600)
+    p = np.full((600, 3), 0.05)
+    p[np.arange(600), y] = 0.9
+    weak = y == 2
+    p[weak] = rng.dirichlet([4, 4, 1], weak.sum())  # class 2 is rarely predicted: low threshold
+    agree = np.flatnonzero(~weak)[:20]
+    p[agree] = [0.55, 0.1, 0.35]  # top class 0 (labelled 0 where y == 0), class 2 above its t
+    p /= p.sum(axis=1, keepdims=True)
+    cl = confident_learning(y, p)
+    assert (p[agree, 2] >= cl["thresholds"][2]).all()
+    agreeing = agree[y[agree] == 0]
+    assert len(agreeing) > 3 and not cl["suspect"][agreeing].any()
+    assert np.array_equal(cl["suspect"], find_label_issues(y, p, filter_by="confident_learning"))
+
+
 def test_thresholds_are_per_class_mean_self_confidence() -> None:
     y, p = model_probs(300, 4, 5)
     t = class_thresholds(y, p)

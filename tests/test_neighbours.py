@@ -46,7 +46,8 @@ def test_superseded_sentence_names_version_date_and_verdict(store: dict) -> None
     assert c.verdict == "promote"
     assert sentence == (
         f"Superseded: {c.run_b.model.version} was compared with this version on "
-        f"{c.created[:10]}: promote."
+        f"{c.created[:10]} and passed the release gate (promote: better overall beyond "
+        "noise, with no class significantly worse)."
     )
     assert superseded_sentence(bundle(store["main"])) is None
 

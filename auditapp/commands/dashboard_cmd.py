@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -104,6 +105,26 @@ def streamlit_command(store: Path, port: int, host: str, browser: bool) -> list[
     ]  # fmt: skip
 
 
+def run_until_stopped(command: list[str], env: dict[str, str], out: Any) -> int:
+    """Run Streamlit as a child and pass SIGTERM/SIGHUP on to it: ``kill``, ``timeout``,
+    systemd or ``docker stop`` on this process must not leave a server holding the port."""
+    proc = subprocess.Popen(command, env=env, stdout=out)
+
+    def forward(signum: int, _frame: Any) -> None:
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl+C reaches Streamlit too (same process group)
+        proc.terminate()
+        proc.wait()
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None:
         raise AuditError(
@@ -122,11 +143,8 @@ def main(args: argparse.Namespace) -> int:
     env = {**os.environ, "AUDIT_STORE": str(store)}
     # With --json, stdout holds only our one object: Streamlit's own messages go to stderr.
     out = sys.__stderr__ if wants_json(args) else None
-    try:
-        code = subprocess.call(command, env=env, stdout=out)
-    except KeyboardInterrupt:  # Ctrl+C reaches Streamlit too; it stops by itself
-        code = 0
+    code = run_until_stopped(command, env, out)
     set_result(args, {"store": str(store), "url": url, "exit_code": code})
-    if code not in (0, -2):
+    if code not in (0, -2, -signal.SIGTERM, -signal.SIGHUP):
         raise AuditError(f"Streamlit stopped with exit code {code} (its messages are above)")
     return 0

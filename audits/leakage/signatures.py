@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from audits.images import BadImage, decode, to_mode
+from audits.images import BadImage, decode, strict_decoding, to_mode
 from audits.progress import tracked
 
 SIGNATURE_SIDE = 16
@@ -33,7 +33,7 @@ def decode_small(data: bytes, side: int = 128) -> Image.Image:
     if data[:3] != b"\xff\xd8\xff":
         return decode(data)
     try:
-        with warnings.catch_warnings():
+        with strict_decoding(), warnings.catch_warnings():  # a truncated JPEG is refused
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             img.draft("L", (side, side))

@@ -129,7 +129,7 @@ def render(ctx: PageContext) -> None:
             key="classes_table",
         )
         st.caption(
-            "Recall is the share of a class's images labelled correctly; precision is the share of the model's "
+            "Recall is the share of a class's images classified correctly; precision is the share of the model's "
             "answers of that class that were right; F1 combines both. Filters above apply to this table too."
         )
 

@@ -206,7 +206,7 @@ def suspect_labels(ctx: PageContext, report: IntegrityRecord) -> None:
                 st.caption(f"p(given label) {fmt.pct(r.self_confidence)} · row {r.row}")
     suspect_table(rows, height=300)
     st.caption(
-        "Likeliest mislabels first. The Failures page can show only these images, with their heatmaps."
+        "Likeliest candidates first. The Failures page can show only these images, with their heatmaps."
     )
 
 

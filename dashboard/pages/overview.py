@@ -27,7 +27,7 @@ def headline_cards(ctx: PageContext) -> None:
             "Accuracy",
             fmt.pct(m.accuracy),
             interval(m.accuracy_ci_low, m.accuracy_ci_high),
-            "Share of held-out images labelled correctly, with its Wilson 95% interval.",
+            "Share of held-out images classified correctly, with its Wilson 95% interval.",
         ),
         (
             "Balanced accuracy",

@@ -46,7 +46,7 @@ def headline(audit: AuditRecord) -> str:
     frozen = "a frozen held-out set" if data.frozen else "a held-out set that is not frozen"
     return (
         f"{model.name} {model.version} was tested on {count(data.n_images)} images of "
-        f"{count(_n_classes(audit))} classes from {frozen}. It labels "
+        f"{count(_n_classes(audit))} classes from {frozen}. It classifies "
         f"{pct(m.accuracy)}{acc_ci} of them correctly; averaged over classes, "
         f"{pct(m.balanced_accuracy)}."
     )

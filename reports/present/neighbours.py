@@ -22,7 +22,8 @@ def successor_record(b: RunBundle) -> ComparisonRecord | None:
 
 
 def superseded_sentence(b: RunBundle) -> str | None:
-    """'Superseded: 1.1.0 was compared with this version on 2026-12-01: promote.' (None when no
+    """'Superseded: 1.1.0 was compared with this version on 2026-12-01 and passed the release
+    gate (promote: better overall beyond noise, with no class significantly worse).' (None when no
     newer version was compared with this run). A held candidate does not supersede."""
     c = successor_record(b)
     if c is None:
@@ -31,7 +32,11 @@ def superseded_sentence(b: RunBundle) -> str | None:
     when = c.created[:10]
     verdict = verdict_text(c.verdict)
     if c.verdict == "promote":
-        return f"Superseded: {newer} was compared with this version on {when}: {verdict}."
+        return (
+            f"Superseded: {newer} was compared with this version on {when} and passed the "
+            f"release gate ({verdict}: better overall beyond noise, with no class significantly "
+            "worse)."
+        )
     return (
         f"A newer version, {newer}, was compared with this version on {when}: {verdict}; "
         "it has not replaced this one."

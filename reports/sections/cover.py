@@ -103,7 +103,7 @@ def cover(run: Run, b: RunBundle) -> Cover:
     m: Metrics = s["m"]
     acc = m.accuracy
     ci_text = fmt.ci(m.accuracy_ci_low, m.accuracy_ci_high)
-    headline = f"{fmt.pct(acc)} of {fmt.count(s['n'])} held-out images labelled correctly" + (
+    headline = f"{fmt.pct(acc)} of {fmt.count(s['n'])} held-out images classified correctly" + (
         f" (95% CI {ci_text})" if ci_text != fmt.NA else ""
     )
     warnings = narrative.warnings(b)

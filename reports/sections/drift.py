@@ -104,11 +104,11 @@ def _run_rows(s: dict[str, Any]) -> list[KeyValue]:
 def _tests_table(emb: EmbeddingDrift, pred: PredictionDrift) -> Table:
     detail = []
     if pred.classes is not None:
-        detail.append(f"classes p {fmt.p_value(pred.classes.p_value)}")
+        detail.append(f"classes {fmt.p_equals(pred.classes.p_value)}")
     conf = pred.confidence
     if conf is not None:
         detail.append(
-            f"confidence p {fmt.p_value(conf.p_value)}, mean "
+            f"confidence {fmt.p_equals(conf.p_value)}, mean "
             f"{fmt.pct(conf.reference_mean)} → {fmt.pct(conf.current_mean)}"
         )
     tests = [

@@ -49,6 +49,21 @@ GLOSSARY = [
         "other wrong.",
     ),
     (
+        "Clustered McNemar",
+        "McNemar's test counted per group of images of one object (one car advert) instead of "
+        "per image, so several shots of one car do not count as independent evidence.",
+    ),
+    (
+        "Sign-flip test",
+        "Tests whether a paired difference (such as balanced accuracy of two versions on the "
+        "same images) is above zero by randomly swapping which version each pair came from.",
+    ),
+    (
+        "Binomial test",
+        "Tests whether a count of events (such as errors from one class into another) is larger "
+        "than a background rate explains.",
+    ),
+    (
         "Kolmogorov–Smirnov (KS) test",
         "Tests whether a number measured on every image (such as brightness or confidence) is "
         "distributed differently in two image sets.",
@@ -126,7 +141,10 @@ TEST_NAMES: dict[str, str] = {
     r"\bnewcombe\b": "Newcombe interval",
     r"\bscore test\b": "Score test",
     r"\bfisher": "Fisher's exact test",
+    r"clustered mcnemar": "Clustered McNemar",
     r"\bmcnemar": "McNemar's test",
+    r"sign-flip": "Sign-flip test",
+    r"\bbinomial\b": "Binomial test",
     r"\bks\b|kolmogorov": "Kolmogorov–Smirnov (KS) test",
     r"chi-square|χ²": "Chi-square test",
     r"\bmmd": "MMD² (maximum mean discrepancy)",

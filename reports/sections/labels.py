@@ -79,7 +79,7 @@ def _table(s: dict[str, Any]) -> Table:
             ]
             for r in shown
         ],
-        caption="Likeliest mislabels first."
+        caption="Likeliest candidates first (lowest probability for the given label)."
         + more(total, len(shown), "the listed ones are in the JSON export"),
         css="compact",
     )

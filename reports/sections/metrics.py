@@ -50,7 +50,7 @@ def _metric_rows(m: Metrics) -> list[list[Cell]]:
             "Accuracy",
             m.accuracy,
             ci_cell(m.accuracy_ci_low, m.accuracy_ci_high),
-            "Share of all held-out images labelled correctly.",
+            "Share of all held-out images classified correctly.",
         ),
         (
             "Balanced accuracy",
@@ -150,7 +150,7 @@ def _recall_chart(worst: list[ClassMetrics], shown: int) -> Chart:
         "chart-recall",
         "recall_ci",
         "Recall per class, weakest first" + (f" (the {shown} weakest of {n})" if cut else ""),
-        "Each dot is the share of a class's images labelled correctly (recall); the bar is its "
+        "Each dot is the share of a class's images classified correctly (recall); the bar is its "
         "Wilson 95% interval. A wide bar means few images: the class may be better or worse "
         "than the dot suggests." + (f" All {n} classes are in Appendix A." if cut else ""),
         {
@@ -174,7 +174,7 @@ def _per_class_blocks(per_class: list[ClassMetrics]) -> tuple[list[Block], list[
         return blocks, []
     cut = len(shown) < n
     caption = (
-        "Weakest classes first. Recall is the share of the class's images labelled correctly, "
+        "Weakest classes first. Recall is the share of the class's images classified correctly, "
         "with its Wilson 95% interval; precision is the share of the images predicted as the "
         "class that really are; Predicted counts them."
         + (f" The {len(shown)} weakest of {n} classes; Appendix A lists all." if cut else "")
