@@ -10,6 +10,7 @@ set's folder after symbolic links are resolved (``audits.data_paths``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -130,6 +131,25 @@ def _load_imagefolder(root: Path) -> ImageSet:
     return ImageSet(source=root, root=root, kind="imagefolder", items=items)
 
 
+def _refuse_repeated_header(file: Path) -> None:
+    """A CSV header naming a column twice (pandas would silently keep the second as
+    ``label.1``): which column is the label, or the group, would be a guess."""
+    if file.suffix.lower() == ".parquet":
+        return  # Parquet cannot hold two columns of one name
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # pandas has read it already; its own error stands for odd files
+    names = [h.strip() for h in header]
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise AuditError(
+            f"{file}: the header names column(s) {', '.join(repr(n) for n in twice)} more than "
+            "once; rename or remove the extra column(s) so each name appears once"
+        )
+
+
 def _load_manifest(file: Path) -> ImageSet:
     try:
         if file.suffix.lower() == ".parquet":
@@ -142,6 +162,7 @@ def _load_manifest(file: Path) -> ImageSet:
         raise AuditError(
             f"{file}: cannot read the manifest ({type(exc).__name__}: {exc})"
         ) from None
+    _refuse_repeated_header(file)
     if "path" not in frame.columns:
         raise AuditError(
             f"{file}: the manifest has no 'path' column (columns: {', '.join(map(str, frame.columns))})"

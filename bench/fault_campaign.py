@@ -51,6 +51,7 @@ STEP_TIMEOUT = 180
 FAST = ["--no-explain", "--no-integrity", "--workers", "0", "--device", "cpu", "--quiet"]
 OUTCOMES = [
     "ok",
+    "ok-row-skipped",
     "clear-error",
     "unclear-error",
     "accepted-bad",
@@ -109,6 +110,7 @@ class Case:
     marker_allowed: bool = False  # the user explicitly chose to run this code
     preexec: Callable[[], None] | None = None
     needs_root_mount: str | None = None  # "ro" or "tiny": a tmpfs store
+    row_skip: bool = False  # one bad image: the run may go on if it records the row as skipped
 
 
 @dataclass
@@ -142,7 +144,9 @@ def build_base(base: Path) -> None:
     (base / "runs.json").write_text(json.dumps([p.name for p in runs]))
 
 
-def cli(args: list[str], store: Path | None = None, preexec=None) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: list[str], store: Path | None = None, preexec=None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     if store is not None:
         env["AUDIT_STORE"] = str(store)
@@ -191,7 +195,17 @@ def replace_in_card(model: Path, old: str, new: str) -> Path:
 
 
 def run_args(model: Path, data: Path, ws: Workspace, *extra: str) -> list[str]:
-    return ["run", "--model", str(model), "--data", str(data), "--store", str(ws.store), *FAST, *extra]
+    return [
+        "run",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--store",
+        str(ws.store),
+        *FAST,
+        *extra,
+    ]
 
 
 def evil_py(path: Path, marker: Path) -> Path:
@@ -238,10 +252,16 @@ def card_cases() -> list[Case]:
     hostile("os:system", arch('"os:system"', 'command = "touch MARKER"'))
     hostile("subprocess:run", arch('"subprocess:run"', 'args = ["touch", "MARKER"]'))
     hostile("subprocess:check_call", arch('"subprocess:check_call"', 'args = ["touch", "MARKER"]'))
-    hostile("builtins:eval", arch('"builtins:eval"', "source = \"__import__('os').system('touch MARKER')\""))
-    hostile("builtins:exec", arch('"builtins:exec"', "source = \"__import__('os').system('touch MARKER')\""))
+    hostile(
+        "builtins:eval",
+        arch('"builtins:eval"', "source = \"__import__('os').system('touch MARKER')\""),
+    )
+    hostile(
+        "builtins:exec",
+        arch('"builtins:exec"', "source = \"__import__('os').system('touch MARKER')\""),
+    )
     hostile("pathlib:Path.touch", arch('"pathlib:Path"', 'args = "MARKER"'))
-    hostile("torch.nn.Module method", arch('"torch.hub:load"', 'repo_or_dir = "x/y"\nmodel = "z"'))
+    hostile("torch.hub:load", arch('"torch.hub:load"', 'repo_or_dir = "x/y"\nmodel = "z"'))
 
     def escape(levels: int):
         def build(ws: Workspace, model: Path) -> None:
@@ -276,8 +296,8 @@ def card_cases() -> list[Case]:
         evil_py(ws.dir / "abs_net.py", ws.marker)
         replace_in_card(model, '"net.py:TinyNet"', f'"{ws.dir / "abs_net.py"}:TinyNet"')
 
-    # an absolute path is the user's explicit choice (recorded with its sha256): it may run
-    hostile("absolute architecture path (allowed)", absolute, must_refuse=False, marker_allowed=True)
+    # README: model code must live in the model folder (only weights/classes may be absolute)
+    hostile("absolute architecture path", absolute)
 
     def function_builder(ws: Workspace, model: Path) -> None:
         with (model / "net.py").open("a") as f:
@@ -303,7 +323,9 @@ def card_cases() -> list[Case]:
     hostile("bad TOML", lambda ws, m: (m / "model.toml").write_text('name = "x\nversion = = 1\n'))
     hostile("empty model.toml", lambda ws, m: (m / "model.toml").write_text(""))
     hostile("missing model.toml", lambda ws, m: (m / "model.toml").unlink())
-    hostile("non-UTF-8 model.toml", lambda ws, m: (m / "model.toml").write_bytes(b"name = \"\xff\xfe\"\n"))
+    hostile(
+        "non-UTF-8 model.toml", lambda ws, m: (m / "model.toml").write_bytes(b'name = "\xff\xfe"\n')
+    )
     hostile("name = 5", fields(name="5"))
     hostile("version = [1]", fields(version="[1]"))
     hostile("architecture = 3", fields(architecture="3"))
@@ -314,21 +336,45 @@ def card_cases() -> list[Case]:
     hostile("classes of numbers", fields(classes="[1, 2, 3]"))
     hostile("target_layer = 5", fields(target_layer="5"))
     hostile("target_layer missing layer", fields(target_layer='"nope.layer"'))
-    hostile("name with path traversal", fields(name='"../../escape"'))
-    hostile("version with slash", fields(version='"1/../../x"'))
+    # accepted: the run folder's name is sanitised (the campaign checks nothing lands outside)
+    hostile("name with path traversal", fields(name='"../../escape"'), must_refuse=False)
+    hostile("version with slash", fields(version='"1/../../x"'), must_refuse=False)
     hostile("kwargs = string", lambda ws, m: card(replace_in_card(m, "[kwargs]\nnum_classes = 3\nin_channels = 3\n", ""),
                                                   kwargs='"x"'))  # fmt: skip
-    hostile("kwargs wrong type", lambda ws, m: replace_in_card(m, "num_classes = 3", 'num_classes = "three"'))
+    hostile(
+        "kwargs wrong type",
+        lambda ws, m: replace_in_card(m, "num_classes = 3", 'num_classes = "three"'),
+    )
     hostile("input = 5", lambda ws, m: (m / "model.toml").write_text(
         (m / "model.toml").read_text().split("[input]")[0] + "input = 5\n"))  # fmt: skip
-    hostile("input.size = 'big'", lambda ws, m: replace_in_card(m, "size = [32, 32]", 'size = "big"'))
-    hostile("input.size huge", lambda ws, m: replace_in_card(m, "size = [32, 32]", "size = [100000, 100000]"))
-    hostile("input.size negative", lambda ws, m: replace_in_card(m, "size = [32, 32]", "size = [-1, 32]"))
+    hostile(
+        "input.size = 'big'", lambda ws, m: replace_in_card(m, "size = [32, 32]", 'size = "big"')
+    )
+    hostile(
+        "input.size huge",
+        lambda ws, m: replace_in_card(m, "size = [32, 32]", "size = [100000, 100000]"),
+    )
+    hostile(
+        "input.size negative",
+        lambda ws, m: replace_in_card(m, "size = [32, 32]", "size = [-1, 32]"),
+    )
     hostile("input.size zero", lambda ws, m: replace_in_card(m, "size = [32, 32]", "size = [0, 0]"))
-    hostile("input.channels negative", lambda ws, m: replace_in_card(m, "channels = 3\nmean", "channels = -3\nmean"))
-    hostile("input.mean string", lambda ws, m: replace_in_card(m, "mean = [0.5, 0.5, 0.5]", 'mean = "x"'))
-    hostile("input.std zeros", lambda ws, m: replace_in_card(m, "std = [0.25, 0.25, 0.25]", "std = [0, 0, 0]"))
-    hostile("input.mean wrong length", lambda ws, m: replace_in_card(m, "mean = [0.5, 0.5, 0.5]", "mean = [0.5]"))
+    hostile(
+        "input.channels negative",
+        lambda ws, m: replace_in_card(m, "channels = 3\nmean", "channels = -3\nmean"),
+    )
+    hostile(
+        "input.mean string",
+        lambda ws, m: replace_in_card(m, "mean = [0.5, 0.5, 0.5]", 'mean = "x"'),
+    )
+    hostile(
+        "input.std zeros",
+        lambda ws, m: replace_in_card(m, "std = [0.25, 0.25, 0.25]", "std = [0, 0, 0]"),
+    )
+    hostile(
+        "input.mean wrong length",
+        lambda ws, m: replace_in_card(m, "mean = [0.5, 0.5, 0.5]", "mean = [0.5]"),
+    )
     hostile("missing weights file", lambda ws, m: (m / "weights.safetensors").unlink())
     hostile("weights of another shape", lambda ws, m: _other_shape_weights(ws, m))
     hostile("truncated safetensors", lambda ws, m: _truncate(m / "weights.safetensors", 200))
@@ -337,9 +383,18 @@ def card_cases() -> list[Case]:
     hostile("missing architecture file", fields(architecture='"missing.py:TinyNet"'))
     hostile("missing architecture attr", fields(architecture='"net.py:Nope"'))
     hostile("net.py syntax error", lambda ws, m: (m / "net.py").write_text("def (:\n"))
-    hostile("net.py raises at import", lambda ws, m: (m / "net.py").write_text("raise RuntimeError('boom')\n"))
-    hostile("net.py sys.exit(3) at import", lambda ws, m: (m / "net.py").write_text("import sys\nsys.exit(3)\n"))
-    hostile("net.py sys.exit(0) at import", lambda ws, m: (m / "net.py").write_text("import sys\nsys.exit(0)\n"))
+    hostile(
+        "net.py raises at import",
+        lambda ws, m: (m / "net.py").write_text("raise RuntimeError('boom')\n"),
+    )
+    hostile(
+        "net.py sys.exit(3) at import",
+        lambda ws, m: (m / "net.py").write_text("import sys\nsys.exit(3)\n"),
+    )
+    hostile(
+        "net.py sys.exit(0) at import",
+        lambda ws, m: (m / "net.py").write_text("import sys\nsys.exit(0)\n"),
+    )
 
     # pickles
     def pt_weights(payload: Callable[[Workspace, Path], None]):
@@ -359,14 +414,9 @@ def card_cases() -> list[Case]:
         torch.save({"x": _Evil(str(ws.marker))}, model / "weights.pt")
 
     def whole_module(ws: Workspace, model: Path) -> None:
-        import torch
-
-        ns: dict = {}
-        from tests.builders import TINY_NET
-
-        exec(TINY_NET, ns)
-        ns["TinyNet"].__module__ = "net"
-        torch.save(ns["TinyNet"](), model / "weights.pt")
+        # pickled from the model folder, so the pickle refers to the module 'net'
+        code = "import torch, net; torch.save(net.TinyNet(), 'weights.pt')"
+        subprocess.run([sys.executable, "-c", code], cwd=model, check=True, capture_output=True)
 
     def state_dict_pt(ws: Workspace, model: Path) -> None:
         import torch
@@ -386,7 +436,11 @@ def card_cases() -> list[Case]:
                       lambda ws: [run_args(_with(ws, pt_weights(whole_module)), ws.good_data, ws, "--allow-pickle")]))  # fmt: skip
 
     # fake compiled formats
-    for ext, blob in ((".ts", b"PK\x03\x04not a zip"), (".pt2", b"garbage"), (".onnx", b"\x08\x07garbage")):
+    for ext, blob in (
+        (".ts", b"PK\x03\x04not a zip"),
+        (".pt2", b"garbage"),
+        (".onnx", b"\x08\x07garbage"),
+    ):
 
         def fake(ws: Workspace, model: Path, ext=ext, blob=blob) -> None:
             (model / f"model{ext}").write_bytes(blob)
@@ -394,6 +448,7 @@ def card_cases() -> list[Case]:
             text = text.replace('architecture = "net.py:TinyNet"\n', "")
             text = text.replace('weights = "weights.safetensors"', f'weights = "model{ext}"')
             text = text.replace("[kwargs]\nnum_classes = 3\nin_channels = 3\n", "")
+            text = text.replace('target_layer = "features.2"\n', "")
             (model / "model.toml").write_text(text)
 
         hostile(f"fake {ext} file", fake)
@@ -475,7 +530,9 @@ def manifest_cases() -> list[Case]:
 
     cases: list[Case] = []
 
-    def hostile(name: str, build: Callable[[Workspace, Path], Path | None], refuse: bool = True) -> None:
+    def hostile(
+        name: str, build: Callable[[Workspace, Path], Path | None], refuse: bool = True
+    ) -> None:
         def setup(ws: Workspace, build=build) -> list[list[str]]:
             manifest = ws.data()
             target = build(ws, manifest) or manifest
@@ -508,7 +565,9 @@ def manifest_cases() -> list[Case]:
     def symlinked_file(ws: Workspace, manifest: Path) -> None:
         link = manifest.parent / "img" / "link.png"
         link.symlink_to(outside_image(ws))
-        edit(lambda f, w, m: f.assign(path=[*f.path[:1].map(lambda _: "img/link.png"), *f.path[1:]]))(ws, manifest)
+        edit(
+            lambda f, w, m: f.assign(path=[*f.path[:1].map(lambda _: "img/link.png"), *f.path[1:]])
+        )(ws, manifest)
 
     def symlinked_dir(ws: Workspace, manifest: Path) -> None:
         (ws.dir / "outdir").mkdir()
@@ -536,22 +595,39 @@ def manifest_cases() -> list[Case]:
     def duplicate_columns(ws: Workspace, manifest: Path) -> None:
         text = manifest.read_text().splitlines()
         header, rows = text[0], text[1:]
-        manifest.write_text("\n".join([header + ",label"] + [r + "," + r.split(",")[1] for r in rows]) + "\n")
+        manifest.write_text(
+            "\n".join([header + ",label"] + [r + "," + r.split(",")[1] for r in rows]) + "\n"
+        )
 
     hostile("duplicate label column", duplicate_columns)
-    hostile("pred and meta_pred columns", edit(lambda f, w, m: f.assign(pred="cat", meta_pred="dog")), refuse=False)
+    hostile(
+        "pred and meta_pred columns",
+        edit(lambda f, w, m: f.assign(pred="cat", meta_pred="dog")),
+        refuse=False,
+    )
     hostile("empty manifest (0 bytes)", lambda ws, m: m.write_bytes(b""))
     hostile("header only", lambda ws, m: m.write_text(m.read_text().splitlines()[0] + "\n"))
-    hostile("non-UTF-8 manifest", lambda ws, m: m.write_bytes(m.read_bytes().replace(b"fan", b"f\xff\xfen")))
+    hostile(
+        "non-UTF-8 manifest",
+        lambda ws, m: m.write_bytes(m.read_bytes().replace(b"fan", b"f\xff\xfen")),
+    )
     hostile("formula-injection cells", edit(lambda f, w, m: f.assign(
         group="=HYPERLINK(\"http://evil\",\"x\")", source="=cmd|' /C calc'!A0")), refuse=False)  # fmt: skip
-    hostile("Rich markup in metadata", edit(lambda f, w, m: f.assign(group="[bold red]x[/]", source="[/]")), refuse=False)
+    hostile(
+        "Rich markup in metadata",
+        edit(lambda f, w, m: f.assign(group="[bold red]x[/]", source="[/]")),
+        refuse=False,
+    )
     hostile("label not in classes", edit(lambda f, w, m: f.assign(label=["wolf", *f.label[1:]])))
     hostile("path is a folder", set_path(lambda ws, m: "img"))
+    cases[-1].row_skip = True
     hostile("path missing file", set_path(lambda ws, m: "img/nope.png"))
+    cases[-1].row_skip = True
     hostile("duplicate rows", edit(lambda f, w, m: pd.concat([f, f.iloc[:2]])), refuse=False)
     hostile("very long path", set_path(lambda ws, m: "a" * 5000 + ".png"))
+    cases[-1].row_skip = True
     hostile("NUL byte in path", set_path(lambda ws, m: "img/a\x00b.png"))
+    cases[-1].row_skip = True
 
     def image(name: str, write: Callable[[Path], None]) -> None:
         def build(ws: Workspace, manifest: Path, write=write) -> None:
@@ -559,6 +635,7 @@ def manifest_cases() -> list[Case]:
             write(first)
 
         hostile(name, build)
+        cases[-1].row_skip = True
 
     image("0-byte image", lambda p: p.write_bytes(b""))
     image("truncated PNG", lambda p: p.write_bytes(p.read_bytes()[:60]))
@@ -577,7 +654,9 @@ def manifest_cases() -> list[Case]:
 
     hostile("truncated parquet manifest", truncated_parquet)
     hostile("data path missing", lambda ws, m: ws.dir / "nothing.csv")
-    hostile("data is a .txt file", lambda ws, m: (ws.dir / "x.txt").write_text("x") or ws.dir / "x.txt")
+    hostile(
+        "data is a .txt file", lambda ws, m: (ws.dir / "x.txt").write_text("x") or ws.dir / "x.txt"
+    )
     return cases
 
 
@@ -586,7 +665,9 @@ def manifest_cases() -> list[Case]:
 
 def store_cases(base: Path) -> list[Case]:
     runs = json.loads((base / "runs.json").read_text())
-    old, new, victim = runs  # 1.0.0, 1.1.0, newer re-audit of 1.1.0 (sorted by the timestamp prefix)
+    old, new, victim = (
+        runs  # 1.0.0, 1.1.0, newer re-audit of 1.1.0 (sorted by the timestamp prefix)
+    )
 
     def set_field(key: str, value: object):
         def damage(run: Path) -> None:
@@ -606,12 +687,33 @@ def store_cases(base: Path) -> list[Case]:
     }
     commands: dict[str, Callable[[Workspace], list[str]]] = {
         "list": lambda ws: ["list", "--store", str(ws.store)],
-        "export healthy": lambda ws: ["export", old, "--store", str(ws.store), "--out", str(ws.dir / "out"),
-                                      "--format", "json,csv,html"],  # fmt: skip
-        "compare name@version": lambda ws: ["compare", "tiny@1.0.0", "tiny@1.1.0", "--store", str(ws.store),
-                                            "--no-speed", "--quiet"],  # fmt: skip
-        "export damaged": lambda ws: ["export", str(ws.store / victim), "--out", str(ws.dir / "out"),
-                                      "--format", "json"],  # fmt: skip
+        "export healthy": lambda ws: [
+            "export",
+            old,
+            "--store",
+            str(ws.store),
+            "--out",
+            str(ws.dir / "out"),
+            "--format",
+            "json,csv,html",
+        ],  # fmt: skip
+        "compare name@version": lambda ws: [
+            "compare",
+            "tiny@1.0.0",
+            "tiny@1.1.0",
+            "--store",
+            str(ws.store),
+            "--no-speed",
+            "--quiet",
+        ],  # fmt: skip
+        "export damaged": lambda ws: [
+            "export",
+            str(ws.store / victim),
+            "--out",
+            str(ws.dir / "out"),
+            "--format",
+            "json",
+        ],  # fmt: skip
     }
     cases = []
     for dname, damage in damages.items():
@@ -621,7 +723,14 @@ def store_cases(base: Path) -> list[Case]:
                 damage(ws.store / victim)
                 return [command(ws)]
 
-            cases.append(Case("damaged store", f"{dname} / {cname}", setup, must_refuse=cname == "export damaged"))
+            cases.append(
+                Case(
+                    "damaged store",
+                    f"{dname} / {cname}",
+                    setup,
+                    must_refuse=cname == "export damaged",
+                )
+            )
     return cases
 
 
@@ -650,22 +759,88 @@ def option_cases(base: Path) -> list[Case]:
 
         cases.append(Case("options", f"run {name}", setup, must_refuse=True))
     others = {
-        "explain --method nope": lambda ws: ["explain", str(ws.store / runs[0]), "--method", "nope"],
+        "explain --method nope": lambda ws: [
+            "explain",
+            str(ws.store / runs[0]),
+            "--method",
+            "nope",
+        ],
         "explain --max -1": lambda ws: ["explain", str(ws.store / runs[0]), "--max", "-1"],
-        "compare --alpha 5": lambda ws: ["compare", runs[0], runs[1], "--store", str(ws.store), "--alpha", "5", "--no-speed"],
-        "compare --tolerance -1": lambda ws: ["compare", runs[0], runs[1], "--store", str(ws.store), "--tolerance", "-1"],
-        "drift --permutations 0": lambda ws: ["drift", "--model", str(ws.good_model), "--reference", str(ws.good_data),
-                                              "--current", str(ws.base / "folder"), "--store", str(ws.store),
-                                              "--permutations", "0"],  # fmt: skip
-        "drift --alpha 2": lambda ws: ["drift", "--model", str(ws.good_model), "--reference", str(ws.good_data),
-                                       "--current", str(ws.base / "folder"), "--store", str(ws.store), "--alpha", "2"],  # fmt: skip
-        "export --format docx": lambda ws: ["export", runs[0], "--store", str(ws.store), "--format", "docx",
-                                            "--out", str(ws.dir / "out")],  # fmt: skip
-        "export unknown run id": lambda ws: ["export", "nope-run", "--store", str(ws.store), "--out", str(ws.dir / "o")],
-        "compare unknown name@version": lambda ws: ["compare", "tiny@9.9", "tiny@1.0.0", "--store", str(ws.store)],
+        "compare --alpha 5": lambda ws: [
+            "compare",
+            runs[0],
+            runs[1],
+            "--store",
+            str(ws.store),
+            "--alpha",
+            "5",
+            "--no-speed",
+        ],
+        "compare --tolerance -1": lambda ws: [
+            "compare",
+            runs[0],
+            runs[1],
+            "--store",
+            str(ws.store),
+            "--tolerance",
+            "-1",
+        ],
+        "drift --permutations 0": lambda ws: [
+            "drift",
+            "--model",
+            str(ws.good_model),
+            "--reference",
+            str(ws.good_data),
+            "--current",
+            str(ws.base / "folder"),
+            "--store",
+            str(ws.store),
+            "--permutations",
+            "0",
+        ],  # fmt: skip
+        "drift --alpha 2": lambda ws: [
+            "drift",
+            "--model",
+            str(ws.good_model),
+            "--reference",
+            str(ws.good_data),
+            "--current",
+            str(ws.base / "folder"),
+            "--store",
+            str(ws.store),
+            "--alpha",
+            "2",
+        ],  # fmt: skip
+        "export --format docx": lambda ws: [
+            "export",
+            runs[0],
+            "--store",
+            str(ws.store),
+            "--format",
+            "docx",
+            "--out",
+            str(ws.dir / "out"),
+        ],  # fmt: skip
+        "export unknown run id": lambda ws: [
+            "export",
+            "nope-run",
+            "--store",
+            str(ws.store),
+            "--out",
+            str(ws.dir / "o"),
+        ],
+        "compare unknown name@version": lambda ws: [
+            "compare",
+            "tiny@9.9",
+            "tiny@1.0.0",
+            "--store",
+            str(ws.store),
+        ],
     }
     for name, command in others.items():
-        cases.append(Case("options", name, lambda ws, command=command: [command(ws)], must_refuse=True))
+        cases.append(
+            Case("options", name, lambda ws, command=command: [command(ws)], must_refuse=True)
+        )
     return cases
 
 
@@ -711,7 +886,7 @@ def environment_cases(base: Path) -> list[Case]:
              preexec=_limit_fsize, must_refuse=True),
         Case("environment", "read-only store (tmpfs ro)", lambda ws: [run_args(ws.good_model, ws.good_data, ws)],
              needs_root_mount="ro", must_refuse=True),
-        Case("environment", "full disk (64 KiB tmpfs store)", lambda ws: [run_args(ws.good_model, ws.good_data, ws)],
+        Case("environment", "full disk (16 KiB tmpfs store)", lambda ws: [run_args(ws.good_model, ws.good_data, ws)],
              needs_root_mount="tiny", must_refuse=True),
         Case("environment", "read-only store (chmod)", _chmod_setup, must_refuse=True),
     ]  # fmt: skip
@@ -737,6 +912,17 @@ def snapshot(store: Path) -> dict[str, str]:
     return out
 
 
+def _skipped_row(store: Path, before: dict[str, str]) -> tuple[str, str]:
+    """ok-row-skipped when the new run records the bad image in ``skipped`` with a reason."""
+    old = {k.split("/", 1)[0] for k in before}
+    for run in store.iterdir():
+        if run.name not in old and (run / "audit.json").is_file():
+            skipped = json.loads((run / "audit.json").read_text()).get("skipped") or []
+            if skipped:
+                return "ok-row-skipped", f"recorded as skipped: {skipped[0]}"
+    return "accepted-bad", "exit 0 and no skipped row recorded"
+
+
 def _leftovers(store: Path) -> list[str]:
     if not store.exists():
         return []
@@ -746,8 +932,10 @@ def _leftovers(store: Path) -> list[str]:
 def _mount(folder: Path, kind: str) -> bool:
     if os.geteuid() != 0:
         return False
-    opts = "size=64k" if kind == "tiny" else "size=1m"
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True).returncode:
+    opts = "size=16k" if kind == "tiny" else "size=1m"
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True
+    ).returncode:
         return False
     if kind == "ro":
         remount = ["mount", "-o", "remount,ro", str(folder)]
@@ -789,6 +977,9 @@ def run_case(case: Case, base: Path, root: Path, index: int) -> Result:
             if OUTCOMES.index(outcome) > OUTCOMES.index(worst):
                 worst = outcome
         after = snapshot(ws.store)
+        if worst == "accepted-bad" and case.row_skip:
+            worst, reason = _skipped_row(ws.store, before)
+            details = [reason]
         lost = [k for k, v in before.items() if after.get(k) != v and not k.startswith(".")]
         left = _leftovers(ws.store)
         if lost or left:
@@ -799,7 +990,9 @@ def run_case(case: Case, base: Path, root: Path, index: int) -> Result:
             details.append(f"marker {ws.marker} written")
         elif ws.marker.exists():
             details.append("marker written (allowed: the user's explicit choice)")
-        return Result(case, worst, codes, " | ".join(d for d in details if d), time.perf_counter() - started)
+        return Result(
+            case, worst, codes, " | ".join(d for d in details if d), time.perf_counter() - started
+        )
     finally:
         if mounted:
             subprocess.run(["umount", str(ws.store)], capture_output=True)
@@ -814,7 +1007,9 @@ def _one(case: Case, argv: list[str], ws: Workspace) -> tuple[str, int, str]:
         return "crash", -999, f"timeout after {STEP_TIMEOUT}s: {argv[0]}"
     code, err, out = proc.returncode, proc.stderr, proc.stdout
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    short = f"{argv[0]} rc={code}: " + (errors[0][:300] if errors else err.strip().splitlines()[-1][:300] if err.strip() else "")
+    short = f"{argv[0]} rc={code}: " + (
+        errors[0][:300] if errors else err.strip().splitlines()[-1][:300] if err.strip() else ""
+    )
     if code < 0:
         return "crash", code, short + f" (signal {-code})"
     if "Traceback" in err or "Traceback" in out:
@@ -823,7 +1018,7 @@ def _one(case: Case, argv: list[str], ws: Workspace) -> tuple[str, int, str]:
         return "bug", code, short
     if code == 0:
         bad = case.must_refuse and argv[0] not in ("list",)
-        return ("accepted-bad" if bad else "ok"), code, short if bad else ""
+        return ("accepted-bad" if bad else "ok"), code, f"{argv[0]} exit 0 (stored)" if bad else ""
     if code == 1 and not errors:
         return "ok", code, ""  # a gate said no (compare hold)
     if code in (1, 2) and len(errors) == 1:
@@ -836,11 +1031,13 @@ def all_cases(base: Path) -> list[Case]:
             + markup_cases() + environment_cases(base))  # fmt: skip
 
 
-def report(results: list[Result], seconds: float) -> str:
+def report(results: list[Result], seconds: float, root: Path | None = None) -> str:
     """A table per category, the totals, and every outcome that is neither ok nor a clear error."""
     lines = []
     categories = list(dict.fromkeys(r.case.category for r in results))
-    shown = [o for o in [*OUTCOMES, "skipped", "setup-failed"] if any(r.outcome == o for r in results)]
+    shown = [
+        o for o in [*OUTCOMES, "skipped", "setup-failed"] if any(r.outcome == o for r in results)
+    ]
     lines.append("| category | inputs | " + " | ".join(shown) + " |")
     lines.append("| --- | ---: | " + " | ".join("---:" for _ in shown) + " |")
     for cat in categories:
@@ -848,7 +1045,11 @@ def report(results: list[Result], seconds: float) -> str:
         n = sum(counts.values())
         lines.append(f"| {cat} | {n} | " + " | ".join(str(counts.get(o, 0)) for o in shown) + " |")
     total = Counter(r.outcome for r in results)
-    lines.append(f"| **total** | **{len(results)}** | " + " | ".join(f"**{total.get(o, 0)}**" for o in shown) + " |")
+    lines.append(
+        f"| **total** | **{len(results)}** | "
+        + " | ".join(f"**{total.get(o, 0)}**" for o in shown)
+        + " |"
+    )
     lines.append("")
     tried = len(results) - total.get("skipped", 0) - total.get("setup-failed", 0)
     lines.append(
@@ -865,16 +1066,25 @@ def report(results: list[Result], seconds: float) -> str:
         lines.append("Outcomes other than ok / clear error:")
         lines.append("")
         for r in odd:
-            detail = r.detail.replace("\n", " ")[:400]
-            lines.append(f"- `{r.outcome}` — {r.case.category}: {r.case.name} (exit {r.codes}): {detail}")
+            detail = r.detail.replace("\n", " ")
+            if root is not None:
+                detail = detail.replace(str(root), "<tmp>")
+            detail = detail if len(detail) < 300 else detail[:300] + "…"
+            lines.append(
+                f"- `{r.outcome}` — {r.case.category}: {r.case.name} (exit {r.codes}): {detail}"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = make_parser(__doc__)
     parser.add_argument("--workers", type=int, default=3, help="cases run at once (default 3)")
-    parser.add_argument("--only", default="", help="run only cases whose category or name contains this")
-    parser.add_argument("--write", action="store_true", help="replace the section in bench/RESULTS.md")
+    parser.add_argument(
+        "--only", default="", help="run only cases whose category or name contains this"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="replace the section in bench/RESULTS.md"
+    )
     parser.add_argument("--verbose", action="store_true", help="print every case's outcome")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -893,8 +1103,15 @@ def main() -> None:
                 if args.verbose:
                     print(f"{res.outcome:20s} {res.case.category}: {res.case.name} {res.codes} {res.detail[:200]}",
                           file=sys.stderr)  # fmt: skip
+            # a hostile name or path that escaped its case folder would land here
+            strays = sorted(
+                p.name
+                for p in root.iterdir()
+                if p.name not in ("base", "evil.py") and not p.name.startswith("case")
+            )
     seconds = time.perf_counter() - started
-    text = report(results, seconds)
+    text = report(results, seconds, root)
+    text += f"\n\nFiles or folders that escaped their case folder: {strays or 'none'}."
     print(text)
     if args.write:
         machine = (f"{cpu_name(platform.processor() or 'unknown CPU')}, {os.cpu_count()} cores, "

@@ -65,9 +65,9 @@ def _figures(m: Metrics, ci_text: str) -> list[KeyFigure]:
             "Accuracy", fmt.pct(m.accuracy), f"95% CI {ci_text}" if ci_text != fmt.NA else ""
         ),
         KeyFigure("Balanced accuracy", fmt.pct(m.balanced_accuracy), "mean over classes"),
-        KeyFigure("Macro F1", fmt.pct(m.macro_f1), ""),
+        KeyFigure("Macro F1", fmt.pct(m.macro_f1), "precision and recall, per class"),
         *(
-            KeyFigure(f"Top-{k} accuracy", fmt.pct(v), "")
+            KeyFigure(f"Top-{k} accuracy", fmt.pct(v), "true class among the top k")
             for k, v in shown_topk(m.top_k_accuracy, m.n_classes or len(m.per_class))[:1]
         ),
         KeyFigure("Calibration error", fmt.pct(m.ece), "ECE, lower is better"),

@@ -182,3 +182,16 @@ def test_cli_run_refuses_a_link_outside_with_one_line(tmp_path, outside):
     assert f"'img/x.png' → {outside / 'secret_0.png'}" in errors[0]
     assert "Traceback" not in proc.stderr
     assert not store.exists() or not [p for p in store.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    """pandas would keep the second 'label' as 'label.1', silently (fault campaign finding)."""
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label,source,label\na.png,cat,web,fox\n")
+    with pytest.raises(
+        AuditError, match=r"manifest.csv: the header names column\(s\) 'label' more than once"
+    ):
+        load_dataset(manifest)
