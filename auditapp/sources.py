@@ -34,7 +34,7 @@ from torch import nn
 
 from audits.datasets import freeze, load_dataset
 from audits.errors import AuditError
-from audits.hashing import file_sha256
+from audits.hashing import bytes_sha256, file_sha256
 from audits.model_card import ModelCard
 
 INPUTS = ".inputs"
@@ -132,7 +132,7 @@ def module_card(
     version: str | None,
 ) -> InMemoryCard:
     """A card for ``model`` (checked with one dummy forward pass, like ``load_model``)."""
-    from audits.model_card import find_layer
+    from audits.model_card import check_forward, find_layer
 
     names = _check_classes(classes)
     size = _size(input_size)
@@ -146,21 +146,10 @@ def module_card(
         raise AuditError(f"mean/std: give {channels} value(s) each, std positive")
     if target_layer is not None:
         find_layer(model, target_layer)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    with torch.inference_mode():
-        try:
-            out = model(torch.zeros(1, channels, *size, device=device))
-        except Exception as exc:
-            raise AuditError(
-                f"model: a {channels}x{size[0]}x{size[1]} input fails ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); check input_size and channels"
-            ) from None
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != len(names):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise AuditError(
-            f"model: outputs {shape} per batch but classes lists {len(names)}; "
-            "the output width must equal the number of classes"
-        )
+    check_forward(
+        model, channels, size, len(names), "model",
+        inputs_hint="input_size and channels", classes_name="classes",
+    )  # fmt: skip
     cls = type(model)
     return InMemoryCard(
         dir=Path(tempfile.gettempdir()),  # never read: the identity says dir None
@@ -224,7 +213,7 @@ def reference_card(
     if std is not None:
         lines.append(f"std = {json.dumps([float(s) for s in std])}")
     text = "\n".join(lines) + "\n"
-    folder = inputs / f"model-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    folder = inputs / f"model-{bytes_sha256(text.encode())[:12]}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.toml").write_text(text, encoding="utf-8")
     return folder
@@ -344,7 +333,7 @@ def frame_manifest(frame: Any, classes: list[str], root: str | Path | None) -> P
     ]
     out["path"] = rels
     text = out.to_csv(index=False)
-    name = f"manifest-api-{hashlib.sha256(text.encode()).hexdigest()[:12]}.csv"
+    name = f"manifest-api-{bytes_sha256(text.encode())[:12]}.csv"
     target = base / name
     try:
         if not target.is_file():

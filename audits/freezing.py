@@ -10,7 +10,6 @@ accepted, with a note that metadata is not covered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from audits.errors import AuditError
+from audits.hashing import bytes_sha256
 
 #: Rows of changed metadata kept in an audit record (the count is always exact).
 KEPT_CHANGES = 200
@@ -101,7 +101,7 @@ class Metadata:
         text = json.dumps(
             {"columns": columns, "rows": rows}, ensure_ascii=False, separators=(",", ":")
         )
-        return hashlib.sha256(text.encode()).hexdigest()
+        return bytes_sha256(text.encode())
 
 
 @dataclass(frozen=True)

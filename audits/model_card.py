@@ -426,6 +426,35 @@ def _few(keys: list[str], n: int = 4) -> str:
     return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
+def check_forward(
+    model: nn.Module,
+    channels: int,
+    size: tuple[int, int],
+    n_classes: int,
+    where: str,
+    inputs_hint: str,
+    classes_name: str,
+) -> None:
+    """One dummy forward pass on the model's device: it must run and give ``n_classes``
+    scores per image; otherwise one line naming ``where`` and what to check."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        with torch.inference_mode():
+            out = model(torch.zeros(1, channels, *size, device=device))
+    except Exception as exc:
+        raise AuditError(
+            f"{where}: a {channels}x{size[0]}x{size[1]} input fails in the model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            f"check {inputs_hint}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != n_classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise AuditError(
+            f"{where}: the model outputs {shape} per batch but {classes_name} lists "
+            f"{n_classes}; the output width must equal the number of classes"
+        )
+
+
 def load_model(
     card: ModelCard, device: str | torch.device = "cpu", allow_pickle: bool = False
 ) -> nn.Module:
@@ -436,21 +465,10 @@ def load_model(
         model = load_format_model(card, device)
     if card.target_layer is not None:
         find_layer(model, card.target_layer, card.card_path)
-    dummy = torch.zeros(1, card.channels, *card.size)
-    try:
-        with torch.inference_mode():
-            out = model(dummy)
-    except Exception as exc:
-        raise AuditError(
-            f"{card.card_path}: a {card.channels}x{card.size[0]}x{card.size[1]} input fails in the model "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check [input] size and channels"
-        ) from None
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != len(card.classes):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise AuditError(
-            f"{card.card_path}: the model outputs {shape} per batch but 'classes' lists "
-            f"{len(card.classes)}; the output width must equal the number of classes"
-        )
+    check_forward(
+        model, card.channels, card.size, len(card.classes), str(card.card_path),
+        inputs_hint="[input] size and channels", classes_name="'classes'",
+    )  # fmt: skip
     return model.to(device)
 
 
