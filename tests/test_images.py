@@ -96,33 +96,3 @@ def test_truncated_stays_refused_after_weasyprint_import():
     with pytest.raises(BadImage, match="truncated|unreadable"):
         load_for_model(data[: len(data) // 2], (8, 8), 3)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # and the other library's setting is restored
-
-
-def test_truncation_flag_survives_concurrent_decoding():
-    """Many threads decoding at once never leave Pillow's global flag changed, and never let a
-    truncated file through while another library has the flag set."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import ImageFile
-
-    whole = _png(
-        Image.fromarray(np.random.default_rng(2).integers(0, 255, (48, 48, 3), dtype=np.uint8))
-    )
-    cut = whole[: len(whole) // 2]
-    before = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = True  # another library's setting
-    try:
-
-        def one(i: int) -> str:
-            try:
-                load_for_model(cut if i % 2 else whole, (8, 8), 3)
-                return "ok"
-            except BadImage:
-                return "bad"
-
-        with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(one, range(400)))
-        assert results.count("bad") == 200 and results.count("ok") == 200
-        assert ImageFile.LOAD_TRUNCATED_IMAGES is True
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = before
