@@ -27,15 +27,47 @@ pass over ``K``, matrix-matrix work, no Python loop over permutations. Memory: `
 
 Everything runs in float32 on the device (CUDA when present), with sums carried across tiles
 in float64 and a constant subtracted from the kernel first (MMD²_u does not change: its
-weights sum to zero) so the float32 partial sums stay small; ``mmd2`` runs in float64.
+weights sum to zero) so the float32 partial sums stay small; ``mmd2`` runs in float64. On CUDA
+TensorFloat-32 is switched off for the test (its 10-bit products would move the statistic by
+more than the permutation spread at large n); half precision is not used for the same reason.
+
+Two tests share this machinery:
+
+* ``mmd_permutation_test``: the fixed test, all ``B`` permutations in one pass over ``K`` (the
+  ``--no-early-stop`` path; its arithmetic and its permutations are those of earlier releases).
+* ``mmd_sequential_test`` (the default): permutations in batches, stopping once the answer is
+  settled (``audits.sequential``: Gandy 2009's boundaries, a Besag-Clifford-type p-value). A
+  clear shift is settled after 173 permutations and a clear no-shift after a few dozen
+  (α = 0.05) instead of 1,000. Each batch needs a pass over ``K``; the first pass computes the
+  kernel and keeps its tiles when they all fit a memory budget (``cache_mib``, default 4 GiB
+  and at most half the free memory; 20,000 + 20,000 points take 3.3 GiB), so later batches
+  cost only their matrix products: 64 permutations, then up to 173, then (not a clear case)
+  all the rest in one pass. Past the budget the tiles are recomputed and the first batch is
+  large enough (173) to settle either clear case in one pass: memory stays
+  O(chunk² + N·(d + batch)), never O(N²). Its tiles are computed in one product of
+  augmented rows (``[2γz, -γ|z|², 1] · [z, 1, -γ|z|² - ln c]``) and ``expm1``, which gives the
+  shifted, scaled kernel ``K/c - 1`` directly (fewer passes over each tile than the fixed
+  path, and ``expm1`` is exact near the shift).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from audits.sequential import (
+    DEFAULT_EPSILON,
+    DEFAULT_SPENDING,
+    SequentialOutcome,
+    gandy_boundaries,
+    sequential_test,
+)
 
 #: Default tile edge: a 2048² float32 tile is 16 MB, large enough for full-rate matrix products,
 #: small enough that the full diagonal tiles (K is symmetric) waste little work.
@@ -221,7 +253,8 @@ def mmd_permutation_test(
     perms = torch.from_numpy(permutation_matrix(m, n, permutations, seed)).T.contiguous()
     a = perms.to(device=dev, dtype=torch.float32)
     gamma = 1.0 / (2.0 * bw**2)
-    q, r, total = _quadratic_stats(z, a, gamma, chunk, _kernel_mean(z, gamma))
+    with exact_float32(dev):
+        q, r, total = _quadratic_stats(z, a, gamma, chunk, _kernel_mean(z, gamma))
     stats = _unbiased(q, r, total, m, n).cpu().numpy()
     observed, null = float(stats[0]), stats[1:]
     exceed = int((null >= observed).sum())
@@ -240,4 +273,246 @@ def mmd_permutation_test(
         "kernel": "rbf",
         "seed": int(seed),
         "device": dev.type,
+    }
+
+
+# --- the sequential test ---------------------------------------------------------------------
+
+#: Kernel tiles kept between passes: at most this many MiB (and half the memory available).
+DEFAULT_CACHE_MIB = 4096
+#: The first batch when the kernel is kept: a clear no-shift stops within it.
+CACHED_BATCH = 64
+
+
+@contextmanager
+def exact_float32(device: torch.device) -> Iterator[None]:
+    """IEEE float32 matrix products on CUDA for the block (TensorFloat-32 off), restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+class PermutationStream:
+    """Random re-splits drawn batch by batch: the same rows as ``permutation_matrix``'s 1…B.
+
+    NumPy's ``permuted`` shuffles row after row from one generator, so drawing 58 + 58 + …
+    rows gives exactly the fixed test's permutations in its order: a sequential test with the
+    same seed sees the first ``n`` permutations of the fixed test.
+    """
+
+    def __init__(self, m: int, n: int, seed: int = 0) -> None:
+        self.template = np.zeros(m + n, dtype=np.uint8)
+        self.template[:m] = 1
+        self._rng = np.random.default_rng(seed)
+
+    def next(self, count: int) -> np.ndarray:
+        """[count, m+n] uint8: the next ``count`` re-splits (1 marks a point playing "x")."""
+        shape = (count, len(self.template))
+        return self._rng.permuted(np.broadcast_to(self.template, shape), axis=1)
+
+
+def _available_mib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def cache_budget_mib(device: torch.device, cap_mib: float = DEFAULT_CACHE_MIB) -> float:
+    """MiB of kernel tiles to keep: ``cap_mib``, at most half the free (device) memory."""
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0] / 2**20
+    else:
+        free = _available_mib()
+    return cap_mib if free is None else min(cap_mib, free / 2)
+
+
+class TiledKernel:
+    """The pooled RBF kernel as ``U = K/c - 1`` with a zero diagonal, in upper-triangle tiles.
+
+    ``c`` is the mean kernel value (the shift of the fixed path), so ``K₀ = c·U`` and every
+    quadratic form of ``U`` is that of ``K₀`` over ``c``. Tiles are computed on demand and
+    all kept when they fit ``cache_bytes``.
+    """
+
+    def __init__(self, z: torch.Tensor, gamma: float, chunk: int, cache_bytes: float) -> None:
+        n, d = z.shape
+        self.n, self.tiles = n, _tiles(n, chunk)
+        self.pairs = [(i, j) for i in range(len(self.tiles)) for j in range(i, len(self.tiles))]
+        # The shift c: clamped so that U = K/c - 1 stays finite in float32 (K <= 1).
+        self.shift = max(_kernel_mean(z, gamma), 1e-20)
+        neg_sq = (z * z).sum(1).mul_(-gamma)
+        # One product gives 2γ zᵢ·zⱼ - γ|zᵢ|² - γ|zⱼ|² - ln c; expm1 of it is K/c - 1.
+        self.left = torch.empty(n, d + 2, dtype=z.dtype, device=z.device)
+        self.left[:, :d] = z * (2.0 * gamma)
+        self.left[:, d] = neg_sq
+        self.left[:, d + 1] = 1.0
+        self.right = torch.empty_like(self.left)
+        self.right[:, :d] = z
+        self.right[:, d] = 1.0
+        self.right[:, d + 1] = neg_sq - math.log(self.shift)
+        tile_bytes = sum(
+            (self.tiles[i].stop - self.tiles[i].start)
+            * (self.tiles[j].stop - self.tiles[j].start)
+            * z.element_size()
+            for i, j in self.pairs
+        )
+        # All tiles or none: a partial cache would save little and hold memory for nothing.
+        self.cacheable = len(self.pairs) if tile_bytes <= cache_bytes else 0
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self.rowsum = torch.zeros(n, dtype=torch.float64, device=z.device)
+        self.passes = 0
+
+    @property
+    def fully_cached(self) -> bool:
+        """Whether the tiles fit the budget (then later passes skip the kernel entirely)."""
+        return self.cacheable > 0
+
+    @property
+    def cached_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._cache.values())
+
+    def _tile(self, index: int, i: int, j: int) -> torch.Tensor:
+        cached = self._cache.get((i, j))
+        if cached is not None:
+            return cached
+        rows, cols = self.tiles[i], self.tiles[j]
+        u = torch.mm(self.left[rows], self.right[cols].T).expm1_()
+        if i == j:
+            u.fill_diagonal_(0.0)  # the unbiased estimator leaves out k(z_i, z_i)
+        if index < self.cacheable:
+            self._cache[(i, j)] = u
+        return u
+
+    def quadratic(self, a: torch.Tensor) -> torch.Tensor:
+        """``a_bᵀ U a_b`` (float64) for every column of ``a`` [N, b]; the first pass also sums rows."""
+        first = self.passes == 0
+        q = torch.zeros(a.shape[1], dtype=torch.float64, device=a.device)
+        for index, (i, j) in enumerate(self.pairs):
+            rows, cols = self.tiles[i], self.tiles[j]
+            u = self._tile(index, i, j)
+            a_i = a[rows]
+            if first:  # one more column of ones gives Uᵀ's row sums in the same product
+                a_i = torch.cat([a_i, torch.ones_like(a_i[:, :1])], 1)
+            product = u.T @ a_i
+            if first:
+                self.rowsum[cols] += product[:, -1].to(torch.float64)
+                product = product[:, :-1]
+                if i != j:
+                    self.rowsum[rows] += u.sum(1).to(torch.float64)
+            part = product.mul_(a[cols]).sum(0).to(torch.float64)
+            # An off-diagonal tile stands for itself and its transpose: count it twice.
+            q += part if i == j else 2.0 * part
+        self.passes += 1
+        return q
+
+
+def mmd_sequential_test(
+    x: Any,
+    y: Any,
+    max_permutations: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    bandwidth: float | None = None,
+    epsilon: float = DEFAULT_EPSILON,
+    cache_mib: float | None = None,
+) -> dict[str, Any]:
+    """The MMD² permutation test, stopping once p is clearly above or below ``alpha``.
+
+    Same statistic, bandwidth and permutations (seed for seed) as ``mmd_permutation_test``;
+    the permutations come in batches and the test stops by Gandy (2009)'s boundaries with
+    resampling risk ``epsilon`` (``audits.sequential``), at most ``max_permutations``. Returns
+    the fixed test's keys, with ``permutations`` = ``permutations_used`` (the draws the valid
+    p-value rests on), plus ``permutations_max``, ``stopped_early``, ``boundary``,
+    ``permutations_computed`` (draws computed, a batch may run past the stop), ``method``,
+    ``resampling_risk``, ``kernel_passes`` and ``cache_mib`` (kernel tiles kept).
+    """
+    if chunk < 1:
+        raise ValueError("chunk must be at least 1")
+    bounds = gandy_boundaries(float(alpha), int(max_permutations), float(epsilon), DEFAULT_SPENDING)
+    pooled, m, n = _prepare(x, y)
+    bw = median_bandwidth(pooled[:m], seed=seed) if bandwidth is None else float(bandwidth)
+    if not bw > 0:
+        raise ValueError(f"bandwidth must be positive, got {bw}")
+    dev = _device(device)
+    dim = int(pooled.shape[1])
+    z = torch.from_numpy(pooled).to(device=dev, dtype=torch.float32)
+    del pooled  # the float64 copy is not needed past here (it is the largest array at 100k)
+    budget = cache_budget_mib(dev) if cache_mib is None else float(cache_mib)
+    with exact_float32(dev):
+        kernel = TiledKernel(z, 1.0 / (2.0 * bw**2), chunk, budget * 2**20)
+    del z
+    stream = PermutationStream(m, n, seed)
+
+    def draw(count: int) -> np.ndarray:
+        rows = stream.next(count - 1 if kernel.passes == 0 else count)
+        if kernel.passes == 0:  # the observed split first
+            rows = np.concatenate([stream.template[None], rows])
+        a = torch.from_numpy(rows).T.contiguous().to(device=dev, dtype=torch.float32)
+        with exact_float32(dev):
+            q = kernel.quadratic(a)
+        r = kernel.rowsum @ a.to(torch.float64)
+        # _unbiased is linear in the kernel: U's forms times c are K₀'s.
+        c = kernel.shift
+        stats = _unbiased(c * q, c * r, c * float(kernel.rowsum.sum()), m, n)
+        return stats.cpu().numpy()
+
+    # Cached: a short first batch settles a clear no-shift, one more reaches the earliest
+    # clear-shift stop (173), each later pass costing only its products. Not cached: every
+    # pass recomputes the kernel, so the first settles either clear case alone. Past that
+    # the case is not clear and the rest comes in one pass (sequential_test).
+    settle = bounds.first_decision
+    first = min(CACHED_BATCH, settle) if kernel.fully_cached else settle
+    outcome = sequential_test(draw, bounds, [first, settle - first] if first < settle else [first])
+    return _sequential_result(outcome, bounds.alpha, epsilon, bw, m, n, dim, seed, dev, kernel)
+
+
+def _sequential_result(
+    outcome: SequentialOutcome,
+    alpha: float,
+    epsilon: float,
+    bandwidth: float,
+    m: int,
+    n: int,
+    dim: int,
+    seed: int,
+    dev: torch.device,
+    kernel: TiledKernel,
+) -> dict[str, Any]:
+    null = outcome.null
+    return {
+        "mmd2": outcome.observed,
+        "p_value": outcome.p_value,
+        "permutations": outcome.draws,
+        "bandwidth": bandwidth,
+        "exceed": outcome.exceed,
+        "null_mean": float(null.mean()),
+        "null_q95": float(np.quantile(null, 0.95)),
+        "n_x": m,
+        "n_y": n,
+        "dim": dim,
+        "estimator": "unbiased",
+        "kernel": "rbf",
+        "seed": int(seed),
+        "device": dev.type,
+        "permutations_used": outcome.draws,
+        "permutations_max": outcome.max_draws,
+        "permutations_computed": outcome.computed,
+        "stopped_early": outcome.stopped_early,
+        "boundary": outcome.stopped,
+        "method": outcome.method,
+        "resampling_risk": float(epsilon),
+        "kernel_passes": kernel.passes,
+        "cache_mib": round(kernel.cached_bytes / 2**20, 1),
     }

@@ -5,6 +5,10 @@
     python bench/drift.py --naive-permutations 1000   # run the whole naive loop (slow)
     python bench/drift.py --demo      # also the demo: fan batch vs held-out, and false alarms of
                                       # every drift view over 40 random splits of the held-out set
+    python bench/drift.py --sequential   # issue 16: the sequential test at 20k vs 20k x 512-d
+                                      # (strong shift, two halves of one set, a borderline shift
+                                      # beside the fixed 1,000-permutation test), false alarms
+                                      # over 40 no-drift splits, and 100k vs 100k (--huge 0: skip)
 
 Each case runs in its own process, so its peak resident memory (``ru_maxrss``) is its own. The
 naive loop computes the same pooled kernel matrix once, then for every permutation re-indexes
@@ -94,12 +98,109 @@ def _naive(x: np.ndarray, y: np.ndarray, permutations: int, seed: int, bandwidth
     }
 
 
+#: The borderline case's mean shift at 20,000 per side, on 32 of the 512 dimensions. Found at
+#: 3,000 vs 3,000 (0.04 moved the observed MMD² about one null standard deviation) and scaled
+#: by √(3k/20k), as the signal grows with n·shift² against a null spread that shrinks with n;
+#: other sizes scale it the same way, so the statistic sits near the null's upper 5%.
+BORDERLINE_SHIFT = 0.02
+STRONG_SHIFT = 0.5
+
+
+def _case_data(case: str, n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two samples from one distribution (two halves of one set), shifted for the shift cases."""
+    x, y = _data(n, dim, seed)
+    if case.endswith("shift"):
+        y[:, :32] += STRONG_SHIFT
+    elif case.endswith("borderline"):
+        y[:, :32] += BORDERLINE_SHIFT * (20000 / n) ** 0.5
+    return x, y
+
+
+def _sequential_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
+    """One sequential (or, ``fixed-…``, fixed) MMD test, timed in this process."""
+    import torch
+
+    from audits.mmd import mmd_permutation_test, mmd_sequential_test
+
+    x, y = _case_data(case, n, dim, seed)
+    gflops = gemm_gflops()
+    baseline = peak_rss_mib()
+    with Stopwatch() as clock:
+        if case.startswith("fixed"):
+            result = mmd_permutation_test(x, y, permutations=permutations, seed=seed, device="cpu")
+        else:
+            result = mmd_sequential_test(
+                x, y, max_permutations=permutations, seed=seed, device="cpu"
+            )
+    pooled = 2 * n
+    # The arithmetic of the fixed test with the kernel's symmetry: N²·d for the kernel, N²·B
+    # for the permutation products (each an N/2·N triangle, two flops a term).
+    bound_flop = pooled**2 * (dim + permutations)
+    return {
+        "case": case,
+        "n": n,
+        "dim": dim,
+        "permutations": permutations,
+        "seconds": clock.wall,
+        "cpu_s": clock.cpu,
+        "gemm_gflops": gflops,
+        "bound_s": bound_flop / (gflops * 1e9),
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_mib": baseline,
+        "p_value": result["p_value"],
+        "mmd2": result["mmd2"],
+        "used": result.get("permutations_used", result["permutations"]),
+        "computed": result.get("permutations_computed", result["permutations"]),
+        "passes": result.get("kernel_passes", 1),
+        "cache_mib": result.get("cache_mib", 0.0),
+        "threads": torch.get_num_threads(),
+        "load": os.getloadavg()[0],
+    }
+
+
+def _false_alarms(n: int, dim: int, permutations: int, splits: int) -> dict:
+    """``splits`` random halves of one 2n-point set through the sequential test, alpha 0.05."""
+    import numpy as np
+
+    from audits.mmd import mmd_sequential_test
+
+    x, y = _data(n, dim, 1)
+    pool = np.concatenate([x, y])
+    rng = np.random.default_rng(0)
+    p_values, used = [], []
+    with Stopwatch() as clock:
+        for i in range(splits):
+            order = rng.permutation(len(pool))
+            result = mmd_sequential_test(
+                pool[order[:n]], pool[order[n:]], max_permutations=permutations, seed=i
+            )
+            p_values.append(result["p_value"])
+            used.append(result["permutations_used"])
+    flagged = int((np.array(p_values) < 0.05).sum())
+    return {
+        "case": "false-alarms",
+        "n": n,
+        "dim": dim,
+        "splits": splits,
+        "flagged": flagged,
+        "median_used": float(np.median(used)),
+        "max_used": int(max(used)),
+        "seconds": clock.wall,
+        "cpu_s": clock.cpu,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
 def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
     """One measurement in this process (called in a child process by ``main``)."""
     import torch
 
     from audits.mmd import median_bandwidth, mmd_permutation_test
 
+    if case == "false-alarms":
+        return _false_alarms(n, dim, permutations, splits=40)
+    if case not in ("naive", "batched"):
+        return _sequential_case(case, n, dim, permutations, seed)
     x, y = _data(n, dim, seed)
     gflops = gemm_gflops()
     baseline = peak_rss_mib()
@@ -258,13 +359,75 @@ def _split_flags(
     return {"embedding": e, "properties": p, "predictions": q, "overall": e or p or q}
 
 
+CASES = [
+    "batched",
+    "naive",
+    "sequential-shift",
+    "sequential-halves",
+    "sequential-borderline",
+    "fixed-borderline",
+    "false-alarms",
+]
+SEQUENTIAL_SECTION = "## Drift: the sequential test (issue 16)"
+
+
+def sequential_lines(args: argparse.Namespace) -> list[str]:
+    """Issue 16's table: each case in a fresh process (its own peak memory)."""
+    n, big = args.large or 20000, args.huge
+    load = os.getloadavg()[0]
+    rows = [
+        _child(case, n, args.dim, args.permutations, args.seed)
+        for case in (
+            "sequential-shift",
+            "sequential-halves",
+            "sequential-borderline",
+            "fixed-borderline",
+        )
+    ]
+    if big:
+        rows.append(_child("sequential-halves", big, args.dim, args.permutations, args.seed))
+    alarms = _child("false-alarms", args.alarm_n, args.dim, args.permutations, args.seed)
+    load = max(load, os.getloadavg()[0])
+    lines = [
+        SEQUENTIAL_SECTION,
+        "",
+        f"`python bench/drift.py --sequential` ({time.strftime('%Y-%m-%d')}): MMD² test, RBF "
+        f"kernel, {args.dim}-d float32 embeddings, alpha 0.05, at most {args.permutations} "
+        f"permutations (Gandy 2009 boundaries, resampling risk 0.001). Machine: {_machine()}, "
+        f"torch {__import__('torch').__version__}, {rows[0]['threads']} threads; 1-minute load "
+        f"average up to {load:.1f} (the cores are shared). Bound: the fixed test's arithmetic "
+        "(N²·d + N²·B flops) at the float32 GEMM rate measured at the start of the case.",
+        "",
+        "| case | n vs n | time (s) | CPU time (s) | GEMM rate (GFLOP/s) | bound (s) "
+        "| time / bound | peak RSS (MiB) | kernel kept (MiB) | permutations used (computed) "
+        "| kernel passes | p-value |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['n']:,} vs {r['n']:,} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['gemm_gflops']:.0f} | {r['bound_s']:.1f} | {r['seconds'] / r['bound_s']:.2f} | "
+            f"{r['peak_rss_mib']:.0f} | {r['cache_mib']:.0f} | {r['used']} ({r['computed']}) | "
+            f"{r['passes']} | {r['p_value']:.4f} |"
+        )
+    return lines + [
+        "",
+        f"False alarms: {alarms['splits']} random {alarms['n']:,}/{alarms['n']:,} splits of one "
+        f"set, {args.dim}-d: **{alarms['flagged']} flagged** at alpha 0.05 "
+        f"({alarms['flagged'] / alarms['splits']:.1%}); permutations used: median "
+        f"{alarms['median_used']:.0f}, at most {alarms['max_used']}; "
+        f"{alarms['seconds']:.1f} s in all.",
+        "",
+    ]
+
+
 def _machine() -> str:
     return f"{os.cpu_count()}-core {cpu_name()}, {platform.system()}"
 
 
 def _parse_args() -> argparse.Namespace:
     parser = make_parser(__doc__, full=True)
-    parser.add_argument("--case", choices=["batched", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=5000, help="points per side (default 5000)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--permutations", type=int, default=1000)
@@ -285,6 +448,15 @@ def _parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--splits", type=int, default=40, help="random splits of the no-drift check"
+    )
+    parser.add_argument(
+        "--sequential", action="store_true", help="only the sequential test's table (issue 16)"
+    )
+    parser.add_argument(
+        "--huge", type=int, default=100000, help="points per side of the bounded-memory case"
+    )
+    parser.add_argument(
+        "--alarm-n", type=int, default=2000, help="points per side of the false-alarm splits"
     )
     return parser.parse_args()
 
@@ -361,6 +533,12 @@ def main() -> None:
     args = _parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.n, args.dim, args.permutations, args.seed)))
+        return
+    if args.sequential:
+        text = "\n".join(sequential_lines(args))
+        print(text)
+        if args.write:
+            write_section(SEQUENTIAL_SECTION, text)
         return
     rows, load = _measure(args)
     lines = _table_lines(args, rows, load)

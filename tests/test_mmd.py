@@ -13,7 +13,15 @@ import torch
 from scipy import stats
 from scipy.spatial.distance import pdist
 
-from audits.mmd import median_bandwidth, mmd2, mmd_permutation_test, permutation_matrix
+from audits.drift.embedding import embedding_drift
+from audits.mmd import (
+    PermutationStream,
+    median_bandwidth,
+    mmd2,
+    mmd_permutation_test,
+    mmd_sequential_test,
+    permutation_matrix,
+)
 
 
 def numpy_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
@@ -148,6 +156,147 @@ def test_refuses_bad_input():
         mmd_permutation_test(good, bad)
     with pytest.raises(ValueError, match="bandwidth"):
         mmd2(good, good, 0.0)
+
+
+# --- the sequential test (issue 16) ----------------------------------------------------------
+
+
+def golden_data(shift: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(150, 16)).astype(np.float32)
+    y = rng.normal(size=(120, 16)).astype(np.float32)
+    y[:, :2] += shift
+    return x, y
+
+
+# mmd_permutation_test's output before the sequential test existed (commit 2814fef).
+GOLDEN = [
+    # shift, seed, mmd2, p_value, exceed, null_q95
+    (0.1, 0, 0.0028235723695559495, 0.05647840531561462, 16, 0.0028654419922974133),
+    (0.1, 5, 0.0028235723695559495, 0.03986710963455149, 11, 0.0027074313596232853),
+    (0.25, 0, 0.005525718507766782, 0.0033222591362126247, 0, 0.0027888094336428505),
+]
+
+
+@pytest.mark.parametrize("early_stop_off", [False, True])
+@pytest.mark.parametrize(("shift", "seed", "stat", "p", "exceed", "q95"), GOLDEN)
+def test_fixed_test_keeps_earlier_p_values(shift, seed, stat, p, exceed, q95, early_stop_off):
+    """``--no-early-stop`` (embedding_drift(early_stop=False)) is the fixed test of before."""
+    x, y = golden_data(shift)
+    if early_stop_off:
+        result = embedding_drift(x, y, 0.05, permutations=300, seed=seed, early_stop=False)
+        assert result["method"].startswith("fixed") and result["stopped_early"] is False
+        assert result["permutations_used"] == result["permutations_max"] == 300
+    else:
+        result = mmd_permutation_test(x, y, permutations=300, seed=seed)
+    assert (result["mmd2"], result["p_value"], result["exceed"]) == (stat, p, exceed)
+    assert result["null_q95"] == q95
+
+
+def test_stream_gives_the_fixed_tests_permutations_in_order():
+    fixed = permutation_matrix(9, 14, 40, seed=3)
+    stream = PermutationStream(9, 14, seed=3)
+    drawn = np.concatenate([stream.next(k) for k in (1, 6, 20, 13)])
+    assert np.array_equal(drawn, fixed[1:])
+    assert np.array_equal(stream.template, fixed[0])
+
+
+@pytest.mark.parametrize(("chunk", "cache_mib"), [(4096, None), (37, None), (37, 0), (64, 0.02)])
+def test_sequential_statistic_and_count_match_independent_computations(chunk, cache_mib):
+    """The statistic is NumPy's unbiased MMD²; the exceedances are those of the fixed test's
+    first n permutations, recounted with NumPy (cached, partly cached or recomputed tiles)."""
+    x, y = golden_data(0.1)
+    result = mmd_sequential_test(
+        x, y, max_permutations=300, seed=5, chunk=chunk, cache_mib=cache_mib
+    )
+    bw = result["bandwidth"]
+    assert bw == median_bandwidth(x, seed=5)
+    assert abs(result["mmd2"] - numpy_mmd2(x, y, bw)) < 1e-6
+    n = result["permutations_used"]
+    pooled = np.concatenate([x, y]).astype(np.float64)
+    rows = permutation_matrix(len(x), len(y), n, seed=5)[1:]
+    null = np.array([numpy_mmd2(pooled[r == 1], pooled[r == 0], bw) for r in rows])
+    assert np.abs(null - result["mmd2"]).min() > 1e-6  # no near-ties: the count is unambiguous
+    assert result["exceed"] == int((null >= numpy_mmd2(x, y, bw)).sum())
+    assert result["null_mean"] == pytest.approx(null.mean(), abs=1e-8)
+
+
+def test_clear_shift_stops_at_173_and_agrees_with_the_fixed_test():
+    rng = np.random.default_rng(4)
+    x, y = clusters(rng, 300, dim=32), clusters(rng, 200, dim=32, shift=1.0)
+    seq = mmd_sequential_test(x, y, max_permutations=1000)
+    fixed = mmd_permutation_test(x, y, permutations=1000)
+    assert seq["stopped_early"] and seq["boundary"] == "p <= alpha"
+    assert seq["permutations_used"] == 173 and seq["exceed"] == 0
+    assert seq["p_value"] == pytest.approx(1 / 174) and fixed["p_value"] == 1 / 1001
+    assert seq["mmd2"] == pytest.approx(fixed["mmd2"], abs=1e-7)
+
+
+def test_random_halves_stop_within_a_batch_and_agree_with_the_fixed_test():
+    rng = np.random.default_rng(6)
+    pool = clusters(rng, 500, dim=32)
+    order = rng.permutation(len(pool))
+    x, y = pool[order[:250]], pool[order[250:]]
+    seq = mmd_sequential_test(x, y, max_permutations=1000)
+    fixed = mmd_permutation_test(x, y, permutations=1000)
+    assert seq["boundary"] == "p > alpha" and seq["permutations_used"] < 64
+    assert seq["kernel_passes"] == 1  # settled in the pass that computed the kernel
+    assert seq["p_value"] > 0.05 and fixed["p_value"] > 0.05
+
+
+def test_truncated_sequential_test_is_the_fixed_test():
+    """Below 173 permutations no 'p <= alpha' stop exists: a shift runs to the end with the
+    fixed test's p-value, 1/(B+1)."""
+    rng = np.random.default_rng(4)
+    x, y = clusters(rng, 120, dim=16), clusters(rng, 90, dim=16, shift=1.5)
+    seq = mmd_sequential_test(x, y, max_permutations=150, seed=2)
+    fixed = mmd_permutation_test(x, y, permutations=150, seed=2)
+    assert not seq["stopped_early"] and seq["boundary"] is None
+    assert seq["permutations_used"] == 150 and seq["p_value"] == pytest.approx(fixed["p_value"])
+
+
+def test_sequential_false_alarms_at_most_alpha_over_null_splits():
+    """150 small no-drift problems through the whole sequential MMD test."""
+    rng = np.random.default_rng(8)
+    p_values, used = [], []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 50-point problems: thread start-up would cost more than the sums
+    try:
+        for _ in range(150):
+            pool = clusters(rng, 50, dim=4)
+            result = mmd_sequential_test(pool[:25], pool[25:], seed=int(rng.integers(1 << 31)))
+            p_values.append(result["p_value"])
+            used.append(result["permutations_used"])
+    finally:
+        torch.set_num_threads(threads)
+    p = np.array(p_values)
+    for level in (0.05, 0.2):
+        hits = int((p <= level).sum())
+        assert stats.binomtest(hits, len(p), level, alternative="greater").pvalue > 1e-3
+    assert np.median(used) < 60
+
+
+def test_sequential_refuses_bad_input():
+    good = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        mmd_sequential_test(good, good[:1])
+    with pytest.raises(ValueError, match="alpha"):
+        mmd_sequential_test(good, good, alpha=2.0)
+    with pytest.raises(ValueError, match="max_draws"):
+        mmd_sequential_test(good, good, max_permutations=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_sequential_matches_cpu():
+    rng = np.random.default_rng(7)
+    x, y = clusters(rng, 2000, 128), clusters(rng, 1500, 128, shift=0.05)
+    cpu = mmd_sequential_test(x, y, device="cpu", chunk=700)
+    gpu = mmd_sequential_test(x, y, device="cuda", chunk=700)
+    assert gpu["device"] == "cuda"
+    assert gpu["mmd2"] == pytest.approx(cpu["mmd2"], abs=1e-6)
+    assert gpu["permutations_used"] == cpu["permutations_used"]  # same permutations, same stop
+    assert gpu["p_value"] == pytest.approx(cpu["p_value"])
 
 
 @pytest.mark.gpu

@@ -10,6 +10,7 @@ from auditapp.json_output import read_record, set_result, wants_json
 
 if TYPE_CHECKING:
     from audits.runs import DriftRecord
+    from audits.runs.models_drift import EmbeddingDrift
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_inference_options(p)
     p.add_argument(
-        "--permutations", type=int, default=1000, help="permutations of the MMD test (default 1000)"
+        "--permutations",
+        type=int,
+        default=1000,
+        help="most permutations of the MMD test (default 1000); it stops earlier once p is "
+        "clearly above or below --alpha",
+    )
+    p.add_argument(
+        "--no-early-stop",
+        dest="early_stop",
+        action="store_false",
+        help="draw all --permutations (the fixed test: p = (b+1)/(B+1), as before the "
+        "sequential test; same p-values for the same --seed)",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations")
@@ -64,7 +76,7 @@ def summary_lines(record: DriftRecord) -> list[str]:
         f"({ref.n_skipped} skipped) vs current batch {record.batch!r} {cur.n_images} "
         f"({cur.n_skipped} skipped)",
         f"drift: {'YES' if record.drift else 'no'} (alpha {record.alpha})",
-        f"  embedding   MMD² {emb.mmd2:.4g}, p {p_value(emb.p_value)} ({emb.permutations} permutations)"
+        f"  embedding   MMD² {emb.mmd2:.4g}, p {p_value(emb.p_value)} ({_permutations(emb)})"
         f"{'  DRIFT' if emb.drift else ''}",
         f"  predictions p {p_value(preds.p_value)} (classes {p_value(classes.p_value)}, confidence "
         f"{p_value(confidence.p_value)}: mean {confidence.reference_mean:.3f} -> "
@@ -83,6 +95,13 @@ def summary_lines(record: DriftRecord) -> list[str]:
         ratio = f" ({far.ratio:.1f}x the reference spacing)" if far.ratio else ""
         lines.append(f"  farthest    {far.path}{ratio}")
     return lines
+
+
+def _permutations(emb: EmbeddingDrift) -> str:
+    """The permutations in words: '173 of at most 1000 …, settled early' or '1000 …'."""
+    if emb.stopped_early:
+        return f"{emb.permutations} of at most {emb.permutations_max} permutations, settled early"
+    return f"{emb.permutations} permutations"
 
 
 def _properties_line(record: DriftRecord) -> str:
@@ -120,6 +139,7 @@ def main(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         progress=not args.quiet,
         label=args.label,
+        early_stop=args.early_stop,
     )
     record = load_run(path).drift
     if wants_json(args):

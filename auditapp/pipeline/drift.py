@@ -21,6 +21,7 @@ from audits.errors import AuditError
 from audits.inference import predict
 from audits.prepare import Prepared, check_freeze, prepare
 from audits.runs import utc_stamp, write_record
+from audits.sequential import MAX_DRAWS_LIMIT
 from audits.store import DEFAULT_STORE, auditor_identity, create_run, new_run_id
 
 
@@ -30,7 +31,7 @@ def run_drift(
     current: str | Path,
     store: str | Path = DEFAULT_STORE,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     permutations: int = 1000,
     alpha: float = 0.05,
@@ -38,13 +39,21 @@ def run_drift(
     allow_pickle: bool = False,
     progress: bool = False,
     label: str | None = None,
+    early_stop: bool = True,
 ) -> Path:
     """Compare ``current`` with ``reference`` through the model; returns the new run folder.
 
-    ``label`` names the current batch for readers (default: its folder's name)."""
+    ``label`` names the current batch for readers (default: its folder's name). The MMD test
+    stops once its answer is settled, after at most ``permutations``; ``early_stop=False``
+    draws all of them (the fixed test)."""
     started = time.perf_counter()
     label = check_label(label)
     _check_options(alpha, permutations)
+    if early_stop and permutations > MAX_DRAWS_LIMIT:
+        raise AuditError(
+            f"--permutations {permutations}: the sequential test draws at most "
+            f"{MAX_DRAWS_LIMIT:,}; use fewer, or --no-early-stop for a fixed test"
+        )
     if isinstance(model_dir, Prepared):  # the Python API's in-memory module, sets loaded
         prep = model_dir
     else:
@@ -54,11 +63,14 @@ def run_drift(
     cur = _side("current", prep, cur_set, batch_size, workers, progress)
     ref = _side("reference", prep, ref_set, batch_size, workers, progress)
     if progress:
+        how = "up to " if early_stop else ""
         print(
-            f"permutation test: {permutations} permutations on {prep.device.type}…",
+            f"permutation test: {how}{permutations} permutations on {prep.device.type}…",
             file=sys.stderr,
         )
-    analysis = analyse_drift(ref, cur, prep.card.classes, alpha, permutations, seed, prep.device)
+    analysis = analyse_drift(
+        ref, cur, prep.card.classes, alpha, permutations, seed, prep.device, early_stop
+    )
     run_id = new_run_id("drift", prep.card.name, prep.card.version)
     record = drift_record(
         prep.card,
@@ -90,7 +102,7 @@ def _side(
     name: str,
     prep: Prepared,
     image_set: ImageSet,
-    batch_size: int,
+    batch_size: int | None,
     workers: int | None,
     progress: bool,
 ) -> Side:

@@ -50,10 +50,11 @@ def analyse_drift(
     permutations: int = 1000,
     seed: int = 0,
     device: str | torch.device | None = None,
+    early_stop: bool = True,
 ) -> DriftAnalysis:
     """Run the embedding, property and prediction views and find the farthest examples."""
     ref_emb, cur_emb = ref.embeddings(), cur.embeddings()
-    embedding = embedding_drift(ref_emb, cur_emb, alpha, permutations, seed, device)
+    embedding = embedding_drift(ref_emb, cur_emb, alpha, permutations, seed, device, early_stop)
     started = time.perf_counter()
     properties, snapshot = property_drift(ref.properties, cur.properties, alpha)
     evidently_s = time.perf_counter() - started

@@ -1,4 +1,10 @@
-"""The headline drift view: an MMD² permutation test on the model's embeddings."""
+"""The headline drift view: an MMD² permutation test on the model's embeddings.
+
+By default the test is sequential (``audits.mmd.mmd_sequential_test``): permutations in
+batches, stopping once the p-value is clearly above or below alpha, at most ``permutations``.
+``early_stop=False`` runs the fixed test with all ``permutations`` (the p-values of earlier
+releases, seed for seed).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from audits.mmd import mmd_permutation_test
+from audits.mmd import mmd_permutation_test, mmd_sequential_test
 
 _HEADLINE = ("mmd2", "p_value", "permutations")
+FIXED_METHOD = "fixed Monte Carlo permutation test: p = (b + 1) / (B + 1)"
 
 
 def embedding_drift(
@@ -20,12 +27,32 @@ def embedding_drift(
     permutations: int = 1000,
     seed: int = 0,
     device: str | torch.device | None = None,
+    early_stop: bool = True,
 ) -> dict[str, Any]:
-    """MMD² permutation test on embeddings; ``drift`` when p < alpha."""
+    """MMD² permutation test on embeddings; ``drift`` when p < alpha.
+
+    ``permutations`` is the most the sequential test draws, or all the fixed test draws.
+    """
     started = time.perf_counter()
-    result = mmd_permutation_test(
-        reference, current, permutations=permutations, seed=seed, device=device
-    )
+    if early_stop:
+        result = mmd_sequential_test(
+            reference,
+            current,
+            max_permutations=permutations,
+            alpha=alpha,
+            seed=seed,
+            device=device,
+        )
+    else:
+        result = mmd_permutation_test(
+            reference, current, permutations=permutations, seed=seed, device=device
+        )
+        result |= {
+            "permutations_used": result["permutations"],
+            "permutations_max": result["permutations"],
+            "stopped_early": False,
+            "method": FIXED_METHOD,
+        }
     return {
         "mmd2": result["mmd2"],
         "p_value": result["p_value"],

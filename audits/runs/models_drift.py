@@ -18,13 +18,26 @@ from audits.runs.base import (
 
 
 class EmbeddingDrift(Part):
-    """MMD² permutation test on the embeddings; ``drift`` when p < alpha."""
+    """MMD² permutation test on the embeddings; ``drift`` when p < alpha.
+
+    ``permutations`` is the number the p-value rests on. Newer runs say how it was reached:
+    ``method`` (sequential, stopping once settled, or fixed), ``permutations_used`` (=
+    ``permutations``) of at most ``permutations_max``, ``stopped_early``, the ``boundary``
+    reached ("p <= alpha" / "p > alpha"; none when truncated) and the ``resampling_risk``.
+    """
 
     mmd2: float
     p_value: float
     permutations: int
     drift: bool
     elapsed_s: Num = None
+    method: str | None = None
+    permutations_used: int | None = None
+    permutations_max: int | None = None
+    permutations_computed: int | None = None
+    stopped_early: bool | None = None
+    boundary: str | None = None
+    resampling_risk: Num = None
 
 
 class ClassCount(Part):
