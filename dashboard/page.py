@@ -70,6 +70,10 @@ class PageContext:
     def table(self) -> Any:
         return data.table(self.path)
 
+    def view(self) -> Any:
+        """The predictions table without the top-k lists, hashes and sizes (``data.view``)."""
+        return data.view(self.path)
+
     @property
     def title_suffix(self) -> str:
         return f"{self.info.model} {self.info.version}"

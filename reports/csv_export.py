@@ -117,5 +117,14 @@ def predictions_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_predictions(run: Run, path: Path) -> Path:
     # pandas writes float32 values in their shortest float32 form and float64 with repr.
-    predictions_frame(run.table).to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    # One row group at a time (audits.runs.tables): a 1M-row table is never whole in memory,
+    # and the bytes equal one to_csv of the whole table (the chunks keep its dtypes).
+    table = run.predictions
+    if table.num_row_groups <= 1:
+        frame = predictions_frame(run.table)
+        frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+        return path
+    with path.open("w", encoding="utf-8", newline="") as out:
+        for i, chunk in enumerate(table.chunks()):
+            predictions_frame(chunk).to_csv(out, index=False, header=i == 0, lineterminator="\n")
     return path

@@ -207,7 +207,7 @@ def render(ctx: PageContext) -> None:
     if pair is not None:
         st.info(md(pair_sentence(pair)), icon=":material/visibility:")
     with guard("The images of this cell", ctx.path):
-        table = ctx.table()
+        table = ctx.view()
         rows = table[(table["label"] == true) & (table["pred"] == pred)]
         # Images with heatmaps first (explain/ covers a sample of the failures), then confident mistakes.
         explained = rows["row"].isin(list(overlays(ctx.run.explain)))

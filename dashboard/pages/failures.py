@@ -106,7 +106,9 @@ def _shared_mask(rows: pd.DataFrame, f: dict[str, Any]) -> np.ndarray:
 def correct_confidences(table: pd.DataFrame, fails: pd.DataFrame, f: dict[str, Any]) -> np.ndarray:
     """Confidence of the correctly classified labelled images the page's filters keep (the
     histogram's green group must answer the same filters as the red one)."""
-    right = table[(table["label_idx"] >= 0).to_numpy() & ~table.index.isin(fails.index)]
+    keep = (table["label_idx"] >= 0).to_numpy()
+    keep[table.index.get_indexer(fails.index)] = False  # positions: no hashing of 1M labels
+    right = table.loc[keep, ["label", "pred", "confidence"]]  # only what the filters read
     return right["confidence"].to_numpy()[_shared_mask(right, f)]
 
 
@@ -122,7 +124,7 @@ def pick(fails: pd.DataFrame, f: dict[str, Any], flagged: dict, overlays: dict) 
 
 
 def render(ctx: PageContext) -> None:
-    table = ctx.table()
+    table = ctx.view()
     fails = failures_frame(table)
     integrity = stored.integrity(ctx.run)
     flagged = stored.suspects(integrity)

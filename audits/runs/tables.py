@@ -1,0 +1,195 @@
+"""The predictions table on disk: written in row groups, read lazily by column and by row.
+
+A 1,000,000-row, 250-class run must not cost a page or an export the whole table: Parquet row
+groups of ``ROW_GROUP_ROWS`` rows let a reader take only the columns it names (column
+projection), only the row groups whose statistics can match a filter (predicate push-down),
+and only the row groups that hold the rows it wants (``take``). pyarrow is already the
+table's reader, so no second engine is needed (see ``bench/scale.py`` for the numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from audits.errors import AuditError
+
+#: Rows per Parquet row group: a filtered or row-indexed read decodes at most this many
+#: rows per group it touches (64 Ki rows of predictions ≈ 5 MB compressed).
+ROW_GROUP_ROWS = 65_536
+
+#: A filter in pyarrow's DNF form, e.g. ``[("label", "=", "targa"), ("correct", "=", False)]``.
+Filter = Sequence[tuple[str, str, Any]]
+
+
+def write_predictions(table: pd.DataFrame, path: Path) -> None:
+    """``table`` as ``path`` in row groups; a table of one group is byte-identical to
+    ``DataFrame.to_parquet(path, index=False)`` (pyarrow's default group is larger)."""
+    table.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
+
+
+class PredictionsWriter:
+    """Append chunks of a predictions table to one Parquet file, one row group per chunk of at
+    most ``ROW_GROUP_ROWS`` rows, so a large table is never whole in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._writer: pq.ParquetWriter | None = None
+        self.n = 0
+
+    def append(self, chunk: pd.DataFrame) -> None:
+        arrow = pa.Table.from_pandas(chunk, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, arrow.schema)
+        self._writer.write_table(arrow, row_group_size=ROW_GROUP_ROWS)
+        self.n += len(chunk)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> PredictionsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LazyTable:
+    """One Parquet file read on demand: its footer once, then only the columns and row groups
+    asked for. Every read returns a fresh pandas frame (callers may keep or drop it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            meta = pq.read_metadata(self.path)
+            self._schema = meta.schema.to_arrow_schema()
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise self._damaged(exc) from None
+        self._meta = meta
+        # First row of each row group, for mapping row numbers to groups.
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    @property
+    def _file(self) -> pq.ParquetFile:
+        """A reader of its own for each read (a cached run is shared by the dashboard's
+        session threads); the footer parsed once is reused."""
+        return pq.ParquetFile(self.path, metadata=self._meta)
+
+    def _damaged(self, exc: BaseException) -> AuditError:
+        return AuditError(f"{self.path}: damaged ({type(exc).__name__}: {exc})")
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def num_row_groups(self) -> int:
+        return len(self._starts) - 1
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._schema.names)
+
+    def _known(self, columns: Iterable[str] | None) -> list[str] | None:
+        if columns is None:
+            return None
+        have = set(self.columns)
+        return [c for c in columns if c in have]  # an older run may lack a column: skip it
+
+    def read(
+        self, columns: Iterable[str] | None = None, filters: Filter | None = None
+    ) -> pd.DataFrame:
+        """The named columns (all when None) of the rows matching ``filters`` (all when None);
+        the index is each row's position in the file, as a full read numbers it."""
+        if filters:
+            return self.take(self.where(filters), columns)
+        try:
+            return self._file.read(columns=self._known(columns)).to_pandas()
+        except Exception as exc:
+            raise self._damaged(exc) from None
+
+    def chunks(self, columns: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The table one row group at a time, each chunk with the pandas dtypes a full read
+        gives (an int or bool column with a null anywhere is float64 / object in every chunk),
+        indexed by row position; writing the chunks one after the other equals writing the
+        whole table."""
+        cols = self._known(columns)
+        try:
+            widen = self._widened(cols)
+            reader = self._file
+            for i in range(self.num_row_groups):
+                frame = reader.read_row_group(i, columns=cols).to_pandas()
+                for name, dtype in widen.items():
+                    frame[name] = frame[name].astype(dtype)
+                frame.index = pd.RangeIndex(self._starts[i], self._starts[i + 1])
+                yield frame
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise self._damaged(exc) from None
+
+    def _widened(self, cols: list[str] | None) -> dict[str, Any]:
+        """Int and bool columns with a null somewhere, with the pandas dtype a full read gives
+        them (float64 / object, or the nullable dtype the pandas metadata names): a chunk
+        without nulls would otherwise read as int64 / bool."""
+        schema = self._schema
+        out: dict[str, Any] = {}
+        for name in cols if cols is not None else schema.names:
+            kind = schema.field(name).type
+            if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+                column = self._file.read(columns=[name])  # one numeric column: cheap
+                if column.column(0).null_count:
+                    out[name] = column.to_pandas()[name].dtype
+        return out
+
+    def where(self, filters: Filter) -> np.ndarray:
+        """Positions of the rows matching ``filters`` (pyarrow's DNF form, evaluated by
+        pyarrow.compute on only the columns the filters name)."""
+        names = sorted({name for name, _, _ in filters})
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise AuditError(f"{self.path}: no column {', '.join(missing)} to filter on")
+        try:
+            arrow = self._file.read(columns=names)
+            arrow = arrow.append_column("__pos", pa.array(np.arange(arrow.num_rows)))
+            kept = arrow.filter(pq.filters_to_expression(list(filters)))
+        except Exception as exc:
+            raise self._damaged(exc) from None
+        return kept.column("__pos").to_numpy()
+
+    def take(
+        self, rows: Sequence[int] | np.ndarray, columns: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """The rows at positions ``rows`` (in the order given), reading only the row groups
+        that hold them; the index is each row's position."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.num_rows):
+            raise AuditError(f"{self.path}: row out of range (0..{self.num_rows - 1})")
+        cols = self._known(columns)
+        groups = np.unique(np.searchsorted(self._starts, rows, side="right") - 1)
+        try:
+            arrow = (
+                self._file.read_row_groups(groups.tolist(), columns=cols)
+                if groups.size
+                else self._schema.empty_table().select(cols or self.columns)
+            )
+        except Exception as exc:
+            raise self._damaged(exc) from None
+        # Position of each requested row inside the concatenation of the groups read.
+        offsets = np.zeros(self.num_row_groups, np.int64)
+        sizes = np.diff(self._starts)[groups]
+        offsets[groups] = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if groups.size else []
+        group_of = np.searchsorted(self._starts, rows, side="right") - 1
+        local = offsets[group_of] + (rows - self._starts[group_of])
+        frame = arrow.take(pa.array(local)).to_pandas()
+        frame.index = pd.Index(rows)
+        return frame
