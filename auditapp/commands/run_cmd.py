@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from auditapp.commands.engine_options import add_engine_options, engine_spec
 from auditapp.commands.mlflow_options import add_mlflow_options, log_stored, mlflow_target
 from auditapp.commands.options import add_inference_options, non_negative_int
 from auditapp.json_output import read_record, set_result, wants_json
@@ -47,7 +48,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-integrity", action="store_true", help="skip leakage, suspect labels and slices"
     )
+    p.add_argument(
+        "--no-map", action="store_true", help="skip the 2-D embedding map (UMAP, else PCA)"
+    )
+    p.add_argument(
+        "--map",
+        dest="map_method",
+        choices=("pca", "umap"),
+        default="pca",
+        help="embedding map method (default pca; umap needs umap-learn and adds its compile time)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_engine_options(p)
     add_mlflow_options(p)
     p.set_defaults(handler=main)
 
@@ -58,11 +70,18 @@ def main(args: argparse.Namespace) -> int:
     from audits.store import load_run
 
     skip = tuple(
-        k for k, off in (("explain", args.no_explain), ("integrity", args.no_integrity)) if off
+        k
+        for k, off in (
+            ("explain", args.no_explain),
+            ("integrity", args.no_integrity),
+            ("embedding_map", args.no_map),
+        )
+        if off
     )
     if "explain" not in skip:
         check_explain_method(args.explain_method)
     mlflow = mlflow_target(args)  # checked before the audit: a typo costs seconds
+    engine = engine_spec(args)
     path = run_audit(
         args.model,
         args.data,
@@ -73,11 +92,13 @@ def main(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         progress=not args.quiet,
         skip=skip,
+        engine=engine,
         options={
             "explain_method": args.explain_method,
             "explain_max": None if args.explain_max == 0 else args.explain_max,
             "explain_top_by_loss": args.explain_top_by_loss,
             "explain_baseline": args.explain_baseline,
+            "map_method": args.map_method,
         },
     )
     log_stored(mlflow, path, args.store)
