@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from audits.datasets import ImageSet
 from audits.errors import AuditError
-from audits.images import BadImage, read_for_model
+from audits.hashing import bytes_sha256
+from audits.images import BadImage, load_for_model, read_file
 from audits.model_card import ModelCard
 from audits.npy_writer import NpyRows
 from audits.worker_errors import worker_failure
@@ -185,6 +186,25 @@ class BatchPredictor:
         )
 
 
+#: Pixels per batch the automatic batch size aims at: 64 images of 224 x 224 RGB, the size every
+#: ImageNet-style model has run at since the first release. Small inputs (28 x 28 greyscale)
+#: get bigger batches, because per-batch work (Python, thread wake-ups, writes) then dominates.
+AUTO_BATCH_PIXELS = 64 * 224 * 224 * 3
+AUTO_BATCH_MAX = 512
+
+
+def resolve_batch_size(batch_size: int | None, card: ModelCard) -> int:
+    """``batch_size`` as given, or (None: automatic) the power of two in 1..512 whose batch holds
+    at most ``AUTO_BATCH_PIXELS`` input values; 64 for 224 x 224 RGB, 512 for 28 x 28 grey."""
+    if batch_size is not None:
+        if batch_size < 1:
+            raise AuditError(f"--batch-size {batch_size}: must be at least 1")
+        return int(batch_size)
+    per_image = max(1, card.size[0] * card.size[1] * card.channels)
+    fits = max(1, AUTO_BATCH_PIXELS // per_image)
+    return int(min(AUTO_BATCH_MAX, 1 << (fits.bit_length() - 1)))
+
+
 def default_workers(device: torch.device) -> int:
     """DataLoader workers for decoding: one core left to the main process, at most 4 (8 on CUDA)."""
     cores = os.cpu_count() or 1
@@ -218,8 +238,10 @@ def check_finite(
 class ImageReader(torch.utils.data.Dataset):
     """Reads and decodes one image for the model; a failure is a reason, never an exception.
 
-    Items are ``(uint8 CHW, position, reason, width, height)``; ``reason`` is "" for a good
-    image. With ``expected_sha256`` (one per path, None to skip) a changed file is refused.
+    Items are ``(uint8 CHW, position, reason, width, height, sha256)``; ``reason`` is "" for a
+    good image; ``sha256`` is the hash of the bytes that were decoded ("" when the file could not
+    be read), so each file is read once for both. With ``expected_sha256`` (one per path, None to
+    skip) a changed file is refused.
     """
 
     def __init__(
@@ -236,16 +258,19 @@ class ImageReader(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str, int, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str, int, int, str]:
         expected = self.expected[i] if self.expected is not None else None
+        sha = ""
         try:
-            arr, width, height = read_for_model(
-                self.root / self.paths[i], self.size, self.channels, expected
-            )
+            data = read_file(os.path.join(self.root, self.paths[i]))
+            sha = bytes_sha256(data)
+            if expected and sha != expected:
+                raise BadImage("changed since the run (sha256 differs)")
+            arr, width, height = load_for_model(data, self.size, self.channels)
         except BadImage as exc:
             blank = torch.zeros(self.channels, *self.size, dtype=torch.uint8)
-            return blank, i, str(exc), 0, 0
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, "", width, height
+            return blank, i, str(exc), 0, 0, sha
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, "", width, height, sha
 
 
 @dataclass
@@ -290,6 +315,8 @@ class ImageBatches:
         )
         self.progress, self.desc = progress, desc
         self.skipped: list[dict[str, str]] = []
+        #: sha256 of every file as read for decoding (None: unreadable), filled while iterating.
+        self.hashes: list[str | None] = [None] * len(paths)
 
     def __iter__(self) -> Iterator[ImageBatch]:
         bar = tqdm(
@@ -300,9 +327,11 @@ class ImageBatches:
             disable=None if self.progress else True,  # None: off unless stderr is a terminal
         )
         try:
-            for images, index, reasons, width, height in _unwrapped(self.loader):
+            for images, index, reasons, width, height, shas in _unwrapped(self.loader):
                 bar.update(len(index))
                 index = index.numpy()
+                for i, sha in zip(index.tolist(), shas, strict=True):
+                    self.hashes[i] = sha or None
                 ok = np.array([r == "" for r in reasons], dtype=bool)
                 for i in np.flatnonzero(~ok):
                     self.skipped.append({"path": str(self.paths[index[i]]), "reason": reasons[i]})
@@ -361,6 +390,9 @@ class Predictions:
     device: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     embedding_source: str = "penultimate"
+    #: sha256 of every listed file (data-set order; None: unreadable): the ones given to
+    #: ``predict``, else those of the bytes it decoded.
+    hashes: list[str | None] = field(default_factory=list)
 
 
 def predict(
@@ -368,7 +400,7 @@ def predict(
     card: ModelCard,
     image_set: ImageSet,
     device: str | torch.device = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     hashes: list[str | None] | None = None,
     out_dir: Path | None = None,
@@ -377,11 +409,12 @@ def predict(
     """Run the model over every image of the set; unreadable images are skipped with a reason.
 
     With ``out_dir``, probabilities and embeddings stream to ``probabilities.npy`` and
-    ``embeddings.npy`` there (memory stays flat however large the set).
+    ``embeddings.npy`` there (memory stays flat however large the set). Without ``hashes``, each
+    file's sha256 is taken from the bytes read for decoding (``Predictions.hashes``), so a set is
+    read once, not once to hash and again to decode.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    if batch_size < 1:
-        raise AuditError(f"--batch-size {batch_size}: must be at least 1")
+    batch_size = resolve_batch_size(batch_size, card)
     if workers is not None and workers < 0:
         raise AuditError(f"--workers {workers}: must be 0 or more (0 reads images in this process)")
     predictor = BatchPredictor(model, card, dev)
@@ -396,7 +429,7 @@ def predict(
         progress=progress,
         desc=f"{card.name} {card.version}",
     )
-    outputs = _Outputs(card, label_indices(items["label"], card.classes), out_dir)
+    outputs = Outputs(card, label_indices(items["label"], card.classes), out_dir)
     started = time.perf_counter()
     paths = batches.paths
     try:
@@ -410,7 +443,10 @@ def predict(
     finally:
         predictor.close()
     elapsed = time.perf_counter() - started
+    if hashes is None:
+        hashes = batches.hashes
     return Predictions(
+        hashes=list(hashes),
         table=outputs.table(items, card, hashes),
         probabilities=outputs.probabilities.finish(len(card.classes)),
         embeddings=outputs.embeddings.finish(outputs.emb_dim),
@@ -432,7 +468,7 @@ def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
     )
 
 
-class _Outputs:
+class Outputs:
     """What ``predict`` gathers batch by batch: per-row columns, image sizes and the arrays."""
 
     COLUMNS = ("row_index", "pred_idx", "confidence", "loss", "topk_idx", "topk_prob")

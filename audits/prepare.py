@@ -91,14 +91,17 @@ def load_labelled(path: str | Path, card: ModelCard, *, required: bool) -> Image
     return image_set
 
 
-def check_freeze(image_set: ImageSet, warn: bool = True) -> FrozenCheck:
-    """Hash every file, compare with the freeze record (refusing a set that moved), fingerprint.
+def check_freeze(
+    image_set: ImageSet, warn: bool = True, hashes: list[str | None] | None = None
+) -> FrozenCheck:
+    """Hash every file (unless ``hashes`` are given: those of the bytes inference decoded),
+    compare with the freeze record (refusing a set that moved), fingerprint.
 
     An unfrozen set is allowed, with a warning on stderr that says how to freeze it; so is a
     set whose metadata changed since it was frozen (recorded as not frozen, each change listed)
     and one frozen before metadata was covered (a note says to re-freeze).
     """
-    hashes = hash_files(image_set)
+    hashes = hash_files(image_set) if hashes is None else hashes
     status = freeze_status(image_set, hashes)
     if warn:
         message = freeze_message(image_set, status)

@@ -83,7 +83,10 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     add_store_option(p)
     add_device_option(p)
     p.add_argument(
-        "--batch-size", type=positive_int, default=64, help="images per batch (default 64)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="images per batch (default: by input size; 64 for 224x224 RGB, up to 512 for small inputs)",
     )
     p.add_argument(
         "--workers",
