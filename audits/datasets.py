@@ -24,7 +24,7 @@ import pandas as pd
 
 from audits.data_paths import Containment, refuse_outside, walk_images
 from audits.errors import AuditError
-from audits.freezing import FreezeStatus, Metadata, compare_metadata
+from audits.freezing import FreezeStatus, Metadata, compare_metadata, lineage_block
 from audits.freezing import read_record as _read_record
 from audits.hashing import file_sha256 as _sha256
 from audits.progress import tracked
@@ -277,10 +277,12 @@ def fingerprint(image_set: ImageSet, hashes: list[str | None] | None = None) -> 
     )
 
 
-def freeze(image_set: ImageSet) -> dict:
+def freeze(
+    image_set: ImageSet, hashes: list[str | None] | None = None, lineage: dict | None = None
+) -> dict:
     """Record the fingerprint, every file's hash and label and every row's metadata beside the
-    data; returns the record."""
-    hashes = hash_files(image_set)
+    data; returns the record. ``lineage`` (``audits.relabel``) names the set it was made from."""
+    hashes = hash_files(image_set) if hashes is None else hashes
     unreadable = [p for p, h in zip(image_set.items["path"], hashes, strict=True) if h is None]
     if unreadable:
         raise AuditError(
@@ -301,6 +303,8 @@ def freeze(image_set: ImageSet) -> dict:
             )
         },
     }
+    if lineage is not None:
+        record["lineage"] = lineage
     tmp = image_set.freeze_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
     tmp.replace(image_set.freeze_file)
@@ -323,7 +327,9 @@ def freeze_status(image_set: ImageSet, hashes: list[str | None]) -> FreezeStatus
     if record is not None:
         _check_files(image_set, hashes, record)
     now = Metadata.of(image_set.items, image_set.metadata_columns)
-    return compare_metadata(record, image_set.freeze_file, image_set.source, now)
+    status = compare_metadata(record, image_set.freeze_file, image_set.source, now)
+    status.lineage = lineage_block(record, image_set.freeze_file, image_set.source)
+    return status
 
 
 def check_frozen(image_set: ImageSet, hashes: list[str | None]) -> bool:

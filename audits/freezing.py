@@ -134,6 +134,8 @@ class FreezeStatus:
     changes: list[MetadataChange] = field(default_factory=list)
     columns_added: list[str] = field(default_factory=list)
     columns_removed: list[str] = field(default_factory=list)
+    #: The record's ``lineage`` (a set made by ``relabel``), None for an original set.
+    lineage: dict[str, Any] | None = None
 
     @property
     def metadata_changed(self) -> bool:
@@ -261,3 +263,13 @@ def compare_metadata(
     if not status.metadata_changed:
         raise damaged(file, source, "'metadata_sha256' does not match its own rows")
     return status
+
+
+def lineage_block(record: dict[str, Any] | None, file: Path, source: Path) -> dict[str, Any] | None:
+    """The record's ``lineage`` block (``audits.relabel``), None when it has none."""
+    lineage = None if record is None else record.get("lineage")
+    if lineage is None:
+        return None
+    if not isinstance(lineage, dict) or not isinstance(lineage.get("parent_fingerprint"), str):
+        raise damaged(file, source, "'lineage' must be an object naming 'parent_fingerprint'")
+    return lineage

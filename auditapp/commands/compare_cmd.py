@@ -60,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     _add_threshold_flags(p.add_argument_group("decision thresholds"))
     _add_speed_flags(p.add_argument_group("speed measurement"))
+    p.add_argument(
+        "--across-corrections",
+        action="store_true",
+        help="compare runs on two versions of one held-out set (one made from the other by "
+        "relabel) on the images both share with the same label",
+    )
     p.add_argument("--no-save", action="store_true", help="do not store the comparison folder")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.set_defaults(handler=main)
@@ -182,6 +188,7 @@ def main(args: argparse.Namespace) -> int:
             "allow_pickle": args.allow_pickle,
             "allow_code_change": args.allow_code_change,
         },
+        across_corrections=args.across_corrections,
     )
     if (doc.get("speed") or {}).get("code_changed"):
         doc["notes"].append(
@@ -196,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
         # comparison.json's fields (the verdict and its one-line summary among them).
         set_result(args, {**doc, "comparison": None if path is None else str(path)})
     elif not args.quiet:
-        print_comparison(doc)
+        print_comparison(doc)  # the notes say when the sets are two versions of one set
     # The verdict is the last line, printed plainly so no terminal width wraps it.
     print(doc["summary"], flush=True)
     return 0 if doc["verdict"] == PROMOTE else 1

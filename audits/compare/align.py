@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from audits.compare.ancestry import Relation, relation
 from audits.errors import AuditError
-from audits.runs.models_audit import AuditRecord, DatasetInfo
+from audits.runs.models_audit import AuditRecord
 from audits.store import Run
 
 
@@ -21,6 +23,8 @@ class Aligned:
     n_only_a: int = 0
     n_only_b: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Set when the runs are on two versions of one set (``--across-corrections``): counts.
+    across_corrections: dict[str, Any] | None = None
 
     @property
     def groups(self) -> np.ndarray | None:
@@ -86,8 +90,20 @@ def _audit_record(run: Run, which: str) -> AuditRecord:
     return run.audit
 
 
-def _check_same_set(da: DatasetInfo, db: DatasetInfo) -> None:
+def _check_same_set(run_a: Run, run_b: Run, across_corrections: bool = False) -> Relation | None:
+    """None for one set; the relation of two versions of a set with ``across_corrections``."""
+    da, db = run_a.audit.dataset, run_b.audit.dataset
     fa, fb = da.fingerprint, db.fingerprint
+    if fa and fb and fa != fb and (related := relation(run_a, run_b)) is not None:
+        if across_corrections:
+            return related
+        gens = "" if related.generations == 1 else f" ({related.generations} generations)"
+        raise AuditError(
+            f"the runs were made on two versions of one held-out set: {related.descendant}'s set "
+            f"(fingerprint {str(fb if related.descendant == 'RUN_B' else fa)[:12]}) was made from "
+            f"{related.ancestor}'s by relabel{gens}; pass --across-corrections to compare on the "
+            "images both versions share with the same label"
+        )
     if not fa or not fb or fa != fb:
         raise AuditError(
             f"the runs were made on different held-out sets (RUN_A fingerprint {str(fa)[:12]} from {da.path}, "
@@ -135,6 +151,8 @@ def _outcomes(run: Run, which: str) -> pd.DataFrame:
     )
     if "group" in labelled.columns:
         out["group"] = labelled["group"].to_numpy(dtype=object)
+    if "file_sha256" in labelled.columns:  # across corrections: the same path is the same file
+        out["file_sha256"] = labelled["file_sha256"].to_numpy(dtype=object)
     return out
 
 
@@ -150,6 +168,56 @@ def _merge(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
             f"e.g. '{merged.loc[mismatch, 'path'].iloc[0]}'; one run's predictions table is damaged"
         )
     return merged
+
+
+def _merge_across(
+    a: pd.DataFrame, b: pd.DataFrame, related: Relation, run_a: Run, run_b: Run
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The images both versions hold as the same file with the same label; the rest counted."""
+    shared = a.merge(b, on="path", how="inner", suffixes=("_a", "_b"), validate="one_to_one")
+    same_file = pd.Series(True, index=shared.index)
+    if "file_sha256_a" in shared.columns and "file_sha256_b" in shared.columns:
+        same_file = shared["file_sha256_a"] == shared["file_sha256_b"]
+    same_label = shared["label_a"] == shared["label_b"]
+    merged = shared[same_file & same_label].reset_index(drop=True)
+    if merged.empty:
+        raise AuditError(
+            "the two versions of the set share no image with the same file and label; "
+            "nothing to compare"
+        )
+    block = {
+        "ancestor": related.ancestor,
+        "descendant": related.descendant,
+        "generations": related.generations,
+        "chain": list(related.chain),
+        "fingerprint_a": run_a.audit.dataset.fingerprint,
+        "fingerprint_b": run_b.audit.dataset.fingerprint,
+        "n_a": int(len(a)),
+        "n_b": int(len(b)),
+        "n_shared": int(len(shared)),
+        "n_label_changed": int((same_file & ~same_label).sum()),
+        "n_file_changed": int((~same_file).sum()),
+        "n_only_a": int(len(a) - len(shared)),
+        "n_only_b": int(len(b) - len(shared)),
+        "n_aligned": int(len(merged)),
+    }
+    return merged, block
+
+
+def across_note(block: dict[str, Any]) -> str:
+    """The verdict note of a comparison across corrections (stored in ``notes``)."""
+    left_out = [
+        f"{block['n_label_changed']} relabelled",
+        f"{block['n_only_a']} only in RUN_A's set",
+        f"{block['n_only_b']} only in RUN_B's set",
+    ]
+    if block["n_file_changed"]:
+        left_out.append(f"{block['n_file_changed']} whose file differs")
+    return (
+        f"compared across corrections: {block['descendant']}'s set was made from "
+        f"{block['ancestor']}'s by relabel; on the {block['n_aligned']} images both versions "
+        f"share with the same label ({', '.join(left_out)} left out)"
+    )
 
 
 def _pairs_frame(merged: pd.DataFrame) -> pd.DataFrame:
@@ -169,10 +237,19 @@ def _pairs_frame(merged: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def align_runs(run_a: Run, run_b: Run, class_map: dict[str, str] | None = None) -> Aligned:
-    """Check the runs are comparable and pair their outcomes image by image (on ``path``)."""
+def align_runs(
+    run_a: Run,
+    run_b: Run,
+    class_map: dict[str, str] | None = None,
+    across_corrections: bool = False,
+) -> Aligned:
+    """Check the runs are comparable and pair their outcomes image by image (on ``path``).
+
+    Runs on two versions of one set (``relabel``) are refused unless ``across_corrections``;
+    then they are paired on the images both versions hold with the same file and label.
+    """
     record_a, record_b = _audit_record(run_a, "RUN_A"), _audit_record(run_b, "RUN_B")
-    _check_same_set(record_a.dataset, record_b.dataset)
+    related = _check_same_set(run_a, run_b, across_corrections)
     classes = matched_classes(
         list(record_a.model.classes or []), list(record_b.model.classes or []), class_map
     )
@@ -180,9 +257,14 @@ def align_runs(run_a: Run, run_b: Run, class_map: dict[str, str] | None = None) 
     a, b = _outcomes(run_a, "RUN_A"), _outcomes(run_b, "RUN_B")
     if class_map:
         a["pred"] = a["pred"].map(lambda p: class_map.get(p, p))
-    merged = _merge(a, b)
+    across = None
+    if related is None:
+        merged = _merge(a, b)
+    else:
+        merged, across = _merge_across(a, b, related, run_a, run_b)
+        notes.append(across_note(across))
     n_only_a, n_only_b = len(a) - len(merged), len(b) - len(merged)
-    if n_only_a or n_only_b:
+    if (n_only_a or n_only_b) and across is None:
         notes.append(
             f"aligned on the {len(merged)} images both runs decoded; {n_only_a} were scored only in RUN_A "
             f"and {n_only_b} only in RUN_B, and are left out"
@@ -193,4 +275,5 @@ def align_runs(run_a: Run, run_b: Run, class_map: dict[str, str] | None = None) 
         n_only_a=n_only_a,
         n_only_b=n_only_b,
         notes=notes,
+        across_corrections=across,
     )

@@ -9,9 +9,11 @@ from dashboard import stored
 from dashboard.charts import chart
 from dashboard.class_slices_view import root_cause_callout
 from dashboard.components import chip, esc, guard, interval, metric_card, version_block
+from dashboard.markdown import md_escape
 from dashboard.neighbours import superseded_banner
 from dashboard.page import PageContext, run_page
 from reports.present import charts, findings, fmt, narrative, neighbours
+from reports.present.lineage import lineage_sentence
 from reports.present.pair_words import pair_sentence
 from reports.present.palette import ACCENT
 from reports.present.rows import record_or_none
@@ -205,6 +207,9 @@ def render(ctx: PageContext) -> None:
         )
     st.markdown("#### What was audited")
     with guard("The version block", ctx.record_file):
+        lineage = lineage_sentence(ctx.audit.dataset.lineage)  # a set made by `relabel`
+        if lineage:
+            st.markdown(f":material/account_tree: {md_escape(lineage)}")
         version_block(ctx.audit)
 
 

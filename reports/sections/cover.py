@@ -10,6 +10,7 @@ from audits.related import RunBundle
 from audits.runs.models_audit import Metrics
 from audits.store import Run
 from reports.present import fmt, narrative, neighbours
+from reports.present.lineage import lineage_sentence
 from reports.present.topk import shown_topk
 from reports.sections.base import date_text, kv
 from reports.tree import KeyFigure, KeyValue
@@ -40,6 +41,7 @@ def _read(run: Run, b: RunBundle) -> dict[str, Any]:
         "n": m.n_labelled or data.n_images,
         "model": (model.name, model.version, model.weights_sha256, model.code_commit),
         "data": (data.n_images, data.fingerprint, data.frozen),
+        "lineage": lineage_sentence(data.lineage),
         "auditor": (auditor.version, auditor.commit),
         "created": audit.created,
         "device": audit.device.type if audit.device is not None else None,
@@ -92,6 +94,7 @@ def _identity(s: dict[str, Any]) -> list[KeyValue]:
         kv("Weights sha256", weights, mono=True),
         kv("Model code commit", code_commit, mono=True),
         kv("Held-out data", held_out),
+        *([kv("Data lineage", s["lineage"])] if s.get("lineage") else []),
         kv("Auditor", f"{auditor_version} at commit {commit}"),
         kv("Audited on", f"{date_text(s['created'])}, {fmt.text(s['device'])}"),
     ]
