@@ -1,0 +1,220 @@
+"""The history of a model family at 500 runs: ``python -m audits history`` and the History page.
+
+Writes (once per folder) ``--runs`` synthetic audits of one family with ``--comparisons``
+stored comparisons between consecutive versions and a few audits on a corrected child set
+(``fixtures.synthetic_history``), then times:
+
+* the command as a whole process (``python -m audits history NAME``, the Rich table and
+  ``--json``), wall and CPU seconds (median of ``--repeats``);
+* the same work in-process: the light listing (``audits.history_records``), the history and
+  the JSON payload;
+* with ``--browser``: the History page warm in Debian Chromium (playwright), from navigation
+  to the recall heatmap drawn (the first load fills the caches; the next ones are timed).
+
+Budgets (issue 17): ``history`` < 2 s, page < 3 s warm. Run from the repository root:
+``python bench/history.py --classes 20 --browser`` and ``python bench/history.py --classes 250``.
+The results are printed as a Markdown table (and written to ``bench/out/history-<classes>.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, Stopwatch, add_repeats, load_average, make_parser  # noqa: E402
+from bench.dashboard import CHROMIUM_FLAGS, _serve, machine  # noqa: E402
+
+FAMILY = "synthetic-cars"
+CLI_BUDGET_S, PAGE_BUDGET_S = 2.0, 3.0
+HEATMAP = ".js-plotly-plot .heatmaplayer image"
+
+
+def ensure_store(store: Path, runs: int, classes: int, comparisons: int) -> float:
+    """Write the store unless a complete one is there; seconds spent writing (0 when reused)."""
+    from fixtures.synthetic_history import write_history
+
+    done = store / ".complete"
+    if done.is_file() and done.read_text() == f"{runs} {classes} {comparisons}":
+        return 0.0
+    if store.exists():
+        raise SystemExit(f"{store}: exists but is not a finished store of this size; remove it")
+    started = time.perf_counter()
+    write_history(store, runs, classes, 1000, comparisons, n_child=5)
+    done.write_text(f"{runs} {classes} {comparisons}")  # hidden: the store ignores it
+    return time.perf_counter() - started
+
+
+def time_process(store: Path, repeats: int, *extra: str) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``python -m audits history`` as a fresh process."""
+    walls, cpus = [], []
+    cmd = [sys.executable, "-m", "audits", "history", FAMILY, "--store", str(store), *extra]
+    env = dict(os.environ, COLUMNS="160")
+    for _ in range(repeats):
+        with Stopwatch(children=True) as sw:
+            subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+        walls.append(sw.wall)
+        cpus.append(sw.cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def time_in_process(store: Path, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of each step, in this process."""
+    from auditapp.json_output import dumps
+    from audits.history import build_history, payload
+    from audits.history_records import read_records
+
+    steps: dict[str, list[tuple[float, float]]] = {"read": [], "build": [], "json": []}
+    for _ in range(repeats):
+        with Stopwatch() as sw:
+            found = read_records(store)
+        steps["read"].append((sw.wall, sw.cpu))
+        with Stopwatch() as sw:
+            h = build_history(found.audits, found.comparisons, FAMILY, store=str(store))
+        steps["build"].append((sw.wall, sw.cpu))
+        with Stopwatch() as sw:
+            dumps(payload(h, str(store)))
+        steps["json"].append((sw.wall, sw.cpu))
+    return {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+        for k, v in steps.items()
+    }
+
+
+def time_apptest(store: Path, repeats: int) -> tuple[float, float]:
+    """The page script's warm run in Streamlit's AppTest (server side): median wall and CPU s."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["AUDIT_STORE"] = str(store)
+    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=1800).run()
+    at.switch_page("dashboard/pages/history.py").run()  # cold: fills the caches
+    walls, cpus = [], []
+    for _ in range(repeats):
+        with Stopwatch() as sw:
+            at.run()
+        walls.append(sw.wall)
+        cpus.append(sw.cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def time_page(store: Path, repeats: int) -> dict[str, list[float]]:
+    """Warm seconds to the History page's heatmap drawn in Chromium: after a click in the
+    sidebar (from Overview), and after a full navigation to its address (a new session)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from audits.history_records import read_records
+
+    newest = max(read_records(store).audits, key=lambda a: (a.created, a.run_id)).run_id
+    proc, port = _serve(store)
+    base = f"http://127.0.0.1:{port}"
+    out: dict[str, list[float]] = {"click": [], "navigation": [], "overview": []}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=CHROMIUM_FLAGS,
+            )
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(300_000)
+            for attempt in range(120):
+                try:
+                    page.goto(f"{base}/history?run={newest}", timeout=5000)
+                    break
+                except Exception:
+                    if attempt == 119:
+                        raise
+                    time.sleep(1)
+            # Cold: fills the caches. The sidebar's catalog validates every record in full
+            # (about 35 ms of CPU per 250-class run), so a cold start takes minutes at 500.
+            page.wait_for_selector(HEATMAP, state="visible", timeout=1_800_000)
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            for _ in range(repeats):
+                started = time.perf_counter()
+                nav.get_by_text("Overview", exact=True).click()
+                page.wait_for_selector(".ma-footer[data-page='overview']")
+                out["overview"].append(time.perf_counter() - started)  # a control: load
+                started = time.perf_counter()
+                nav.get_by_text("History", exact=True).click()
+                page.wait_for_selector(HEATMAP, state="visible")
+                out["click"].append(time.perf_counter() - started)
+            for _ in range(repeats):
+                started = time.perf_counter()
+                page.goto(f"{base}/history?run={newest}")
+                page.wait_for_selector(HEATMAP, state="visible")
+                out["navigation"].append(time.perf_counter() - started)
+            page.wait_for_selector(".ma-footer[data-page='history']")
+            shot = REPO / "bench" / "out" / "screenshots" / f"history-{store.name}.png"
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def main() -> None:
+    parser = make_parser(__doc__)
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--classes", type=int, default=20)
+    parser.add_argument("--comparisons", type=int, default=200)
+    parser.add_argument("--store", type=Path, help="default: bench/out/history-<classes>")
+    parser.add_argument("--browser", action="store_true", help="also time the page in Chromium")
+    add_repeats(parser, 3)
+    args = parser.parse_args()
+    store = args.store or REPO / "bench" / "out" / f"history-{args.classes}"
+    written = ensure_store(store, args.runs, args.classes, args.comparisons)
+    load = load_average()
+    table_wall, table_cpu = time_process(store, args.repeats)
+    json_wall, json_cpu = time_process(store, args.repeats, "--json")
+    steps = time_in_process(store, args.repeats)
+    print(
+        f"history: {table_wall:.2f} s (CPU {table_cpu:.2f}), --json: {json_wall:.2f} s", flush=True
+    )
+    server_wall, server_cpu = time_apptest(store, args.repeats)
+    print(f"page script warm: {server_wall:.2f} s (CPU {server_cpu:.2f})", flush=True)
+    page = time_page(store, args.repeats) if args.browser else {}
+    lines = [
+        f"### History of a model family: {args.runs} runs, {args.classes} classes, "
+        f"{args.comparisons} comparisons",
+        "",
+        f"Machine: {machine()}; 1-minute load average {load:.1f} when timing started.",
+        f"Store written in {written:.0f} s" if written else "Store reused.",
+        "",
+        "| what | wall (s, median) | CPU (s) | budget |",
+        "| --- | --- | --- | --- |",
+        f"| `history` process, Rich table | {table_wall:.2f} | {table_cpu:.2f} | < {CLI_BUDGET_S:g} |",
+        f"| `history --json` process | {json_wall:.2f} | {json_cpu:.2f} | < {CLI_BUDGET_S:g} |",
+        *(f"| in-process: {k} | {w:.3f} | {c:.3f} | |" for k, (w, c) in steps.items()),
+    ]
+    lines.append(
+        f"| History page script, warm (AppTest, server side) | {server_wall:.2f} | "
+        f"{server_cpu:.2f} | < {PAGE_BUDGET_S:g} |"
+    )
+    for how, what in (
+        ("click", "History page warm in Chromium, sidebar click → heatmap drawn"),
+        ("navigation", "History page warm in Chromium, full navigation to its URL → heatmap drawn"),
+        ("overview", "control: Overview page warm in Chromium, sidebar click → footer drawn"),
+    ):
+        if page.get(how):
+            lines.append(
+                f"| {what} | "
+                f"{statistics.median(page[how]):.2f} (max {max(page[how]):.2f}) | | "
+                f"< {PAGE_BUDGET_S:g} |"
+            )
+    text = "\n".join(lines) + "\n"
+    out = REPO / "bench" / "out" / f"history-{args.classes}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
