@@ -9,7 +9,8 @@ Files (``<stem>`` is ``<model name>-<version>``):
 
 * ``<stem>-report.pdf``, ``<stem>-report.html`` — the client report;
 * ``<stem>-audit.json`` and ``audit-export.schema.json`` — the data and the schema it follows;
-* ``<stem>-per-class.csv``, ``<stem>-confusion.csv``, ``<stem>-predictions.csv``;
+* ``<stem>-per-class.csv``, ``<stem>-confusion.csv``, ``<stem>-predictions.csv`` and, when the
+  comparison stores them, ``<stem>-what-changed.csv`` (the images only one version gets right);
 * ``export.json`` — when and with what the export was made (the only file that changes
   between exports of the same run, besides the PDF's internal ids);
 * ``manifest.json`` — sha256 and size of every other file (``python -m audits verify``).
@@ -87,6 +88,9 @@ def _write_formats(run: Run, related: RunBundle, formats: list[str], tmp: Path) 
             csv_export.write_per_class(run, tmp / f"{stem}-per-class.csv")
             csv_export.write_confusion(run, tmp / f"{stem}-confusion.csv")
             csv_export.write_predictions(run, tmp / f"{stem}-predictions.csv")
+            from reports.changed_export import write_changed
+
+            write_changed(related, tmp / f"{stem}-what-changed.csv")  # when a comparison has it
         timings[fmt] = time.perf_counter() - t0
     return timings
 

@@ -18,6 +18,7 @@ from audits.fsio import to_jsonable
 from audits.related import RunBundle
 from audits.runs import StageError
 from audits.store import Run
+from reports.changed_export import changed_records
 from reports.content import ReportContent
 from reports.sections.explain import explain_files
 
@@ -73,6 +74,15 @@ def _related(other: Run | None) -> dict[str, Any] | None:
         return None
 
 
+def _with_changed(comparison: Run | None) -> dict[str, Any] | None:
+    """A comparison's record (``_related``) with its stored "what changed" lists, if any."""
+    block = _related(comparison)
+    changed = changed_records(comparison) if block is not None else None
+    if changed is not None:
+        block["changed_images"] = changed
+    return block
+
+
 def _stage_errors(run: Run) -> dict[str, str]:
     """The stages of the audit that stored ``{"error": …}`` instead of their result."""
     audit = run.audit
@@ -100,9 +110,9 @@ def export_document(run: Run, related: RunBundle, content: ReportContent) -> dic
     doc["integrity"] = _integrity(run, stored.get("integrity"))
     doc["claims"] = _claims(run)
     doc["drift"] = _related(related.drift)
-    doc["comparison"] = _related(related.comparison)
+    doc["comparison"] = _with_changed(related.comparison)
     doc["previous_run_id"] = related.previous.run_id if related.previous else None
-    doc["successor"] = _related(related.successor)  # a newer version compared with this one
+    doc["successor"] = _with_changed(related.successor)  # a newer version compared with this one
     doc["newer_run_id"] = related.newer.run_id if related.newer else None
     doc["stage_errors"] = _stage_errors(run)
     doc["report"] = {

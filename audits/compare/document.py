@@ -11,6 +11,7 @@ from audits.compare.thresholds import Thresholds
 from audits.runs import SCHEMA_VERSION, utc_stamp
 from audits.speed import SpeedResult, measure_speed
 from audits.store import Run, auditor_identity
+from audits.what_changed import changed_images, summary
 
 
 def _run_block(run: Run) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def compare_runs(
     speed: SpeedResult | None = None,
     measure: bool = False,
     speed_options: dict[str, Any] | None = None,
+    across_corrections: bool = False,
 ) -> tuple[dict[str, Any], Aligned]:
     """The comparison document (``comparison.json`` without its run id) and the aligned pairs.
 
@@ -61,7 +63,7 @@ def compare_runs(
     used as given, and ``None`` skips the speed check.
     """
     t = thresholds or Thresholds()
-    aligned = align_runs(run_a, run_b, class_map)
+    aligned = align_runs(run_a, run_b, class_map, across_corrections)
     stats = paired_statistics(aligned, t.alpha)
     if measure:
         speed = measure_speed(run_a, run_b, aligned.frame["path"].tolist(), **(speed_options or {}))
@@ -77,10 +79,16 @@ def compare_runs(
         "run_a": _run_block(run_a),
         "run_b": _run_block(run_b),
         "dataset": _dataset_block(run_a, aligned, stats["overall"]["mcnemar"]["n_clusters"]),
+        # two versions of one set (relabel): what was paired and what was left out
+        **(
+            {"across_corrections": aligned.across_corrections} if aligned.across_corrections else {}
+        ),
         "classes": aligned.classes,
         "class_map": class_map or None,
         "overall": stats["overall"],
         "per_class": stats["per_class"],
+        # The same pairs McNemar counted: only_a_right == mcnemar.b, only_b_right == mcnemar.c.
+        "what_changed": summary(changed_images(aligned.frame)),
         "speed": None if speed is None else speed.to_dict(),
         "thresholds": t.to_dict(),
         "verdict": verdict.verdict,

@@ -11,10 +11,12 @@ from audits.compare.align import Aligned
 from audits.errors import AuditError
 from audits.runs import write_record
 from audits.store import Run, create_run, load_run, new_run_id, scan_store, warn_damaged
+from audits.what_changed import CHANGED_FILE, changed_images
 
 
 def save_comparison(doc: dict[str, Any], aligned: Aligned, store: str | Path) -> Path:
-    """Store the comparison as ``<store>/<run_id>/`` with comparison.json and pairs.parquet."""
+    """Store the comparison as ``<store>/<run_id>/``: comparison.json, pairs.parquet and
+    changed.parquet (the images only one version gets right, ``audits.what_changed``)."""
     model_a, model_b = doc["run_a"]["model"], doc["run_b"]["model"]
     versions = f"{model_a.get('version')}-vs-{model_b.get('version')}"
     run_id = new_run_id("comparison", str(model_b.get("name") or "model"), versions)
@@ -23,6 +25,7 @@ def save_comparison(doc: dict[str, Any], aligned: Aligned, store: str | Path) ->
         aligned.frame.assign(group=aligned.frame["group"].astype("string")).to_parquet(
             tmp / "pairs.parquet", index=False
         )
+        changed_images(aligned.frame).to_parquet(tmp / CHANGED_FILE, index=False)
         write_record(tmp, doc, "comparison")
     return Path(store) / run_id
 

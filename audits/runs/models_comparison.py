@@ -144,6 +144,14 @@ class Check(Part):
     text: str
 
 
+class WhatChanged(Part):
+    """The images only one version gets right (McNemar's b and c); the list is ``file``."""
+
+    only_a_right: int
+    only_b_right: int
+    file: str | None = None
+
+
 class ComparisonRecord(Part):
     """``comparison.json``. Read the verdict from ``verdict``/``checks``, never from ``summary``."""
 
@@ -158,6 +166,7 @@ class ComparisonRecord(Part):
     class_map: dict[str, str] | None = None
     overall: Overall
     per_class: list[ClassComparison]
+    what_changed: WhatChanged | None = None  # newer comparisons: counts of changed.parquet
     speed: Speed | None = None
     thresholds: Thresholds
     verdict: Verdict

@@ -9,7 +9,7 @@ import streamlit as st
 
 from audits.runs import ComparisonRecord
 from audits.runs.models_comparison import ClassComparison, Speed
-from dashboard import data, state
+from dashboard import data, state, what_changed_view
 from dashboard.charts import chart
 from dashboard.components import (
     empty_state,
@@ -234,6 +234,10 @@ def render(ctx: PageContext) -> None:
     with guard("The per-class table", where):
         st.markdown("#### Every class")
         per_class_table(c.per_class)
+    with guard("The changed images", shown.path):
+        # This run is B when it is the candidate, A when a newer version was compared with it.
+        runs = (other, ctx.run) if shown is b.comparison else (ctx.run, other)
+        what_changed_view.render(shown, c, runs, versions(c), ctx.store)
     with guard("The speed block", where):
         speed_details(c.speed)
 

@@ -10,7 +10,7 @@ import streamlit as st
 from audits.drift.wording import EVIDENTLY_NOTE, accuracy_sentence, rule_sentence
 from audits.runs import DriftRecord, StoredRun
 from audits.runs.models_drift import DriftExample, PropertyDrift
-from dashboard import data
+from dashboard import data, drift_timeline_view
 from dashboard.charts import chart
 from dashboard.components import code, empty_state, esc, guard, kv, metric_card, placeholder
 from dashboard.images import image_file
@@ -252,16 +252,44 @@ def class_mix(d: DriftRecord) -> tuple[dict[str, float], dict[str, float]] | Non
     )
 
 
+def shown_run(ctx: PageContext) -> tuple[StoredRun | None, str]:
+    """The drift run to show (picked on the timeline, else the version's latest) and the
+    reference fingerprint of the timeline (``drift_timeline_view.resolve``)."""
+    latest = ctx.bundle.drift
+    fingerprint, run_id = drift_timeline_view.resolve(
+        ctx.store,
+        ctx.info.model,
+        ctx.info.version,
+        ctx.audit.dataset.fingerprint or "",
+        latest.run_id if latest is not None else None,
+    )
+    info = data.catalog(str(ctx.store)).get(run_id) if run_id else None
+    return (data.run(info.path) if info is not None else latest), fingerprint
+
+
+def timeline(ctx: PageContext, shown: StoredRun | None, fingerprint: str, alpha: float) -> None:
+    with guard("The drift timeline", ctx.store):
+        drift_timeline_view.render(
+            ctx.store,
+            ctx.info.model,
+            ctx.info.version,
+            fingerprint,
+            shown.run_id if shown is not None else None,
+            alpha,
+        )
+
+
 def render(ctx: PageContext) -> None:
-    b = ctx.bundle
-    if b.drift is None:
+    run, fingerprint = shown_run(ctx)
+    if run is None:
         empty(ctx)
+        timeline(ctx, None, fingerprint, 0.05)  # other versions' drift runs can still be opened
         return
-    run = b.drift
     d = run.drift  # an invalid drift.json raises here: the page's guard names the file
     where = run.record_file
     with guard("The drift verdict", where):
         verdict(d)
+    timeline(ctx, run, fingerprint, d.alpha)
     left, right = st.columns([1, 1], gap="large")
     with left, guard("The property tests", where):
         chart(

@@ -7,6 +7,9 @@ from typing import Any
 
 from audits.related import RunBundle
 from audits.runs.models_comparison import ClassComparison, ComparisonRecord, Speed
+from audits.store import Run
+from audits.what_changed import ONLY_A, ONLY_B
+from reports.changed_export import changed_frame
 from reports.present import fmt, narrative, neighbours
 from reports.sections.base import (
     Omitted,
@@ -191,6 +194,43 @@ def _speed_table(sp: Speed) -> Table:
     )
 
 
+#: Examples of each side shown in the report (every image is in the JSON and CSV exports).
+CHANGED_EXAMPLES = 5
+
+
+def _changed_blocks(run: Run | None, d: ComparisonRecord) -> list[Block]:
+    """The images only one version gets right: the counts and a few of each side."""
+    frame = changed_frame(run)
+    if frame is None:
+        return []
+    a, b = d.run_a.model.version or "A", d.run_b.model.version or "B"
+    sides = frame["side"].astype(str)
+    n_a, n_b = int((sides == ONLY_A).sum()), int((sides == ONLY_B).sum())
+    rows: list[list[Cell]] = []
+    for side, who in ((ONLY_B, f"only {b}"), (ONLY_A, f"only {a}")):
+        for rec in frame[sides == side].head(CHANGED_EXAMPLES).itertuples(index=False):
+            rows.append([c(who), c(rec.path), c(rec.label), c(rec.pred_a), c(rec.pred_b)])
+    lead = Paragraphs(
+        [
+            f"{fmt.count(n_b)} images only {b} gets right and {fmt.count(n_a)} only {a} gets right: "
+            "the pairs McNemar's test counts. A few of each follow; every one is in the JSON and CSV exports."
+        ]
+    )
+    table = Table(
+        cols(
+            ("Right in", "left", "16%"),
+            ("Image", "left", "36%"),
+            ("True class", "left"),
+            (f"{a} predicted", "left"),
+            (f"{b} predicted", "left"),
+        ),
+        rows,
+        caption=f"The first {CHANGED_EXAMPLES} of each list, in held-out set order.",
+        css="compact",
+    )
+    return [Heading("What changed, image by image"), lead, table] if rows else [lead]
+
+
 def comparison_section(b: RunBundle) -> Section | Omitted:
     """The comparison section, or why it is left out (no comparison in the store)."""
     read = _read(b)
@@ -212,6 +252,7 @@ def comparison_section(b: RunBundle) -> Section | Omitted:
     blocks += [_identity(run_id, d, baseline), Heading("Overall, B against A"), _overall_table(d)]
     if d.per_class:
         blocks += [Heading("Per class, largest drop first"), _per_class_table(d.per_class)]
+    blocks += _changed_blocks(b.successor if baseline else b.comparison, d)
     if d.speed is not None:
         blocks += [Heading("Speed"), _speed_table(d.speed)]
     elif "speed" in d.model_fields_set:  # stored as null: the user skipped the measurement
