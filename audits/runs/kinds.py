@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from audits.runs.base import Part
-from audits.runs.models_audit import AuditRecord
+from audits.runs.models_audit import AuditRecord, EmbeddingMapBlock
 from audits.runs.models_claims import ClaimsRecord
 from audits.runs.models_comparison import ComparisonRecord
 from audits.runs.models_drift import DriftRecord
@@ -35,6 +35,7 @@ KINDS: dict[str, RecordKind] = {
     "explain": RecordKind(ExplainSummary, "summary.json", ()),
     "integrity": RecordKind(IntegrityRecord, "integrity.json", ()),
     "claims": RecordKind(ClaimsRecord, "claims.json", ("created",)),
+    "embedding_map": RecordKind(EmbeddingMapBlock, "map.json", ()),
 }
 #: The run kinds, each named by its record file (the first one found decides).
 RUN_FILES = {kind: KINDS[kind].file for kind in ("audit", "drift", "comparison")}
