@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
+    from auditapp.engines.spec import EngineSpec
     from audits.runs.models_audit import AuditRecord, Metrics
     from audits.runs.reader import StoredRun
 
@@ -156,9 +157,10 @@ def audit(
     device: str = "auto",
     weights: str | Path | None = None,
     root: str | Path | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
     options: Mapping[str, Any] | None = None,
+    engine: str | EngineSpec = "local",
 ) -> AuditResult:
     """Audit ``model`` on the labelled set ``data``: the same run as ``python -m audits run``.
 
@@ -169,6 +171,8 @@ def audit(
     ``(image, label)`` (PIL or un-normalised tensor; label index or class name; written as PNGs
     in the store's ``.inputs/``), or a DataFrame with ``path,label`` (paths relative to
     ``root``, or absolute). ``store=None`` keeps the run in a temporary store.
+    ``engine``: ``"local"`` or ``"ray"`` (a local Ray, or the session already open), or an
+    ``auditapp.engines.spec.EngineSpec`` (cluster address, actors, GPUs per actor).
     """
     where = _Store(store)
     card_args = {
@@ -193,6 +197,7 @@ def audit(
             run_options={
                 "batch_size": batch_size,
                 "progress": progress,
+                "engine": engine,
                 "skip": tuple(
                     k for k, on in (("explain", explain), ("integrity", integrity)) if not on
                 ),
@@ -263,10 +268,13 @@ def drift(
     alpha: float = 0.05,
     seed: int = 0,
     label: str | None = None,
+    early_stop: bool = True,
 ) -> DriftResult:
     """Drift of ``current`` against ``reference`` through ``model`` (``python -m audits drift``).
 
     The sets are paths, Datasets or DataFrames as in ``audit``; they need no labels when paths.
+    The MMD test stops once its answer is settled; ``early_stop=False`` draws all
+    ``permutations`` (the fixed test, ``--no-early-stop``).
     """
     from auditapp.pipeline.drift import run_drift
 
@@ -300,6 +308,7 @@ def drift(
                 alpha=alpha,
                 seed=seed,
                 label=label,
+                early_stop=early_stop,
             )
     except BaseException:
         where.discard()
@@ -322,6 +331,7 @@ def compare(
     save: bool = False,
     speed: bool = False,
     store: str | Path | None = None,
+    across_corrections: bool = False,
     **thresholds: Any,
 ) -> Comparison:
     """Is run ``b`` better than run ``a`` (``python -m audits compare``)?
@@ -329,6 +339,8 @@ def compare(
     Speed is not timed unless ``speed=True`` (an in-memory model cannot be rebuilt for it).
     ``thresholds``: ``alpha``, ``min_gain``, ``max_class_drop``, ``tolerance``, ``primary``.
     ``save=True`` stores the comparison (in ``store``, default run ``b``'s store).
+    ``across_corrections=True`` compares runs on two versions of one set (``relabel``) on
+    the images both share with the same label.
     """
     from audits.compare import Thresholds, compare_runs, save_comparison
     from audits.store import load_run as load_stored
@@ -339,9 +351,14 @@ def compare(
     except TypeError as exc:
         raise AuditError(f"compare: {exc}") from None
     try:
-        doc, aligned = compare_runs(run_a, run_b, thresholds=limits, measure=speed)
+        doc, aligned = compare_runs(
+            run_a, run_b, thresholds=limits, measure=speed, across_corrections=across_corrections
+        )
     except AuditError as exc:  # the messages name the CLI's flag
-        raise AuditError(str(exc).replace("--no-speed", "speed=False")) from None
+        message = str(exc).replace("--no-speed", "speed=False")
+        raise AuditError(
+            message.replace("--across-corrections", "across_corrections=True")
+        ) from None
     path = None
     if save:
         path = save_comparison(doc, aligned, Path(store) if store else run_b.path.parent)

@@ -44,6 +44,9 @@ COMMANDS = (
     "verify",
     "demo",
     "dashboard",
+    "review",
+    "relabel",
+    "history",
 )
 
 EXIT_OK, EXIT_GATE, EXIT_ERROR, EXIT_BUG = 0, 1, 2, 3

@@ -23,12 +23,15 @@ SECTIONS: dict[str, list[tuple[str, str, str]]] = {
         ("classes", "Classes", ":material/bar_chart:"),
         ("confusion", "Confusion", ":material/grid_on:"),
         ("failures", "Failures", ":material/image_search:"),
+        ("embeddings", "Embedding map", ":material/scatter_plot:"),
     ],
     "Checks": [
         ("drift", "Drift", ":material/trending_up:"),
         ("compare", "Compare", ":material/compare_arrows:"),
+        ("history", "History", ":material/timeline:"),
         ("integrity", "Integrity & claims", ":material/verified_user:"),
     ],
+    "Act": [("review", "Review", ":material/fact_check:")],
     "Share": [("export", "Export", ":material/download:")],
 }
 

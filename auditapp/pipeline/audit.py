@@ -9,16 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from auditapp.engines.dispatch import run_per_image
+from auditapp.engines.spec import EngineSpec, as_engine
 from auditapp.pipeline.common import skip_reasons, writing_run
 from audits.context import AuditContext
 from audits.datasets import ImageSet, load_dataset
 from audits.errors import WRITE_FAULTS, AuditError
 from audits.formats import StageUnsupported
-from audits.inference import Predictions, predict
+from audits.inference import Predictions, resolve_batch_size
 from audits.metrics import audit_metrics
 from audits.model_card import ModelCard
-from audits.prepare import FrozenCheck, Prepared, check_freeze, prepare
+from audits.prepare import FrozenCheck, Prepared, prepare
 from audits.runs import SCHEMA_VERSION, utc_stamp, write_record
+from audits.runs.tables import write_predictions
 from audits.store import (
     DEFAULT_STORE,
     auditor_identity,
@@ -42,7 +45,12 @@ def _stages() -> list[tuple[str, Callable[[], Stage]]]:
 
         return integrity_stage
 
-    return [("explain", explain), ("integrity", integrity)]
+    def embedding_map() -> Stage:
+        from audits.embedding_map import map_stage
+
+        return map_stage
+
+    return [("explain", explain), ("integrity", integrity), ("embedding_map", embedding_map)]
 
 
 def training_counts(card: ModelCard) -> dict[str, int] | None:
@@ -87,6 +95,12 @@ def _audit_meta(
             "metadata_columns": image_set.metadata_columns,
             "has_roi": image_set.has_roi,
             **frozen.record_fields(),
+            # a set made by `relabel`: its parent and the corrections applied (audits/relabel.py)
+            **(
+                {"lineage": frozen.status.lineage}
+                if frozen.status and frozen.status.lineage
+                else {}
+            ),
         },
         "auditor": auditor_identity(),
         "device": preds.device,
@@ -102,14 +116,17 @@ def run_audit(
     data: str | Path,
     store: str | Path = DEFAULT_STORE,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     allow_pickle: bool = False,
     progress: bool = False,
     skip: tuple[str, ...] = (),
     options: dict[str, Any] | None = None,
+    engine: str | EngineSpec = "local",
 ) -> Path:
     """Audit a model on a labelled held-out set; returns the new run folder.
+
+    ``engine``: where the per-image stage runs, ``local`` or ``ray`` (``auditapp.engines``).
 
     ``model_dir`` may also be an already ``Prepared`` model and data set (the Python API's
     in-memory module, ``auditapp.api``); then its first set is audited and ``data`` unused.
@@ -122,30 +139,34 @@ def run_audit(
             model_dir, [data], device=device, allow_pickle=allow_pickle, require_labels=True
         )
     card, image_set = ready.card, ready.image_set
-    frozen = check_freeze(image_set)
+    batch_size = resolve_batch_size(batch_size, card)
+    spec = as_engine(engine)
     train_counts = training_counts(card)
 
     run_id = new_run_id("audit", card.name, card.version)
     with writing_run(store), create_run(store, run_id) as tmp:
-        preds = predict(
-            ready.model,
-            card,
+        done = run_per_image(
+            spec,
+            ready,
             image_set,
-            ready.device,
-            batch_size,
-            workers,
-            hashes=frozen.hashes,
+            model_dir=None if isinstance(model_dir, Prepared) else Path(model_dir),
+            batch_size=batch_size,
+            workers=workers,
+            allow_pickle=allow_pickle,
             out_dir=tmp,
             progress=progress,
         )
+        preds, frozen = done.preds, done.frozen
         labelled = int((preds.table["label_idx"] >= 0).sum())
         if labelled == 0:
             raise AuditError(
                 f"{image_set.source}: none of the {len(image_set.items)} images could be read ({skip_reasons(preds.skipped)})"
             )
         metrics = audit_metrics(preds.table, card.classes, train_counts=train_counts)
-        preds.table.to_parquet(tmp / "predictions.parquet", index=False)
+        write_predictions(preds.table, tmp / "predictions.parquet")  # in row groups
         meta = _audit_meta(run_id, card, image_set, frozen, preds, metrics)
+        if done.record is not None:
+            meta["engine"] = done.record
         ctx = AuditContext(
             card,
             ready.model,

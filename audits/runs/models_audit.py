@@ -76,6 +76,26 @@ class FreezeInfo(Part):
     note: str | None = None
 
 
+class LineageInfo(Part):
+    """Where a set made by ``relabel`` came from (its freeze record's ``lineage``): the parent
+    set's fingerprint and manifest, the corrections file and its sha256, and what was applied.
+    ``generation`` is 2 for a child of an original set, 3 for a grandchild…"""
+
+    parent_fingerprint: str
+    parent_source: str | None = None
+    corrections_file: str | None = None
+    corrections_sha256: str | None = None
+    n_relabelled: int | None = None
+    n_excluded: int | None = None
+    n_kept: int | None = None
+    reviewers: list[str] | None = None
+    first_decision: str | None = None
+    last_decision: str | None = None
+    created: str | None = None
+    generation: int | None = None
+    parent_n_images: int | None = None
+
+
 class DatasetInfo(Part):
     """The held-out set: DESIGN.md's fields, then where it is and what it holds."""
 
@@ -89,6 +109,7 @@ class DatasetInfo(Part):
     metadata_columns: list[str] | None = None
     has_roi: bool | None = None
     freeze: FreezeInfo | None = None
+    lineage: LineageInfo | None = None
 
 
 class Timings(Part):
@@ -182,6 +203,34 @@ class Metrics(Part):
     calibration: Calibration | None = None
 
 
+class EmbeddingMapBlock(Part):
+    """The 2-D embedding map (``audits/embedding_map.py``): ``method`` umap or pca, ``n`` points,
+    ``seconds`` to compute, ``params`` as used; also ``embedding-map/map.json``."""
+
+    method: Literal["umap", "pca"]
+    n: int
+    seconds: float
+    params: dict[str, Any]
+    file: str | None = None
+
+
+class EngineInfo(Part):
+    """Where the per-image stage ran when not in the auditing process (``--engine ray``):
+    the cluster's address, Ray's version, the actors and their resources. Absent: local."""
+
+    name: str
+    address: str | None = None
+    ray_version: str | None = None
+    n_actors: int | None = None
+    cpus_per_actor: Num = None
+    gpus_per_actor: Num = None
+    cluster_cpus: Num = None
+    cluster_gpus: Num = None
+    batch_size: int | None = None
+    first_result_s: Num = None  # actors started and the first batch back, in seconds
+    explain: str | None = None  # where Grad-CAM ran: "local" (this process)
+
+
 class AuditRecord(Part):
     """``audit.json``; ``explain`` and ``integrity`` are absent when skipped, an error if failed."""
 
@@ -193,6 +242,7 @@ class AuditRecord(Part):
     dataset: DatasetInfo
     auditor: Auditor
     device: DeviceInfo | None = None
+    engine: EngineInfo | None = None
     embedding_source: str | None = None
     #: Stages the model's format cannot do, each with why (ONNX: explain, no gradients).
     unsupported_stages: dict[str, str] | None = None
@@ -202,3 +252,4 @@ class AuditRecord(Part):
     explain: stage(ExplainBlock) | None = None
     integrity: stage(IntegrityBlock) | None = None
     comparison: dict[str, Any] | None = None
+    embedding_map: stage(EmbeddingMapBlock) | None = None

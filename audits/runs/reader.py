@@ -7,6 +7,7 @@ builds a path into a run folder or parses one of its JSON files.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,16 +20,18 @@ from pydantic import ValidationError
 from audits.errors import AuditError
 from audits.runs.base import ModelIdentity
 from audits.runs.kinds import RUN_FILES, first_error, record_kind
-from audits.runs.models_audit import AuditRecord
+from audits.runs.models_audit import AuditRecord, EmbeddingMapBlock
 from audits.runs.models_claims import ClaimsRecord
 from audits.runs.models_comparison import ComparisonRecord
 from audits.runs.models_drift import DriftRecord
 from audits.runs.models_explain import ExplainSummary
 from audits.runs.models_integrity import IntegrityRecord
+from audits.runs.tables import Filter, LazyTable
 
 EXPLAIN_DIR = "explain"
 INTEGRITY_FILE = "integrity.json"
 CLAIMS_PREFIX = "claims-"
+MAP_DIR = "embedding-map"  # map.parquet (row, x, y float32) and map.json (audits/embedding_map.py)
 
 
 def read_json_file(file: Path) -> Any:
@@ -133,6 +136,22 @@ class StoredClaims:
 
 
 @dataclass
+class StoredMap:
+    """``embedding-map/``: the 2-D map's record (``map.json``) and its points, read on use."""
+
+    path: Path
+    record: EmbeddingMapBlock
+
+    @cached_property
+    def points(self) -> pd.DataFrame:
+        """``row``, ``x``, ``y`` (float32), one row per predictions row."""
+        table = _parquet(self.path / "map.parquet")
+        if table is None:
+            raise AuditError(f"{self.path}: has map.json but no map.parquet (damaged)")
+        return table
+
+
+@dataclass
 class StoredRun:
     """A stored run: ``meta`` is its parsed record file; everything else is read on first use."""
 
@@ -204,8 +223,38 @@ class StoredRun:
         return table
 
     @cached_property
+    def predictions(self) -> LazyTable:
+        """``predictions.parquet`` opened lazily: only its footer is read here."""
+        file = self.path / "predictions.parquet"
+        if not file.is_file():
+            raise AuditError(
+                f"{self.path}: has no predictions.parquet (not an audit run, or damaged)"
+            )
+        return LazyTable(file)
+
+    def table_columns(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Only the named columns of every row (columns an older run lacks are left out)."""
+        return self.predictions.read(columns)
+
+    def rows(self, filters: Filter, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows matching ``filters`` (pyarrow DNF, e.g. ``[("correct", "=", False)]``),
+        indexed by their position as in ``table``; only the named columns when given."""
+        return self.predictions.read(columns, filters)
+
+    def take(
+        self, rows: Sequence[int] | np.ndarray, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The rows at these positions, in the order given, reading only their row groups."""
+        return self.predictions.take(rows, columns)
+
+    @cached_property
     def probabilities(self) -> np.ndarray:
+        """float16 [n, n_classes], memory-mapped read-only: index rows, never copy it whole."""
         return _npy(self.path / "probabilities.npy")
+
+    def probability_rows(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The probabilities of these rows only (gathered from the memory map)."""
+        return np.asarray(self.probabilities[np.asarray(rows, dtype=np.int64)])
 
     @cached_property
     def embeddings(self) -> np.ndarray:
@@ -230,6 +279,24 @@ class StoredRun:
     def thumb(self, rel: str | None) -> Path | None:
         """A thumbnail an integrity record names (``integrity/thumbs/…``), if it is there."""
         return file_inside(self.path, rel)
+
+    @cached_property
+    def embedding_maps(self) -> dict[str, StoredMap]:
+        """The stored 2-D embedding maps by method: ``embedding-map/`` (the audit's), then any
+        ``embedding-map-<method>/`` added later (audits/embedding_map.py)."""
+        found: dict[str, StoredMap] = {}
+        folders = [self.path / MAP_DIR, *sorted(self.path.glob(f"{MAP_DIR}-*"))]
+        for folder in folders:
+            record = _record(folder / "map.json", "embedding_map") if folder.is_dir() else None
+            if record is not None:
+                found.setdefault(record.method, StoredMap(folder, record))
+        return found
+
+    @property
+    def embedding_map(self) -> StoredMap | None:
+        """The map to show first (UMAP when stored, else the audit's), or None when none."""
+        maps = self.embedding_maps
+        return maps.get("umap") or next(iter(maps.values()), None)
 
     def row_thumb(self, row: int) -> Path | None:
         """The stored thumbnail of predictions row ``row``, if the integrity stage wrote one."""
@@ -264,6 +331,12 @@ class StoredRun:
     def pairs(self) -> pd.DataFrame | None:
         """One row per image paired between the two compared runs."""
         return _parquet(self.path / "pairs.parquet")
+
+    @cached_property
+    def changed(self) -> pd.DataFrame | None:
+        """The images only one compared version gets right (``audits.what_changed``); None
+        for comparisons made before it was stored."""
+        return _parquet(self.path / "changed.parquet")
 
     def read_json(self, name: str) -> dict[str, Any] | None:
         """An optional JSON file of the run, untyped (prefer the typed properties)."""
