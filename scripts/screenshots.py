@@ -30,7 +30,27 @@ PAGES = [
     ("confusion", "confusion", None, "confusion.png"),
     ("integrity", "integrity", "Suspect labels", "integrity.png"),
     ("compare", "compare", None, "compare.png"),
+    ("review", "review", None, "review.png"),
+    ("history", "history", None, "history.png"),
+    ("embeddings", "embedding", None, "embeddings.png"),
 ]
+
+
+def _review_setup(tab) -> None:
+    """The Review page as an expert sees it: a name typed, the targa -> carrera queue chosen."""
+    box = tab.get_by_role("textbox", name="Reviewer")
+    box.fill("demo-expert")
+    box.press("Enter")
+    tab.wait_for_timeout(1500)
+    tab.locator('[data-testid="stSelectbox"]', has_text="Queue").first.click()
+    tab.keyboard.type("targa → carrera")
+    tab.locator('[role="option"]', has_text="targa → carrera").first.click()
+    tab.locator(".rv-card").first.wait_for()
+    tab.wait_for_timeout(2500)
+
+
+#: Pages that need a step before the shot (footer key -> the step).
+SETUP = {"review": _review_setup}
 
 
 def _free_port() -> int:
@@ -74,6 +94,8 @@ def dashboard_shots(store: Path, run_id: str, out: Path) -> None:
                 tab.wait_for_selector(f".ma-footer[data-page='{key}']")
                 if open_tab:
                     tab.get_by_role("tab", name=open_tab).click()
+                if key in SETUP:
+                    SETUP[key](tab)
                 tab.wait_for_function("() => [...document.images].every(i => i.complete)")
                 tab.wait_for_timeout(1500)
                 tab.screenshot(path=str(out / name))
