@@ -11,8 +11,13 @@ import argparse
 import os
 import re
 import resource
+import shutil
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -127,6 +132,75 @@ def gemm_gflops() -> float:
     for _ in range(3):
         a @ b
     return 3 * 2 * 2048 * 2048 * 1024 / (time.perf_counter() - started) / 1e9
+
+
+# --- the dashboard in a real browser --------------------------------------------------------
+
+#: Chromium headless, without the sandbox (containers) and without anything that calls home.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def serve_dashboard(store: Path) -> tuple[subprocess.Popen, str]:
+    """The dashboard served headless on a free local port, reading ``store``: (process, URL)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
+           "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=dict(os.environ, AUDIT_STORE=str(store)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def dashboard_page(
+    store: Path, timeout_ms: int = 120_000, width: int = 1440, height: int = 1000
+) -> Iterator[tuple[object, str, subprocess.Popen]]:
+    """(a Chromium page, the dashboard's URL, its server process) on ``store``; the browser
+    closes and the server stops on leaving."""
+    from playwright.sync_api import sync_playwright
+
+    proc, url = serve_dashboard(store)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=CHROMIUM_FLAGS,
+            )
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(timeout_ms)
+            yield page, url, proc
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def open_when_up(page: object, address: str, attempts: int = 120) -> None:
+    """``page.goto(address)`` once the server answers (it takes a few seconds to start)."""
+    for attempt in range(attempts):
+        try:
+            page.goto(address, timeout=5000)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
 
 
 # --- command line and results ----------------------------------------------------------------

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +30,10 @@ from bench.common import (  # noqa: E402
     add_repeats,
     add_write,
     cpu_name,
+    dashboard_page,
     make_parser,
     memory_gib,
+    open_when_up,
     timed,
     timings,
     write_section,
@@ -82,66 +82,15 @@ def time_apptest(store: Path, repeats: int) -> tuple[float, dict[str, tuple[floa
     return first, out
 
 
-#: Chromium headless, without the sandbox (containers) and without anything that calls home.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 def time_browser(store: Path) -> dict[str, float]:
     """Warm click-to-drawn times in Debian Chromium (second pass over the pages)."""
-    import shutil
-
-    from playwright.sync_api import sync_playwright
-
-    proc, port = _serve(store)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                args=CHROMIUM_FLAGS,
-            )
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(120_000)
-            out = _click_through(page, port)
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    return out
+    with dashboard_page(store) as (page, url, _proc):
+        return _click_through(page, url)
 
 
-def _serve(store: Path) -> tuple[subprocess.Popen, int]:
-    """The dashboard served headless on a free local port, reading ``store``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = f"run streamlit_app.py --server.headless true --server.port {port} --server.address 127.0.0.1"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", *args.split()],
-        cwd=REPO,
-        env=dict(os.environ, AUDIT_STORE=str(store)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, port
-
-
-def _click_through(page: Page, port: int) -> dict[str, float]:
+def _click_through(page: Page, url: str) -> dict[str, float]:
     """Open the app, then click every page twice in the sidebar; the second pass is timed."""
-    for _ in range(120):
-        try:
-            page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
-            break
-        except Exception:
-            time.sleep(1)
+    open_when_up(page, url + "/")
     page.wait_for_selector(".ma-footer[data-page='overview']")
     out: dict[str, float] = {}
     for rnd in range(2):  # the first pass fills the caches; the second is timed

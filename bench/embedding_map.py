@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,16 +30,15 @@ from bench.common import (  # noqa: E402
     REPO,
     add_write,
     cpu_name,
+    dashboard_page,
     load_average,
     make_parser,
     memory_gib,
+    open_when_up,
     write_section,
 )
 
 SECTION = "## Embedding map (issue 17)"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 
 _CHILD = """
 import json, sys, time
@@ -89,20 +87,6 @@ def time_compute(method: str, n: int, dim: int = 512) -> dict[str, float]:
 # --- the browser ---------------------------------------------------------------------------
 
 
-def _serve(store: Path) -> tuple[subprocess.Popen, str]:
-    from tests.test_dashboard_browser import free_port
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
-           "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    env = dict(os.environ, AUDIT_STORE=str(store))
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def _wait_drawn(page: object) -> None:
     page.wait_for_selector(".ma-footer[data-page='embedding']")
     page.wait_for_selector(".js-plotly-plot .gl-container canvas")
@@ -111,8 +95,6 @@ def _wait_drawn(page: object) -> None:
 
 def time_browser(store: Path, n_rows: int) -> dict[str, float]:
     """Seconds and received bytes: first render, warm render, box selection → grid."""
-    from playwright.sync_api import sync_playwright
-
     received = {"bytes": 0}
 
     def count(ws: object) -> None:
@@ -121,61 +103,47 @@ def time_browser(store: Path, n_rows: int) -> dict[str, float]:
             lambda payload: received.__setitem__("bytes", received["bytes"] + len(payload)),
         )
 
-    proc, url = _serve(store)
     out: dict[str, float] = {}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1400})
-            page.set_default_timeout(300_000)
-            page.on("websocket", count)
-            for _ in range(120):
-                try:
-                    page.goto(url + "/embeddings", timeout=5000)
-                    break
-                except Exception:
-                    time.sleep(1)
+    with dashboard_page(store, timeout_ms=300_000, height=1400) as (page, url, _proc):
+        page.on("websocket", count)
+        open_when_up(page, url + "/embeddings")
+        t0 = time.perf_counter()
+        _wait_drawn(page)
+        out["first_s"] = time.perf_counter() - t0  # from navigation committed
+        out["first_bytes"] = received["bytes"]
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        for _ in range(2):  # away and back; the second round is the warm one
+            nav.get_by_text("Overview", exact=True).click()
+            page.wait_for_selector(".ma-footer[data-page='overview']")
+            received["bytes"] = 0
             t0 = time.perf_counter()
+            nav.get_by_text("Embedding map", exact=True).click()
             _wait_drawn(page)
-            out["first_s"] = time.perf_counter() - t0  # from navigation committed
-            out["first_bytes"] = received["bytes"]
-            nav = page.locator('[data-testid="stSidebarNav"]')
-            for _ in range(2):  # away and back; the second round is the warm one
-                nav.get_by_text("Overview", exact=True).click()
-                page.wait_for_selector(".ma-footer[data-page='overview']")
-                received["bytes"] = 0
-                t0 = time.perf_counter()
-                nav.get_by_text("Embedding map", exact=True).click()
-                _wait_drawn(page)
-                out["warm_s"] = time.perf_counter() - t0
-                out["warm_bytes"] = received["bytes"]
-            area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-            for i, (a, b) in enumerate(((0.3, 0.6),)):
-                x0, y0 = area["x"] + area["width"] * a, area["y"] + area["height"] * a
-                x1, y1 = area["x"] + area["width"] * b, area["y"] + area["height"] * b
-                before = page.inner_text("[data-testid='stMain']")
-                received["bytes"] = 0
-                page.mouse.move(x0, y0)
-                page.mouse.down()
-                page.mouse.move(x1, y1, steps=6)
-                t0 = time.perf_counter()
-                page.mouse.up()
-                page.wait_for_function(
-                    "(old) => { const t = document.querySelector(\"[data-testid='stMain']\").innerText;"
-                    " return t.includes('images selected') && t !== old; }",
-                    arg=before,
-                )
-                _wait_drawn(page)
-                out[f"select{i + 1}_s"] = time.perf_counter() - t0
-                out[f"select{i + 1}_bytes"] = received["bytes"]
-                text = page.inner_text("[data-testid='stMain']")
-                out[f"select{i + 1}_n"] = float(
-                    text.split(" images selected")[0].split()[-1].replace(",", "")
-                )
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
+            out["warm_s"] = time.perf_counter() - t0
+            out["warm_bytes"] = received["bytes"]
+        area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        for i, (a, b) in enumerate(((0.3, 0.6),)):
+            x0, y0 = area["x"] + area["width"] * a, area["y"] + area["height"] * a
+            x1, y1 = area["x"] + area["width"] * b, area["y"] + area["height"] * b
+            before = page.inner_text("[data-testid='stMain']")
+            received["bytes"] = 0
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x1, y1, steps=6)
+            t0 = time.perf_counter()
+            page.mouse.up()
+            page.wait_for_function(
+                "(old) => { const t = document.querySelector(\"[data-testid='stMain']\").innerText;"
+                " return t.includes('images selected') && t !== old; }",
+                arg=before,
+            )
+            _wait_drawn(page)
+            out[f"select{i + 1}_s"] = time.perf_counter() - t0
+            out[f"select{i + 1}_bytes"] = received["bytes"]
+            text = page.inner_text("[data-testid='stMain']")
+            out[f"select{i + 1}_n"] = float(
+                text.split(" images selected")[0].split()[-1].replace(",", "")
+            )
     return out
 
 

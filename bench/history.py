@@ -27,8 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, Stopwatch, add_repeats, load_average, make_parser  # noqa: E402
-from bench.dashboard import CHROMIUM_FLAGS, _serve, machine  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPO,
+    Stopwatch,
+    add_repeats,
+    dashboard_page,
+    load_average,
+    make_parser,
+    open_when_up,
+)
+from bench.dashboard import machine  # noqa: E402
 
 FAMILY = "synthetic-cars"
 CLI_BUDGET_S, PAGE_BUDGET_S = 2.0, 3.0
@@ -105,58 +113,34 @@ def time_apptest(store: Path, repeats: int) -> tuple[float, float]:
 def time_page(store: Path, repeats: int) -> dict[str, list[float]]:
     """Warm seconds to the History page's heatmap drawn in Chromium: after a click in the
     sidebar (from Overview), and after a full navigation to its address (a new session)."""
-    import shutil
-
-    from playwright.sync_api import sync_playwright
-
     from audits.history_records import read_records
 
     newest = max(read_records(store).audits, key=lambda a: (a.created, a.run_id)).run_id
-    proc, port = _serve(store)
-    base = f"http://127.0.0.1:{port}"
     out: dict[str, list[float]] = {"click": [], "navigation": [], "overview": []}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                args=CHROMIUM_FLAGS,
-            )
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(300_000)
-            for attempt in range(120):
-                try:
-                    page.goto(f"{base}/history?run={newest}", timeout=5000)
-                    break
-                except Exception:
-                    if attempt == 119:
-                        raise
-                    time.sleep(1)
-            # Cold: fills the caches. The sidebar's catalog validates every record in full
-            # (about 35 ms of CPU per 250-class run), so a cold start takes minutes at 500.
-            page.wait_for_selector(HEATMAP, state="visible", timeout=1_800_000)
-            nav = page.locator('[data-testid="stSidebarNav"]')
-            for _ in range(repeats):
-                started = time.perf_counter()
-                nav.get_by_text("Overview", exact=True).click()
-                page.wait_for_selector(".ma-footer[data-page='overview']")
-                out["overview"].append(time.perf_counter() - started)  # a control: load
-                started = time.perf_counter()
-                nav.get_by_text("History", exact=True).click()
-                page.wait_for_selector(HEATMAP, state="visible")
-                out["click"].append(time.perf_counter() - started)
-            for _ in range(repeats):
-                started = time.perf_counter()
-                page.goto(f"{base}/history?run={newest}")
-                page.wait_for_selector(HEATMAP, state="visible")
-                out["navigation"].append(time.perf_counter() - started)
-            page.wait_for_selector(".ma-footer[data-page='history']")
-            shot = REPO / "bench" / "out" / "screenshots" / f"history-{store.name}.png"
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with dashboard_page(store, timeout_ms=300_000) as (page, base, _proc):
+        open_when_up(page, f"{base}/history?run={newest}")
+        # Cold: fills the caches. The sidebar's catalog validates every record in full
+        # (about 35 ms of CPU per 250-class run), so a cold start takes minutes at 500.
+        page.wait_for_selector(HEATMAP, state="visible", timeout=1_800_000)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        for _ in range(repeats):
+            started = time.perf_counter()
+            nav.get_by_text("Overview", exact=True).click()
+            page.wait_for_selector(".ma-footer[data-page='overview']")
+            out["overview"].append(time.perf_counter() - started)  # a control: load
+            started = time.perf_counter()
+            nav.get_by_text("History", exact=True).click()
+            page.wait_for_selector(HEATMAP, state="visible")
+            out["click"].append(time.perf_counter() - started)
+        for _ in range(repeats):
+            started = time.perf_counter()
+            page.goto(f"{base}/history?run={newest}")
+            page.wait_for_selector(HEATMAP, state="visible")
+            out["navigation"].append(time.perf_counter() - started)
+        page.wait_for_selector(".ma-footer[data-page='history']")
+        shot = REPO / "bench" / "out" / "screenshots" / f"history-{store.name}.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
     return out
 
 

@@ -30,8 +30,16 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, add_write, load_average, make_parser, write_section  # noqa: E402
-from bench.dashboard import BUDGET_S, CHROMIUM_FLAGS, PAGES, _serve, machine  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPO,
+    add_write,
+    dashboard_page,
+    load_average,
+    make_parser,
+    open_when_up,
+    write_section,
+)
+from bench.dashboard import BUDGET_S, PAGES, machine  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -102,15 +110,10 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def click_through(page: Page, port: int, pid: int) -> dict[str, tuple[float, float]]:
+def click_through(page: Page, url: str, pid: int) -> dict[str, tuple[float, float]]:
     """bench/dashboard.py's sidebar walk (twice; the second is timed), with the server's CPU
     seconds per page beside the wall time: on a loaded machine the CPU is the steadier figure."""
-    for _ in range(120):
-        try:
-            page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
-            break
-        except Exception:
-            time.sleep(1)
+    open_when_up(page, url + "/")
     page.wait_for_selector(".ma-footer[data-page='overview']")
     out: dict[str, tuple[float, float]] = {}
     for rnd in range(2):
@@ -126,24 +129,9 @@ def click_through(page: Page, port: int, pid: int) -> dict[str, tuple[float, flo
 
 def time_browser(store: Path) -> tuple[dict[str, tuple[float, float]], float]:
     """Warm (wall s, server CPU s) per page in Chromium, and the server's peak RSS (MiB)."""
-    from playwright.sync_api import sync_playwright
-
-    proc, port = _serve(store)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                args=CHROMIUM_FLAGS,
-            )
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(600_000)
-            times = click_through(page, port, proc.pid)
-            browser.close()
-        peak = server_peak_mib(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    return times, peak
+    with dashboard_page(store, timeout_ms=600_000) as (page, url, proc):
+        times = click_through(page, url, proc.pid)
+        return times, server_peak_mib(proc.pid)
 
 
 def time_exports(run: Path) -> dict[str, tuple[float, float, float]]:
