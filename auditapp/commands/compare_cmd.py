@@ -171,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
     )
     lookup = Path(args.store or default_store())
     run_a = resolve_run(args.run_a, lookup)
-    run_b = resolve_run(args.run_b, lookup)
+    run_b = resolve_run(args.run_b, lookup, same_set_as=run_a)
     class_map = load_class_map(args.class_map) if args.class_map else None
     doc, aligned = compare_runs(
         run_a,

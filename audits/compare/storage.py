@@ -30,8 +30,10 @@ def save_comparison(doc: dict[str, Any], aligned: Aligned, store: str | Path) ->
     return Path(store) / run_id
 
 
-def resolve_run(ref: str, store: str | Path) -> Run:
-    """A run folder path, a run id in ``store``, or ``name@version`` (its newest audit there)."""
+def resolve_run(ref: str, store: str | Path, same_set_as: Run | None = None) -> Run:
+    """A run folder path, a run id in ``store``, or ``name@version`` (its newest audit there;
+    with ``same_set_as``, its newest audit on that run's held-out set when there is one, so that
+    ``compare name@1.0.0 name@1.1.0`` pairs runs on one set, not a set and its corrected child)."""
     path = Path(ref).expanduser()
     if path.is_dir():
         return load_run(path)
@@ -42,9 +44,15 @@ def resolve_run(ref: str, store: str | Path) -> Run:
         name, version = ref.split("@", 1)
         found = scan_store(store, kind="audit")
         warn_damaged(found.damaged)  # a damaged run is skipped, never a reason to fail
-        for run in found.runs:
-            if run.identity.name == name and run.identity.version == version:
-                return run
+        matches = [
+            r for r in found.runs if r.identity.name == name and r.identity.version == version
+        ]
+        if matches and same_set_as is not None and same_set_as.kind == "audit":
+            wanted = same_set_as.audit.dataset.fingerprint
+            same = [r for r in matches if r.audit.dataset.fingerprint == wanted]
+            matches = same or matches
+        if matches:
+            return matches[0]
         for bad in found.damaged:  # the only match is damaged: say what is wrong with it
             who = bad.run.identity if bad.run is not None and bad.run.kind == "audit" else None
             if who is not None and who.name == name and who.version == version:
