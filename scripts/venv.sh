@@ -15,7 +15,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $("$py" --version)" >&2
   "$py" -m venv .venv || { echo "error: could not create .venv" >&2; return 2 2>/dev/null || exit 2; }
 fi
-stamp=".venv/.installed-$(cat "$req" requirements.txt constraints.txt | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat "$req" requirements*.txt constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "installing $req into .venv (first time: a few minutes)…" >&2
   # This machine's pip config lists extra local indexes; their 'is ignored' notices are noise.
