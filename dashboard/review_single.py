@@ -144,34 +144,24 @@ def single(ctx: PageContext, w: Walk, file: Path, classes: list[str], reviewer: 
         )
         st.text_input("Reason (optional)", key=f"rv_reason_{row}", placeholder="e.g. roof visible")
         off = not reviewer
-        c = st.columns(3)
-        c[0].button(
-            "Keep",
-            key="rv_keep",
-            shortcut="K",
-            disabled=off,
-            on_click=_on_decide,
-            args=(w, file, "keep", reviewer),
-            width="stretch",
+        # (label, widget key, shortcut, decision); R is bound by review_browser (Streamlit
+        # reserves it), so its button has no shortcut of its own.
+        decisions = (
+            ("Keep", "rv_keep", "K", "keep"),
+            ("Relabel (R)", "rv_relabel", None, "relabel"),
+            ("Exclude", "rv_exclude", "X", "exclude"),
         )
-        c[1].button(
-            "Relabel (R)",
-            key="rv_relabel",
-            type="primary",
-            disabled=off,
-            on_click=_on_decide,
-            args=(w, file, "relabel", reviewer),
-            width="stretch",
-        )
-        c[2].button(
-            "Exclude",
-            key="rv_exclude",
-            shortcut="X",
-            disabled=off,
-            on_click=_on_decide,
-            args=(w, file, "exclude", reviewer),
-            width="stretch",
-        )
+        for col, (label, key, shortcut, decision) in zip(st.columns(3), decisions, strict=True):
+            col.button(
+                label,
+                key=key,
+                type="primary" if decision == "relabel" else "secondary",
+                shortcut=shortcut,
+                disabled=off,
+                on_click=_on_decide,
+                args=(w, file, decision, reviewer),
+                width="stretch",
+            )
         c = st.columns(3)
         c[0].button(
             "← Back",
