@@ -70,6 +70,41 @@ def _discordant_line(mc: dict[str, Any]) -> str:
     )
 
 
+#: Classes listed in the terminal's "what changed" table; the rest are counted in one line.
+CHANGED_CLASSES_SHOWN = 8
+
+
+def _changed_rows(per_class: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Classes with an image only one version gets right, largest net change first."""
+    rows = [r for r in per_class if r.get("a_only") or r.get("b_only")]
+    return sorted(rows, key=lambda r: (-abs(r["b_only"] - r["a_only"]), str(r["class"])))
+
+
+def _changed_table(rows: list[dict[str, Any]]) -> Table:
+    title = "What changed: images only one version gets right, by true class"
+    table = Table(title=title, min_width=len(title))  # a narrow table would wrap its title
+    for name in ("class", "only A right", "only B right", "net for B"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+    for row in rows[:CHANGED_CLASSES_SHOWN]:
+        a, b = row["a_only"], row["b_only"]
+        table.add_row(escape(str(row["class"])), str(a), str(b), f"{b - a:+d}")
+    return table
+
+
+def _changed_lines(n_rows: int, what: dict[str, Any] | None, stored: str | None) -> list[str]:
+    """The classes not shown, and where the per-image lists are."""
+    lines = []
+    if n_rows > CHANGED_CLASSES_SHOWN:
+        lines.append(f"  … and {n_rows - CHANGED_CLASSES_SHOWN} more classes")
+    if what and stored:
+        where = f"{stored}/{what.get('file') or 'changed.parquet'}"
+        lines.append(
+            f"  every image: {escape(where)} (the Compare page shows them; "
+            "`audits export` writes <stem>-what-changed.csv)"
+        )
+    return lines
+
+
 def _class_table(per_class: list[dict[str, Any]], level: int) -> Table:
     rows = sorted(
         per_class, key=lambda r: (r["diff"] is None, r["diff"] if r["diff"] is not None else 0)
@@ -136,8 +171,11 @@ def _speed_table(sp: dict[str, Any]) -> Table:
     return table
 
 
-def print_comparison(doc: dict[str, Any], console: Console | None = None) -> None:
-    """Readable tables of a comparison document (the verdict line is printed by the caller)."""
+def print_comparison(
+    doc: dict[str, Any], console: Console | None = None, stored: str | None = None
+) -> None:
+    """Readable tables of a comparison document (the verdict line is printed by the caller);
+    ``stored`` is the comparison's run folder when it was saved."""
     # Piped into a CI log there is no terminal width: use a readable one instead of 80.
     console = console or Console(width=None if sys.stdout.isatty() else 120)
     o = doc["overall"]
@@ -146,6 +184,11 @@ def print_comparison(doc: dict[str, Any], console: Console | None = None) -> Non
     console.print(_overall_table(o, level))
     console.print(_discordant_line(o["mcnemar"]))
     console.print(_class_table(doc["per_class"], level))
+    changed = _changed_rows(doc["per_class"])
+    if changed:
+        console.print(_changed_table(changed))
+        for line in _changed_lines(len(changed), doc.get("what_changed"), stored):
+            console.print(line, highlight=False)
     if doc.get("speed"):
         console.print(_speed_table(doc["speed"]))
     for c in doc.get("checks") or [{"ok": False, "text": r} for r in doc["reasons"]]:

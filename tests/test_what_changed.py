@@ -260,3 +260,30 @@ def test_compare_page_lists_open_a_detail(hostile, monkeypatch: pytest.MonkeyPat
     assert "predicted" in body
     captions = "\n".join(str(c.value) for c in at.caption)
     assert captions.count("No heatmap stored for this image in") == 2
+
+
+def test_terminal_lists_what_changed_by_class(compared) -> None:
+    """`compare` in a terminal prints the per-class counts of the stored lists and where they are."""
+    import io
+
+    from rich.console import Console
+
+    from auditapp.compare_view import CHANGED_CLASSES_SHOWN, print_comparison
+
+    run_a, run_b, comparison, doc = compared
+    out = io.StringIO()
+    print_comparison(doc, Console(file=out, width=200), stored=str(comparison))
+    text = out.getvalue()
+    assert "What changed: images only one version gets right, by true class" in text
+    expected = direct(run_a, run_b).groupby(["label_a", "side"]).size()
+    shown = 0
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        if len(cells) == 4 and cells[0] in CLASSES and cells[3][0] in "+-0":
+            a, b = int(cells[1]), int(cells[2])
+            assert a == expected.get((cells[0], "only_a"), 0)
+            assert b == expected.get((cells[0], "only_b"), 0)
+            assert cells[3] == f"{b - a:+d}"
+            shown += 1
+    assert shown == min(len(CLASSES), CHANGED_CLASSES_SHOWN)
+    assert f"every image: {comparison}/changed.parquet" in text.replace("\n", "")

@@ -203,7 +203,8 @@ def main(args: argparse.Namespace) -> int:
         # comparison.json's fields (the verdict and its one-line summary among them).
         set_result(args, {**doc, "comparison": None if path is None else str(path)})
     elif not args.quiet:
-        print_comparison(doc)  # the notes say when the sets are two versions of one set
+        # The notes say when the sets are two versions of one set.
+        print_comparison(doc, stored=None if path is None else str(path))
     # The verdict is the last line, printed plainly so no terminal width wraps it.
     print(doc["summary"], flush=True)
     return 0 if doc["verdict"] == PROMOTE else 1
