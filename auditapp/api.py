@@ -269,12 +269,14 @@ def drift(
     seed: int = 0,
     label: str | None = None,
     early_stop: bool = True,
+    batch_date: str | None = None,
 ) -> DriftResult:
     """Drift of ``current`` against ``reference`` through ``model`` (``python -m audits drift``).
 
     The sets are paths, Datasets or DataFrames as in ``audit``; they need no labels when paths.
     The MMD test stops once its answer is settled; ``early_stop=False`` draws all
-    ``permutations`` (the fixed test, ``--no-early-stop``).
+    ``permutations`` (the fixed test, ``--no-early-stop``). ``batch_date`` (YYYY-MM-DD or an
+    ISO time, ``--batch-date``) says when the batch was taken.
     """
     from auditapp.pipeline.drift import run_drift
 
@@ -309,6 +311,7 @@ def drift(
                 seed=seed,
                 label=label,
                 early_stop=early_stop,
+                batch_date=batch_date,
             )
     except BaseException:
         where.discard()

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from audits.drift.timeline import Timeline, TimelinePoint, drift_timeline
+from audits.drift.timeline import when as batch_time
 from audits.errors import AuditError
 from audits.store import list_runs
 from dashboard import data, state
@@ -100,7 +101,8 @@ def _clicked(event: Any) -> str | None:
 def _table(points: list[TimelinePoint]) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "created": [p.created.replace("T", " ").rstrip("Z") for p in points],
+            "batch taken": [p.batch_date or "not given" for p in points],
+            "checked": [p.created.replace("T", " ").rstrip("Z") for p in points],
             "version": [p.version for p in points],
             "batch": [p.batch for p in points],
             "images": [fmt.count(p.n_images) for p in points],
@@ -145,7 +147,8 @@ def render(
             _open(store, model, hit, version)
 
     labels = {
-        f"{p.version} · {p.batch} · {p.created} · {p.run_id.rsplit('-', 1)[-1]}": p for p in points
+        f"{p.version} · {p.batch} · {batch_time(p)} · {p.run_id.rsplit('-', 1)[-1]}": p
+        for p in points
     }
 
     def on_pick() -> None:
@@ -155,7 +158,8 @@ def render(
 
     chart(
         timeline_figure(points, alpha),
-        "one column per production batch checked against this held-out set, oldest first. Red markers "
+        "one column per production batch checked against this held-out set, oldest batch first (its "
+        "--batch-date, else when it was checked). Red markers "
         "drifted; in the middle panel a point below the dotted line is a significant shift. Click a point "
         "to open its drift run.",
         key="drift_timeline_chart",

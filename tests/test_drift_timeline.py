@@ -191,3 +191,46 @@ def test_an_audit_on_a_relabelled_child_set_keeps_the_timeline(
     at = at.switch_page("dashboard/pages/drift.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.selectbox(key="drift_timeline_pick").options) == 3
+
+
+def test_batch_dates_order_the_timeline_before_run_times(store: Path) -> None:
+    """A batch checked late but taken early sits where it was taken; undated batches keep
+    their run's time; the chart's ticks show the batch date."""
+    from audits.runs import open_run
+    from reports.present.charts.drift_timeline import point_label
+
+    late = drift_run(
+        store, 20, ("2026-11-25T10:00:00Z", "1.1.0", "may", 0.01, 0.2, 0.3, None, None)
+    )
+    record = copy.deepcopy(open_run(late).drift.model_dump(mode="json", exclude_none=True))
+    record["current"]["date"] = "2026-05-31"
+    write_json(late / "drift.json", record)
+    points = drift_timeline(list_runs(store), "car-variants", FINGERPRINT).points
+    assert [p.batch for p in points] == ["may", "fan_batch", HOSTILE, "march"]
+    assert points[0].batch_date == "2026-05-31" and points[1].batch_date is None
+    assert point_label(points[0]).startswith("1.1.0 · may · 2026-05-31 · ")
+    assert timeline_frame(points)["when"].tolist()[:2] == ["2026-05-31", "2026-11-20T10:00:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2026-05-31", "2026-05-31"),
+        ("2026-05-31T14:00:00", "2026-05-31T14:00:00Z"),
+        ("2026-05-31T16:00:00+02:00", "2026-05-31T14:00:00Z"),
+        (" 2026-05-31T14:00:00Z ", "2026-05-31T14:00:00Z"),
+    ],
+)
+def test_batch_date_is_a_day_or_a_utc_time(given: str, stored: str) -> None:
+    from audits.drift.batch import check_batch_date
+
+    assert check_batch_date(given) == stored
+
+
+@pytest.mark.parametrize("bad", ["31/05/2026", "May 2026", "2026-13-01", "", "2026-05-31 lunch"])
+def test_a_bad_batch_date_is_one_line(bad: str) -> None:
+    from audits.drift.batch import check_batch_date
+    from audits.errors import AuditError
+
+    with pytest.raises(AuditError, match=r"--batch-date .*YYYY-MM-DD"):
+        check_batch_date(bad)

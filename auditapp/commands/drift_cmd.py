@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from auditapp.commands.options import add_inference_options
+from auditapp.commands.options import add_inference_options, batch_date
 from auditapp.json_output import read_record, set_result, wants_json
 
 if TYPE_CHECKING:
@@ -49,6 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--label",
         metavar="TEXT",
         help="a name for the current batch in reports (default: its folder's name, e.g. fan_batch)",
+    )
+    p.add_argument(
+        "--batch-date",
+        metavar="DATE",
+        type=batch_date,
+        help="when the current batch was taken (YYYY-MM-DD or an ISO time); the drift timeline "
+        "is ordered by it (default: the time of the drift run)",
     )
     p.add_argument(
         "--allow-pickle",
@@ -140,6 +147,7 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         label=args.label,
         early_stop=args.early_stop,
+        batch_date=args.batch_date,
     )
     record = load_run(path).drift
     if wants_json(args):

@@ -60,6 +60,19 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def batch_date(text: str) -> str:
+    """``--batch-date``: a day or an ISO time (``audits.drift.batch.check_batch_date``)."""
+    from audits.drift.batch import check_batch_date
+    from audits.errors import AuditError
+
+    try:
+        return str(check_batch_date(text))
+    except AuditError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc).removeprefix(f"--batch-date {text!r}: ")
+        ) from None
+
+
 def device_name(text: str) -> str:
     """One of auto, cpu, cuda, cuda:N, mps."""
     value = text.strip().lower()

@@ -13,7 +13,7 @@ from pathlib import Path
 from auditapp.pipeline.common import skip_reasons, writing_run
 from audits.datasets import ImageSet
 from audits.drift.analysis import DriftAnalysis, analyse_drift
-from audits.drift.batch import check_label
+from audits.drift.batch import check_batch_date, check_label
 from audits.drift.record import FILES, drift_record, properties_table
 from audits.drift.side import Side, measured_properties
 from audits.drift.thumbs import add_example_thumbs
@@ -40,14 +40,17 @@ def run_drift(
     progress: bool = False,
     label: str | None = None,
     early_stop: bool = True,
+    batch_date: str | None = None,
 ) -> Path:
     """Compare ``current`` with ``reference`` through the model; returns the new run folder.
 
-    ``label`` names the current batch for readers (default: its folder's name). The MMD test
+    ``label`` names the current batch for readers (default: its folder's name) and
+    ``batch_date`` says when it was taken (orders the drift timeline). The MMD test
     stops once its answer is settled, after at most ``permutations``; ``early_stop=False``
     draws all of them (the fixed test)."""
     started = time.perf_counter()
     label = check_label(label)
+    batch_date = check_batch_date(batch_date)
     _check_options(alpha, permutations)
     if early_stop and permutations > MAX_DRAWS_LIMIT:
         raise AuditError(
@@ -82,6 +85,7 @@ def run_drift(
         created=utc_stamp(),
         auditor=auditor_identity(),
         label=label,
+        batch_date=batch_date,
     )
     with writing_run(store), create_run(store, run_id) as tmp:
         _write_reports(tmp, ref, cur, analysis)

@@ -4,6 +4,7 @@ Import-light on purpose: the run model and the renderers call ``batch_name`` for
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from audits.errors import AuditError
@@ -36,3 +37,26 @@ def check_label(label: str | None) -> str | None:
             f"(1 to {MAX_LABEL} characters, e.g. --label 'fan photos, May')"
         )
     return text
+
+
+def check_batch_date(text: str | None) -> str | None:
+    """``--batch-date``: when the batch's images were taken, as ``YYYY-MM-DD`` or an ISO time.
+
+    A date stays a date; a time is stored in UTC (``YYYY-MM-DDTHH:MM:SSZ``; one without a zone
+    is taken as UTC). AuditError with an example when it is neither.
+    """
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            return date.fromisoformat(raw).isoformat()
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise AuditError(
+            f"--batch-date {text!r}: give the day the batch was taken as YYYY-MM-DD "
+            "(e.g. --batch-date 2026-05-31) or an ISO time (2026-05-31T14:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

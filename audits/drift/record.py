@@ -35,15 +35,19 @@ def drift_record(
     created: str,
     auditor: dict[str, str],
     label: str | None = None,
+    batch_date: str | None = None,
 ) -> dict[str, Any]:
     """``drift.json`` (without ``timings.total_s``, which the writer adds last).
 
     DESIGN.md's fields come first: drift, embedding, predictions, properties. ``label`` (the
-    ``--label`` text) names the current batch instead of its folder.
+    ``--label`` text) names the current batch instead of its folder; ``batch_date`` (the
+    ``--batch-date``, checked) is when its images were taken.
     """
     current = cur.block()
     if label:
         current["name"] = label
+    if batch_date:
+        current["date"] = batch_date
     return {
         "drift": analysis.drift,
         "embedding": analysis.embedding,

@@ -1,4 +1,6 @@
-"""Drift over time: every drift run of a model against one reference set, oldest first.
+"""Drift over time: every drift run of a model against one reference set, oldest batch first.
+
+A batch's time is its ``--batch-date`` when one was given, else the time of its drift run.
 
 A pure function over stored drift records (read through the run model): nothing is
 recomputed, each point carries the stored numbers of one ``drift.json``.
@@ -30,6 +32,7 @@ class TimelinePoint:
     prediction_p: float
     prediction_drift: bool
     drifted: tuple[str, ...]  # the properties that drifted, in stored order
+    batch_date: str | None = None  # ``--batch-date`` as stored
     property_p: dict[str, float | None] = field(default_factory=dict)  # Holm-adjusted when stored
     accuracy: float | None = None  # only where the batch was labelled
     accuracy_low: float | None = None
@@ -52,6 +55,7 @@ def point(run_id: str, d: DriftRecord) -> TimelinePoint:
     return TimelinePoint(
         run_id=run_id,
         created=d.created,
+        batch_date=d.current.date,
         batch=d.batch,
         version=d.model.version,
         n_images=d.current.n_images,
@@ -71,11 +75,17 @@ def point(run_id: str, d: DriftRecord) -> TimelinePoint:
     )
 
 
+def when(p: TimelinePoint) -> str:
+    """The batch's time on the timeline: its ``--batch-date``, else its drift run's time."""
+    return p.batch_date or p.created
+
+
 def drift_timeline(runs: Iterable[StoredRun], model: str, fingerprint: str) -> Timeline:
     """The drift runs of ``model`` (any version) against reference ``fingerprint``, oldest first.
 
-    Ordered by ``created`` then run id (run ids start with the UTC time, so ties stay stable).
-    A damaged drift run is skipped and named in ``skipped``.
+    Ordered by ``when`` (the batch date, else the run's time; ISO strings, so a day sorts
+    before the times within it), then ``created`` and run id (run ids start with the UTC time,
+    so ties stay stable). A damaged drift run is skipped and named in ``skipped``.
     """
     points: list[TimelinePoint] = []
     skipped: list[tuple[str, str]] = []
@@ -89,7 +99,7 @@ def drift_timeline(runs: Iterable[StoredRun], model: str, fingerprint: str) -> T
             continue
         if record.reference.fingerprint == fingerprint:
             points.append(point(run.run_id, record))
-    points.sort(key=lambda p: (p.created, p.run_id))
+    points.sort(key=lambda p: (when(p), p.created, p.run_id))
     return Timeline(points, skipped)
 
 
@@ -102,6 +112,8 @@ def timeline_frame(points: list[TimelinePoint]) -> pd.DataFrame:
     for p in points:
         row = {
             "run_id": p.run_id,
+            "when": when(p),
+            "batch_date": p.batch_date,
             "created": p.created,
             "batch": p.batch,
             "version": p.version,

@@ -125,6 +125,7 @@ class DriftSet(Part):
 
     path: str
     name: str | None = None  # what a reader calls the set: ``--label`` or its folder's name
+    date: str | None = None  # the current batch's ``--batch-date``: YYYY-MM-DD or a UTC time
     root: str | None = None
     kind: str | None = None
     fingerprint: str

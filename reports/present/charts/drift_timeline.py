@@ -1,4 +1,5 @@
-"""Drift over time: one column per stored drift run (``audits.drift.timeline``), oldest first.
+"""Drift over time: one column per stored drift run (``audits.drift.timeline``), oldest batch
+first (its ``--batch-date``, else the run's time).
 
 Three stacked panels sharing the x axis: the embedding MMD², the p-values that decide (MMD
 permutation test and the prediction shift, on a log scale, with the alpha line) and the
@@ -15,6 +16,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from audits.drift.timeline import when as batch_time
 from reports.present import fmt
 from reports.present.charts.base import empty, esc, finish, num, whiskers
 from reports.present.palette import ACCENT, BAD, INK, NEUTRAL, WARN
@@ -24,9 +26,10 @@ P_FLOOR = 1e-6
 
 
 def point_label(p: Any) -> str:
-    """'1.1.0 · fan_batch · 2026-12-01 21:56 · 3f2a1c' (the x tick of one drift run, escaped;
-    the run id's tail keeps two runs of the same minute apart)."""
-    when = str(p.created).replace("T", " ").rstrip("Z")[:16]
+    """'1.1.0 · fan_batch · 2026-12-01 21:56 · 3f2a1c' (the x tick of one drift run, escaped:
+    the batch date, else the run's time; the run id's tail keeps two runs of the same minute
+    apart)."""
+    when = str(batch_time(p)).replace("T", " ").rstrip("Z")[:16]
     return esc(f"{p.version} · {p.batch} · {when} · {str(p.run_id).rsplit('-', 1)[-1]}")
 
 
