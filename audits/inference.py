@@ -5,15 +5,22 @@ distributed engine such as Ray Data's ``map_batches`` would call); ``predict`` s
 ``ImageSet`` through it with ``ImageBatches`` (a DataLoader), so memory holds only a few batches
 of images. The reading (``ImageBatches``), the normalisation (``pixel_scale``, ``normalise``) and
 the autocast choice (``amp_dtype``) are shared with the explain stage.
+
+On CUDA, JPEGs can be decoded on the GPU (``audits.device_decode``: the workers only read and
+hash, ``ByteReader``/``RawBatch``), and the loop overlaps work (``_overlapped``): the next
+batch's copy runs on a side stream while this batch's forward pass does, and a batch's rows are
+written while the next one computes. The CPU loop is unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from audits.datasets import ImageSet
+from audits.device_decode import DeviceDecoder, choose_decode, probe_jpeg
 from audits.errors import AuditError
 from audits.hashing import bytes_sha256
 from audits.images import BadImage, load_for_model, read_file
@@ -273,6 +281,76 @@ class ImageReader(torch.utils.data.Dataset):
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, "", width, height, sha
 
 
+class ByteReader(ImageReader):
+    """The device-decode path's reader: a JPEG the device decoder takes comes back as its bytes
+    (read and hashed here, decoded in the main process); anything else is decoded here with
+    Pillow exactly as ``ImageReader`` does.
+
+    Items are ``(bytes or uint8 CHW, position, reason, width, height, sha256)``; for bytes the
+    size is the JPEG header's."""
+
+    def __getitem__(self, i: int) -> tuple[Any, int, str, int, int, str]:
+        expected = self.expected[i] if self.expected is not None else None
+        sha = ""
+        try:
+            data = read_file(os.path.join(self.root, self.paths[i]))
+            sha = bytes_sha256(data)
+            if expected and sha != expected:
+                raise BadImage("changed since the run (sha256 differs)")
+            probed = probe_jpeg(data)
+            if not isinstance(probed, str):
+                return data, i, "", probed[0], probed[1], sha
+            arr, width, height = load_for_model(data, self.size, self.channels)
+        except BadImage as exc:
+            return None, i, str(exc), 0, 0, sha
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, "", width, height, sha
+
+
+@dataclass
+class RawBatch:
+    """One batch from ``ByteReader``: Pillow-decoded images and JPEG bytes, by position."""
+
+    images: torch.Tensor  # uint8 [k, C, H, W]: the ones decoded by Pillow in a worker
+    image_pos: list[int]
+    jpegs: list[bytes]
+    jpeg_pos: list[int]
+    index: torch.Tensor
+    reasons: list[str]
+    width: torch.Tensor
+    height: torch.Tensor
+    shas: list[str]
+
+    def pin_memory(self) -> RawBatch:
+        """The DataLoader's pinning thread calls this: only the decoded images are copied to
+        the device by us; the JPEG bytes go to the decoder, which stages them itself."""
+        return dataclasses.replace(self, images=self.images.pin_memory())
+
+
+def collate_raw(
+    items: list[tuple[Any, int, str, int, int, str]], shape: tuple[int, ...]
+) -> RawBatch:
+    """``ByteReader`` items as one ``RawBatch`` (``shape``: one image's C, H, W)."""
+    images, image_pos, jpegs, jpeg_pos = [], [], [], []
+    for pos, (payload, *_rest) in enumerate(items):
+        if isinstance(payload, torch.Tensor):
+            images.append(payload)
+            image_pos.append(pos)
+        elif isinstance(payload, bytes):
+            jpegs.append(payload)
+            jpeg_pos.append(pos)
+    return RawBatch(
+        images=torch.stack(images) if images else torch.zeros((0, *shape), dtype=torch.uint8),
+        image_pos=image_pos,
+        jpegs=jpegs,
+        jpeg_pos=jpeg_pos,
+        index=torch.tensor([it[1] for it in items], dtype=torch.int64),
+        reasons=[it[2] for it in items],
+        width=torch.tensor([it[3] for it in items], dtype=torch.int64),
+        height=torch.tensor([it[4] for it in items], dtype=torch.int64),
+        shas=[it[5] for it in items],
+    )
+
+
 @dataclass
 class ImageBatch:
     """The readable images of one batch: uint8 NCHW, their positions and original sizes."""
@@ -302,9 +380,17 @@ class ImageBatches:
         expected_sha256: list[str | None] | None = None,
         progress: bool = False,
         desc: str = "",
+        decoder: DeviceDecoder | None = None,
     ) -> None:
         self.paths = paths
-        reader = ImageReader(root, paths, card.size, card.channels, expected_sha256)
+        self.decoder = decoder
+        self.size, self.channels = card.size, card.channels
+        extra: dict[str, Any] = {}
+        if decoder is None:
+            reader = ImageReader(root, paths, card.size, card.channels, expected_sha256)
+        else:  # workers read and hash; JPEGs are decoded on the device in this process
+            reader = ByteReader(root, paths, card.size, card.channels, expected_sha256)
+            extra["collate_fn"] = partial(collate_raw, shape=(card.channels, *card.size))
         self.loader = torch.utils.data.DataLoader(
             reader,
             batch_size=batch_size,
@@ -312,11 +398,14 @@ class ImageBatches:
             num_workers=default_workers(device) if workers is None else workers,
             pin_memory=device.type == "cuda",
             persistent_workers=False,
+            **extra,
         )
         self.progress, self.desc = progress, desc
         self.skipped: list[dict[str, str]] = []
         #: sha256 of every file as read for decoding (None: unreadable), filled while iterating.
         self.hashes: list[str | None] = [None] * len(paths)
+        #: Images decoded by the device decoder and by Pillow (workers, or fallbacks here).
+        self.decoded = {"device": 0, "pillow": 0}
 
     def __iter__(self) -> Iterator[ImageBatch]:
         bar = tqdm(
@@ -327,12 +416,20 @@ class ImageBatches:
             disable=None if self.progress else True,  # None: off unless stderr is a terminal
         )
         try:
+            if self.decoder is not None:
+                for raw in _unwrapped(self.loader):
+                    bar.update(len(raw.index))
+                    batch = self._device_batch(raw)
+                    if batch is not None:
+                        yield batch
+                return
             for images, index, reasons, width, height, shas in _unwrapped(self.loader):
                 bar.update(len(index))
                 index = index.numpy()
                 for i, sha in zip(index.tolist(), shas, strict=True):
                     self.hashes[i] = sha or None
                 ok = np.array([r == "" for r in reasons], dtype=bool)
+                self.decoded["pillow"] += int(ok.sum())
                 for i in np.flatnonzero(~ok):
                     self.skipped.append({"path": str(self.paths[index[i]]), "reason": reasons[i]})
                 if ok.any():
@@ -341,6 +438,44 @@ class ImageBatches:
                     yield ImageBatch(kept, index[ok], width.numpy()[ok], height.numpy()[ok])
         finally:
             bar.close()
+
+    def _device_batch(self, raw: RawBatch) -> ImageBatch | None:
+        """Decode a ``RawBatch``'s JPEGs on the device; a JPEG the device decoder fails on is
+        decoded here with Pillow, whose reason (truncated, unreadable…) is the one recorded."""
+        assert self.decoder is not None
+        dev = self.decoder.device
+        index = raw.index.numpy()
+        for i, sha in zip(index.tolist(), raw.shas, strict=True):
+            self.hashes[i] = sha or None
+        reasons = list(raw.reasons)
+        width, height = raw.width.numpy().copy(), raw.height.numpy().copy()
+        slots: dict[int, torch.Tensor] = {}
+        if raw.image_pos:
+            on_device = raw.images.to(dev, non_blocking=True)  # pinned by the loader on CUDA
+            slots.update(zip(raw.image_pos, on_device, strict=True))
+        shapes = [(int(width[p]), int(height[p])) for p in raw.jpeg_pos]
+        results = self.decoder(raw.jpegs, shapes)
+        for pos, data, result in zip(raw.jpeg_pos, raw.jpegs, results, strict=True):
+            if isinstance(result, torch.Tensor):
+                slots[pos] = result
+                self.decoded["device"] += 1
+                continue
+            try:  # the Pillow path, for its image or its reason
+                arr, width[pos], height[pos] = load_for_model(data, self.size, self.channels)
+            except BadImage as exc:
+                reasons[pos] = str(exc)
+                continue
+            slots[pos] = torch.from_numpy(arr).permute(2, 0, 1).to(dev)
+            self.decoded["pillow"] += 1
+        self.decoded["pillow"] += len(raw.image_pos)
+        ok = [p for p in range(len(index)) if reasons[p] == ""]
+        for p in range(len(index)):
+            if reasons[p]:
+                self.skipped.append({"path": str(self.paths[index[p]]), "reason": reasons[p]})
+        if not ok:
+            return None
+        images = torch.stack([slots[p] for p in ok])
+        return ImageBatch(images, index[ok], width[ok], height[ok])
 
 
 def _unwrapped(loader: torch.utils.data.DataLoader) -> Iterator[Any]:
@@ -405,38 +540,47 @@ def predict(
     hashes: list[str | None] | None = None,
     out_dir: Path | None = None,
     progress: bool = False,
+    decode: str = "auto",
 ) -> Predictions:
     """Run the model over every image of the set; unreadable images are skipped with a reason.
 
     With ``out_dir``, probabilities and embeddings stream to ``probabilities.npy`` and
     ``embeddings.npy`` there (memory stays flat however large the set). Without ``hashes``, each
     file's sha256 is taken from the bytes read for decoding (``Predictions.hashes``), so a set is
-    read once, not once to hash and again to decode.
+    read once, not once to hash and again to decode. ``decode``: ``auto`` (JPEGs decoded on the
+    GPU with nvJPEG on CUDA, Pillow elsewhere), ``cpu`` (Pillow in the workers) or ``device``
+    (``audits.device_decode``); the path that ran is ``Predictions.device["decode"]``.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     batch_size = resolve_batch_size(batch_size, card)
     if workers is not None and workers < 0:
         raise AuditError(f"--workers {workers}: must be 0 or more (0 reads images in this process)")
-    predictor = BatchPredictor(model, card, dev)
     items = image_set.items
+    path_list = items["path"].tolist()
+    decode_path, decode_why = choose_decode(decode, dev, path_list)
+    predictor = BatchPredictor(model, card, dev)
     batches = ImageBatches(
         image_set.root,
-        items["path"].tolist(),
+        path_list,
         card,
         dev,
         batch_size=batch_size,
         workers=workers,
         progress=progress,
         desc=f"{card.name} {card.version}",
+        decoder=DeviceDecoder(dev, card.size, card.channels) if decode_path == "device" else None,
     )
     outputs = Outputs(card, label_indices(items["label"], card.classes), out_dir)
     started = time.perf_counter()
     paths = batches.paths
     try:
-        for batch in batches:
-            logits, emb = predictor(batch.images)
-            check_finite(logits, emb, batch, paths, predictor.label)
-            outputs.add(batch, logits, emb)
+        if dev.type == "cuda":
+            _overlapped(batches, predictor, outputs, paths, dev)
+        else:  # the CPU loop as it always was: results bit for bit the same
+            for batch in batches:
+                logits, emb = predictor(batch.images)
+                check_finite(logits, emb, batch, paths, predictor.label)
+                outputs.add(batch, logits, emb)
     except BaseException:
         outputs.abort()  # close the half-written arrays; the caller removes their folder
         raise
@@ -451,13 +595,97 @@ def predict(
         probabilities=outputs.probabilities.finish(len(card.classes)),
         embeddings=outputs.embeddings.finish(outputs.emb_dim),
         skipped=batches.skipped,
-        device=describe_device(dev, predictor.amp),
+        device={
+            **describe_device(dev, predictor.amp),
+            "decode": {
+                "path": decode_path,
+                "requested": decode,
+                "why": decode_why,
+                "device_images": batches.decoded["device"],
+                "pillow_images": batches.decoded["pillow"],
+            },
+        },
         timings={
             "inference_s": round(elapsed, 4),
             "images_per_s": round(len(items) / elapsed, 2) if elapsed > 0 else 0.0,
         },
         embedding_source=predictor.embedding_source,
     )
+
+
+def _overlapped(
+    batches: Iterable[ImageBatch],
+    predictor: BatchPredictor,
+    outputs: Outputs,
+    paths: list[str],
+    device: torch.device,
+) -> None:
+    """The CUDA loop: copies, forward passes and the bookkeeping of the batch before overlap.
+
+    A batch still on the CPU (pinned by the loader) is copied on a side stream one batch ahead,
+    so its copy runs while the previous batch's forward pass does. Each batch's outputs come
+    back with a non-blocking copy into pinned memory and an event; the rows of batch k are
+    written while batch k+1's forward pass runs, so the GPU is not left idle during them."""
+    pending: tuple[ImageBatch, torch.Tensor, torch.Tensor, torch.cuda.Event] | None = None
+    for batch in _copied_ahead(batches, device):
+        logits, emb = predictor(batch.images)
+        host_logits, host_emb = _pinned_like(logits), _pinned_like(emb)
+        host_logits.copy_(logits, non_blocking=True)
+        host_emb.copy_(emb, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        if pending is not None:
+            _finish(pending, outputs, paths, predictor.label)
+        pending = (batch, host_logits, host_emb, done)
+    if pending is not None:
+        _finish(pending, outputs, paths, predictor.label)
+
+
+def _pinned_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+
+
+def _finish(
+    pending: tuple[ImageBatch, torch.Tensor, torch.Tensor, torch.cuda.Event],
+    outputs: Outputs,
+    paths: list[str],
+    label: str,
+) -> None:
+    batch, logits, emb, done = pending
+    done.synchronize()  # this batch's copies only, not the forward pass queued after it
+    check_finite(logits, emb, batch, paths, label)
+    outputs.add(batch, logits, emb)
+
+
+def _copied_ahead(batches: Iterable[ImageBatch], device: torch.device) -> Iterator[ImageBatch]:
+    """Batches with their images on ``device``; CPU images are copied on a side stream one
+    batch ahead (the device-decode path's batches are already there and pass straight on)."""
+    stream = torch.cuda.Stream(device)
+    ahead: tuple[ImageBatch, torch.cuda.Event] | None = None
+    for batch in batches:
+        if batch.images.device.type != "cpu":  # decoded on the device: nothing to copy
+            if ahead is not None:
+                yield _arrived(*ahead)
+                ahead = None
+            yield batch
+            continue
+        with torch.cuda.stream(stream):
+            moved = batch.images.to(device, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record(stream)
+        if ahead is not None:
+            yield _arrived(*ahead)
+        ahead = (dataclasses.replace(batch, images=moved), ready)
+    if ahead is not None:
+        yield _arrived(*ahead)
+
+
+def _arrived(batch: ImageBatch, ready: torch.cuda.Event) -> ImageBatch:
+    current = torch.cuda.current_stream(batch.images.device)
+    current.wait_event(ready)
+    # Allocated on the side stream, used on this one: keep the allocator from reusing it early.
+    batch.images.record_stream(current)
+    return batch
 
 
 def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:

@@ -8,7 +8,10 @@ On a machine with CUDA it runs, on the GPU and in one process:
   resnet18 on 224 px JPEGs): a plain DataLoader + forward against ``run_audit``, with and
   without the explain and integrity stages; target audit/plain <= 1.15;
 - heatmaps/s (``bench/gradcam.py``'s ``bench_model``): our batched Grad-CAM against
-  pytorch-grad-cam on the same model, images and layer.
+  pytorch-grad-cam on the same model, images and layer;
+- decode (issue 16 part 2): ``predict`` images/s with JPEGs decoded on the GPU (nvJPEG,
+  ``--decode device``) against Pillow in the DataLoader workers (``--decode cpu``), same model,
+  images and batch, interleaved, on 400x300 noise JPEGs and on 1280x960 photo-like JPEGs.
 
 Without CUDA it says so and writes nothing: no GPU figure is ever estimated or carried over.
 With ``--write`` the "## GPU (issue 16)" section of bench/RESULTS.md is replaced.
@@ -84,11 +87,89 @@ def main() -> int:
         ours = res["rates"]["ours (batched torch Grad-CAM)"]
         lib = res["rates"]["pytorch-grad-cam batched"]
         lines.append(f"| {label} | {ours:.0f} | {lib:.0f} | {ours / lib:.2f} |")
+    lines += [
+        "",
+        "| decode (resnet18 @224, predict) | images | workers | Pillow img/s | nvJPEG img/s | "
+        "ratio | on GPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        model_dir, noise = make_case(tmp_path / "a", "resnet18", args.images, 224)
+        photos = photo_set(tmp_path / "photos", args.images, (960, 1280))
+        for label, data in (
+            ("400x300 noise JPEG, q85", noise),
+            ("1280x960 photo JPEG, q90", photos),
+        ):
+            r = decode_rates(model_dir, data, device, 256, args.repeats)
+            lines.append(
+                f"| {label} | {r['images']} | {r['workers']} | {r['cpu_ips']:.0f} | "
+                f"{r['device_ips']:.0f} | **{r['ratio']:.2f}** | {r['on_device']} |"
+            )
     text = "\n".join(lines)
     print(text)
     if args.write:
         write_section(SECTION, text)
     return 0
+
+
+def photo_set(root: Path, n: int, shape: tuple[int, int]) -> Path:
+    """``n`` photo-like JPEGs (gradients, a tint, mild noise: a camera picture's file size,
+    not noise's) of ``shape`` (height, width), quality 90, 4:2:0; ten classes."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rows = ["path,label"]
+    for i in range(n):
+        tint = rng.uniform(0, 255, 3).astype(np.float32)
+        base = np.stack([xx * 255 / w, yy * 255 / h, np.full((h, w), tint[2])], -1)
+        arr = base * 0.6 + tint * 0.4 + rng.normal(0, 6, (h, w, 3)).astype(np.float32)
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(
+            root / "img" / f"{i:05d}.jpg", quality=90
+        )
+        rows.append(f"img/{i:05d}.jpg,c{i % 10}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+def decode_rates(
+    model_dir: Path, data: Path, device: torch.device, batch: int, repeats: int
+) -> dict:
+    """Median ``predict`` images/s with ``decode="cpu"`` and ``decode="device"``, interleaved."""
+    import statistics
+
+    from audits.datasets import load_dataset
+    from audits.inference import default_workers, predict
+    from audits.model_card import load_card, load_model
+    from bench.common import timed
+
+    card = load_card(model_dir)
+    model = load_model(card, device)
+    image_set = load_dataset(data)
+    n = len(image_set.items)
+
+    def run(decode: str):
+        return predict(model, card, image_set, device, batch, decode=decode)
+
+    on_device = run("device").device["decode"]["device_images"]  # warm-up: cache, nvJPEG, kernels
+    run("cpu")
+    cpu, dev = [], []
+    for _ in range(repeats):  # interleaved so machine noise hits both alike
+        cpu.append(timed(lambda: run("cpu")))
+        dev.append(timed(lambda: run("device")))
+    a, b = statistics.median(cpu), statistics.median(dev)
+    return {
+        "images": n,
+        "workers": default_workers(device),
+        "cpu_ips": n / a,
+        "device_ips": n / b,
+        "ratio": a / b,
+        "on_device": f"{on_device}/{n}",
+    }
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from auditapp.commands.options import positive_int
-from auditapp.engines.spec import ENGINES, EngineSpec, as_engine
+from auditapp.engines.spec import DECODE_CHOICES, ENGINES, EngineSpec, as_engine
 
 
 def _non_negative_float(text: str) -> float:
@@ -33,6 +33,13 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         choices=ENGINES,
         default="local",
         help="local: this process (default); ray: Ray Data actors, a local Ray or --ray-address",
+    )
+    g.add_argument(
+        "--decode",
+        choices=DECODE_CHOICES,
+        default="auto",
+        help="where JPEGs are decoded: auto (on the GPU with nvJPEG when on CUDA, else Pillow), "
+        "cpu (Pillow in the reading workers), device (torchvision on the model's device)",
     )
     g.add_argument(
         "--ray-address",
@@ -89,5 +96,6 @@ def engine_spec(args: argparse.Namespace) -> EngineSpec:
             actors=args.ray_actors,
             num_gpus_per_actor=args.ray_num_gpus_per_actor,
             cpus_per_actor=args.ray_cpus_per_actor,
+            decode=args.decode,
         )
     )

@@ -51,4 +51,5 @@ def run_per_image(
         workers=workers,
         out_dir=out_dir,
         progress=progress,
+        decode=spec.decode,
     )

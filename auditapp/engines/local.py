@@ -18,6 +18,7 @@ def local_per_image(
     workers: int | None,
     out_dir: Path,
     progress: bool,
+    decode: str = "auto",
 ) -> PerImage:
     """``predict`` over the set; the freeze is checked with the hashes of the decoded bytes."""
     preds = predict(
@@ -29,5 +30,6 @@ def local_per_image(
         workers,
         out_dir=out_dir,
         progress=progress,
+        decode=decode,
     )
     return PerImage(preds=preds, frozen=check_freeze(image_set, hashes=preds.hashes))

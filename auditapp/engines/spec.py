@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # kept out of the CLI's start-up (``--help`` imports this mod
     from audits.prepare import FrozenCheck
 
 ENGINES = ("local", "ray")
+DECODE_CHOICES = ("auto", "cpu", "device")  # audits.device_decode's, kept out of --help's imports
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class EngineSpec:
     #: GPUs per actor; None: 1 where the cluster has GPUs and the device allows it, else 0.
     num_gpus_per_actor: float | None = None
     cpus_per_actor: float = 1.0
+    #: ``--decode``: ``auto`` (JPEGs on the GPU with nvJPEG on CUDA), ``cpu`` (Pillow) or
+    #: ``device`` (``audits.device_decode``); the local engine's choice.
+    decode: str = "auto"
 
 
 @dataclass
@@ -52,6 +56,10 @@ def as_engine(engine: str | EngineSpec | None) -> EngineSpec:
         raise AuditError(f"--ray-actors {spec.actors}: must be at least 1")
     if spec.num_gpus_per_actor is not None and spec.num_gpus_per_actor < 0:
         raise AuditError(f"--ray-num-gpus-per-actor {spec.num_gpus_per_actor}: must be 0 or more")
+    if spec.decode not in DECODE_CHOICES:
+        raise AuditError(f"--decode {spec.decode}: expected one of {', '.join(DECODE_CHOICES)}")
+    if spec.name == "ray" and spec.decode == "device":
+        raise AuditError("--decode device needs --engine local (Ray actors decode with Pillow)")
     if spec.cpus_per_actor <= 0:
         raise AuditError(f"--ray-cpus-per-actor {spec.cpus_per_actor}: must be more than 0")
     return spec

@@ -102,6 +102,18 @@ class ModelInfo(Part):
     training_manifest: str | None = None
 
 
+class DecodeInfo(Part):
+    """Where the images were decoded (``--decode``; ``audits.device_decode``)."""
+
+    #: ``cpu``: Pillow in the reading workers; ``device``: JPEGs by ``torchvision.io.decode_jpeg``
+    #: on the inference device (nvJPEG on CUDA), everything else by Pillow.
+    path: Literal["cpu", "device"]
+    requested: str | None = None
+    why: str | None = None
+    device_images: int | None = None
+    pillow_images: int | None = None
+
+
 class DeviceInfo(Part):
     """What ran the inference."""
 
@@ -110,6 +122,7 @@ class DeviceInfo(Part):
     torch: str | None = None
     threads: int | None = None
     amp: str | None = None
+    decode: DecodeInfo | None = None
 
 
 class Skipped(Part):
