@@ -17,7 +17,8 @@ import pandas as pd
 
 from audits.datasets import fingerprint_rows
 from audits.errors import AuditError
-from audits.store import list_runs
+from audits.history_records import list_store
+from audits.store import load_run, warn_damaged
 
 
 def table_fingerprint(table: pd.DataFrame) -> str:
@@ -34,12 +35,15 @@ def other_versions(
     """(version, predicted class name by image path) of the newest audit of every other
     version of ``name`` on the data set with ``fingerprint``; unreadable runs are skipped."""
     seen: dict[str, pd.Series] = {}
-    for run in list_runs(store, kind="audit"):  # newest first
+    # Picked from the light listing (newest first); only the picks' tables are opened.
+    listing = list_store(store, kind="audit")
+    warn_damaged(listing.damaged)
+    for summary in listing.runs:
+        ident = summary.model
+        if ident.name != name or ident.version == version or ident.version in seen:
+            continue
         try:
-            ident = run.identity
-            if ident.name != name or ident.version == version or ident.version in seen:
-                continue
-            table = run.table
+            table = load_run(summary.path).table
             if table_fingerprint(table) != fingerprint:
                 continue
         except (AuditError, OSError, KeyError, ValueError):

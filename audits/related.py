@@ -1,16 +1,21 @@
 """Runs that belong with an audit run: the drift runs and comparisons of the same model version.
 
 The dashboard and the exports show them beside the audit; they are found, never recomputed.
+The store is listed lightly (``audits.history_records.list_store``: the ids and model names
+of each record, not 500 records validated in full); only the runs picked are opened and
+checked (``audits.store.open_checked``), and a damaged one is skipped with the store's one
+warning line naming it, so the pick is the one a fully checked listing would make.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from audits.errors import AuditError
+from audits.history_records import ComparisonEntry, ModelRef, RunSummary, list_store
 from audits.runs.base import ModelIdentity
-from audits.store import Run, list_runs
+from audits.store import DamagedRun, Run, open_checked, warn_damaged
 
 
 @dataclass
@@ -25,51 +30,51 @@ class RunBundle:
     newer: Run | None = None  # that comparison's candidate (run_b), when still in the store
 
 
-def _same_model(other: ModelIdentity, model: ModelIdentity) -> bool:
+def _same_model(other: ModelRef, model: ModelIdentity) -> bool:
     """Same name and version, and the same weights where both record them."""
     if other.name != model.name or other.version != model.version:
         return False
     return model.weights_sha256 is None or other.weights_sha256 in (None, model.weights_sha256)
 
 
-def _candidate_of(run: Run, run_id: str) -> bool:
-    """Whether comparison ``run`` has ``run_id`` as its candidate (an invalid one has none)."""
-    try:
-        return run.comparison.run_b.run_id == run_id
-    except AuditError:
-        return False
+def _compared(run: RunSummary, side: str, run_id: str) -> bool:
+    """Whether ``run`` is a comparison with ``run_id`` as its ``side`` (run_a or run_b)."""
+    rec = run.record
+    return isinstance(rec, ComparisonEntry) and getattr(rec, side).run_id == run_id
 
 
-def _baseline_of(run: Run, run_id: str) -> bool:
-    """Whether comparison ``run`` has ``run_id`` as its baseline (an invalid one has none)."""
-    try:
-        return run.comparison.run_a.run_id == run_id
-    except AuditError:
-        return False
+def _opened(candidates: Iterator[RunSummary]) -> Run | None:
+    """The first candidate (newest first) whose folder opens and passes ``check_run``."""
+    for summary in candidates:
+        run = open_checked(summary.path)
+        if not isinstance(run, DamagedRun):
+            return run
+        warn_damaged([run])
+    return None
+
+
+def _first(runs: list[RunSummary], match: Callable[[RunSummary], bool]) -> Run | None:
+    return _opened(r for r in runs if match(r))
 
 
 def bundle(audit: Run, store: str | Path | None = None) -> RunBundle:
     """Collect the related runs from ``store`` (default: the folder holding the audit run)."""
     store = Path(store) if store is not None else audit.path.parent
-    runs = list_runs(store)  # newest first
-    drift = next(
-        (r for r in runs if r.kind == "drift" and _same_model(r.identity, audit.identity)), None
-    )
-    comparison = next(
-        (r for r in runs if r.kind == "comparison" and _candidate_of(r, audit.run_id)), None
-    )
+    found = list_store(store)  # newest first
+    warn_damaged(found.damaged)
+    runs, model, run_id = found.runs, audit.identity, audit.run_id
+    drift = _first(runs, lambda r: r.kind == "drift" and _same_model(r.model, model))
+    comparison = _first(runs, lambda r: _compared(r, "run_b", run_id))
     previous = None
     if comparison is not None:
         prev_id = comparison.comparison.run_a.run_id
-        previous = next((r for r in runs if r.run_id == prev_id), None)
+        previous = _first(runs, lambda r: r.run_id == prev_id)
     # An older version learns that it was replaced: the comparison where it is the baseline.
-    successor = next(
-        (r for r in runs if r.kind == "comparison" and _baseline_of(r, audit.run_id)), None
-    )
+    successor = _first(runs, lambda r: _compared(r, "run_a", run_id))
     newer = None
     if successor is not None:
         new_id = successor.comparison.run_b.run_id
-        newer = next((r for r in runs if r.run_id == new_id), None)
+        newer = _first(runs, lambda r: r.run_id == new_id)
     return RunBundle(
         audit=audit,
         drift=drift,

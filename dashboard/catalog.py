@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audits.store import scan_store
+from audits.history_records import list_store
 
 
 @dataclass(frozen=True)
@@ -81,19 +81,21 @@ def signature(store: Path) -> tuple:
 
 
 def scan(store: Path) -> Catalog:
-    """Every run folder's record, checked (``audits.store.scan_store``); damaged folders are
-    listed with the reason, never picked, so a run the pages could not read never reaches the
-    pickers."""
+    """Every run folder's record, read lightly (``audits.history_records.list_store``: the
+    fields the pickers show, type-checked, and each audit's table footer); damaged folders are
+    listed with the reason, never picked. A record wrong only in a field no list reads is left
+    to the page that opens the run, which names it (validating 705 records of 250 classes in
+    full took 30 s of the dashboard's 56 s cold start)."""
     cat = Catalog(store=store)
     if not store.is_dir():
         return cat
     cat.in_progress = sorted(
         e.name[5:] for e in store.iterdir() if e.name.startswith(".tmp-") and e.is_dir()
     )
-    found = scan_store(store)
+    found = list_store(store.resolve(), tables=True)
     cat.broken = [Broken(d.path.name, d.reason) for d in found.damaged]
     for run in found.runs:
-        model = run.identity  # a comparison: its candidate B
+        model = run.model  # a comparison: its candidate B
         name, version = model.name or "unknown model", model.version or "unknown version"
-        cat.runs.append(RunInfo(run.path.name, run.path, run.kind, name, version, run.created))
+        cat.runs.append(RunInfo(run.run_id, run.path, run.kind, name, version, run.created))
     return cat

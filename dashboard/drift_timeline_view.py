@@ -30,7 +30,7 @@ CHOSEN_KEY = "drift_timeline_run"
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _timeline(store: str, sig: tuple, model: str, fingerprint: str) -> Timeline:
-    return drift_timeline(list_runs(store), model, fingerprint)
+    return drift_timeline(list_runs(store, kind="drift"), model, fingerprint)
 
 
 def timeline(store: Path, model: str, fingerprint: str) -> Timeline:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audits.errors import AuditError
+from audits.history_records import list_store
 from audits.runs.models_audit import LineageInfo
-from audits.store import Run, scan_store
+from audits.store import Run
 
 #: Longest chain followed (a guard against a cycle in hand-edited records).
 MAX_GENERATIONS = 1000
@@ -61,11 +62,16 @@ def _chain(start: str, goal: str, parents: dict[str, str]) -> tuple[str, ...] | 
     return tuple(chain)
 
 
-def _stored_runs(run_a: Run, run_b: Run) -> list[Run]:
-    runs: list[Run] = []
+def _stored_parents(run_a: Run, run_b: Run) -> dict[str, str]:
+    """fingerprint -> parent fingerprint from the lineage of every audit stored beside the two
+    runs (the light listing: damaged runs are skipped, no record is validated whole)."""
+    parents: dict[str, str] = {}
     for store in dict.fromkeys(Path(r.path).parent for r in (run_a, run_b)):
-        runs += scan_store(store, kind="audit").runs  # damaged runs are skipped
-    return runs
+        for summary in list_store(store, kind="audit").runs:
+            dataset = summary.record.dataset
+            if dataset.lineage is not None and dataset.lineage.parent_fingerprint:
+                parents.setdefault(dataset.fingerprint, dataset.lineage.parent_fingerprint)
+    return parents
 
 
 def relation(run_a: Run, run_b: Run) -> Relation | None:
@@ -81,7 +87,7 @@ def relation(run_a: Run, run_b: Run) -> Relation | None:
             return Relation("RUN_B", "RUN_A", chain)
         if attempt == 0 and (_lineage(run_a) or _lineage(run_b)):
             # Only a relabelled set can have an ancestor: follow the chain through the store.
-            parents = {**_parents(_stored_runs(run_a, run_b)), **parents}
+            parents = {**_stored_parents(run_a, run_b), **parents}
         else:
             break
     return None

@@ -9,8 +9,17 @@ from typing import Any
 
 from audits.compare.align import Aligned
 from audits.errors import AuditError
+from audits.history_records import list_store
 from audits.runs import write_record
-from audits.store import Run, create_run, load_run, new_run_id, scan_store, warn_damaged
+from audits.store import (
+    DamagedRun,
+    Run,
+    create_run,
+    load_run,
+    new_run_id,
+    open_checked,
+    warn_damaged,
+)
 from audits.what_changed import CHANGED_FILE, changed_images
 
 
@@ -41,26 +50,50 @@ def resolve_run(ref: str, store: str | Path, same_set_as: Run | None = None) -> 
     if candidate.is_dir():
         return load_run(candidate)
     if "@" in ref:
-        name, version = ref.split("@", 1)
-        found = scan_store(store, kind="audit")
-        warn_damaged(found.damaged)  # a damaged run is skipped, never a reason to fail
-        matches = [
-            r for r in found.runs if r.identity.name == name and r.identity.version == version
-        ]
-        if matches and same_set_as is not None and same_set_as.kind == "audit":
-            wanted = same_set_as.audit.dataset.fingerprint
-            same = [r for r in matches if r.audit.dataset.fingerprint == wanted]
-            matches = same or matches
-        if matches:
-            return matches[0]
-        for bad in found.damaged:  # the only match is damaged: say what is wrong with it
-            who = bad.run.identity if bad.run is not None and bad.run.kind == "audit" else None
-            if who is not None and who.name == name and who.version == version:
-                raise AuditError(f"{ref}: the only audit run of it is damaged: {bad}")
-        raise AuditError(f"{ref}: no audit run of {name} version {version} in {store}")
+        return _newest_audit(ref, store, same_set_as)
     raise AuditError(
         f"{ref}: not a run folder, nor a run id in {store} (or name@version; see python -m audits list --store {store})"
     )
+
+
+def _newest_audit(ref: str, store: str | Path, same_set_as: Run | None) -> Run:
+    """``name@version``'s newest audit: picked from the light listing, then only the picks are
+    opened and checked (a store of 500 audits is not validated whole for one name)."""
+    name, version = ref.split("@", 1)
+    listing = list_store(store, kind="audit")
+    warn_damaged(listing.damaged)  # a damaged run is skipped, never a reason to fail
+    picks = [s for s in listing.runs if s.model.name == name and s.model.version == version]
+    if picks and same_set_as is not None and same_set_as.kind == "audit":
+        wanted = same_set_as.audit.dataset.fingerprint
+        same = [s for s in picks if s.record.dataset.fingerprint == wanted]
+        picks = same or picks
+    damaged: list[DamagedRun] = []
+    for pick in picks:
+        opened = open_checked(pick.path)
+        if isinstance(opened, DamagedRun):
+            damaged.append(opened)
+            continue
+        warn_damaged(damaged)
+        return opened
+    warn_damaged(damaged)
+    if not damaged:  # a record too damaged to list may still name the model: say what is wrong
+        damaged = [
+            d for d in map(open_checked, (b.path for b in listing.damaged)) if _names(d, ref)
+        ]
+    if damaged:  # the only matches are damaged: say what is wrong with one
+        raise AuditError(f"{ref}: the only audit run of it is damaged: {damaged[0]}")
+    raise AuditError(f"{ref}: no audit run of {name} version {version} in {store}")
+
+
+def _names(found: Run | DamagedRun, ref: str) -> bool:
+    """Whether a damaged audit run's record still names ``ref`` (``name@version``)."""
+    run = found.run if isinstance(found, DamagedRun) else None
+    if run is None or run.kind != "audit":
+        return False
+    try:
+        return f"{run.identity.name}@{run.identity.version}" == ref
+    except AuditError:
+        return False
 
 
 def _toml_pairs(path: Path) -> list[tuple[str, str]]:
