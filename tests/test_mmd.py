@@ -228,6 +228,8 @@ def test_clear_shift_stops_at_173_and_agrees_with_the_fixed_test():
     fixed = mmd_permutation_test(x, y, permutations=1000)
     assert seq["stopped_early"] and seq["boundary"] == "p <= alpha"
     assert seq["permutations_used"] == 173 and seq["exceed"] == 0
+    # One pass over the kernel: the first batch is the 173 that can settle a clear shift.
+    assert seq["kernel_passes"] == 1 and seq["permutations_computed"] == 173
     assert seq["p_value"] == pytest.approx(1 / 174) and fixed["p_value"] == 1 / 1001
     assert seq["mmd2"] == pytest.approx(fixed["mmd2"], abs=1e-7)
 
@@ -311,3 +313,18 @@ def test_cuda_matches_cpu():
     assert (
         abs(gpu["p_value"] - cpu["p_value"]) <= 2 / 501
     )  # same permutations; float sums may tie-break
+
+
+@pytest.mark.parametrize(("rows", "cols", "width"), [(1, 1, 3), (37, 129, 514), (300, 2048, 66)])
+def test_gram_is_float32_left_times_right_transposed(rows: int, cols: int, width: int) -> None:
+    """The kernel tiles' product (oneDNN on the CPU when there) against float64 NumPy."""
+    from audits.mmd import gram
+
+    rng = np.random.default_rng(rows + cols)
+    left = torch.from_numpy(rng.normal(size=(rows + 5, width)).astype(np.float32))[5:]
+    right = torch.from_numpy(rng.normal(size=(cols, width)).astype(np.float32))
+    got = gram(left, right)
+    want = left.double().numpy() @ right.double().numpy().T
+    assert got.dtype == torch.float32 and tuple(got.shape) == (rows, cols)
+    # float32 rounding of a width-term dot product, not a lower precision (bf16 would be ~1e-2)
+    assert np.abs(got.numpy() - want).max() <= 1e-5 * np.sqrt(width) * np.abs(want).max() + 1e-6
