@@ -1,15 +1,20 @@
-"""The Ray engine's own cost, on one machine: throughput of ``--engine ray`` against the local
-engine on the same cores, and the driver's peak memory as the data set grows.
+"""The Ray engine's own cost, on one machine: whole audits with ``--engine ray`` against the
+local engine on the same cores, and the driver's peak memory as the data set grows.
 
-(a) throughput: the demo CNN over the demo's held-out set (1,200 PNGs, 128 px), whole
-    ``run_audit`` calls without the analyses, interleaved, medians. Ray is started once (its
-    start-up is reported apart: a cluster is started once for many audits); each Ray audit
-    still starts its actors and loads the model in them. Target: ray/local >= 0.8.
-(b) driver memory: a tiny CNN over N generated 16 px PNGs with the Ray engine, each N in a fresh
-    child process; its peak resident memory (``ru_maxrss``) should stay flat from 10k to 200k
-    (the arrays stream to .npy; only per-row scalars stay in the driver, as in the local engine).
+(a) throughput: whole ``run_audit`` calls without the analyses (explain, integrity, map), the
+    demo CNN over (1) the demo's held-out set (1,200 PNGs, 128 px) and (2) generated sets of
+    ``--gen-sizes`` 64 px PNGs (resized to 128 by the audit), interleaved per repeat as
+    local, ray cold, ray warm; medians. Ray is started once in this process (``ray.init``
+    reported apart: a cluster is started once for many audits). **Cold**: the first audit of
+    the model in the session (the kept actors are ended first, so it starts its actors:
+    Python, torch, the model). **Warm**: the next audit of the same model, on the kept actors
+    (``auditapp/engines/ray_pool.py``). Target: ray/local >= 0.8.
+(b) driver memory: a tiny CNN over N generated 16 px PNGs, each N and engine in a fresh child
+    process; its peak resident memory (``VmHWM``, the driver only: actors and DataLoader
+    workers are other processes) should stay flat from 10k to 200k.
 
-Usage: python bench/ray_engine.py [--repeats 3] [--sizes 10000,200000] [--skip-memory] [--write]
+Usage: python bench/ray_engine.py [--repeats 3] [--gen-sizes 10000,50000] [--sizes 10000,200000]
+       [--memory-engines local,ray] [--skip-throughput] [--skip-memory] [--write]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,28 +71,57 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, no GPU, load average {load_average():.1f} at the start"
 
 
-def throughput(repeats: int, batch: int) -> dict[str, float]:
-    """Median seconds of the local and the Ray engine on the demo, and Ray's start-up."""
+def generated_set(root: Path, n: int, side: int = 64) -> Path:
+    """A manifest of ``n`` ``side`` px PNGs of the demo's six classes (1,024 distinct images,
+    cycled: smooth colour fields with noise, a few KB each)."""
+    import numpy as np
+    from PIL import Image
+
+    classes = ["carrera", "targa", "turbo", "gt", "cabriolet", "safari"]
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, side, dtype=np.float32)
+    pngs = []
+    for _ in range(1024):
+        base = rng.uniform(0, 255, 3).astype(np.float32)
+        field = base * ramp[:, None, None] + (255 - base) * ramp[None, :, None]
+        noisy = field + rng.normal(0, 12, (side, side, 3))
+        buf = io.BytesIO()
+        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rows = ["path,label"]
+    for i in range(n):
+        (root / "img" / f"{i:06d}.png").write_bytes(pngs[i % len(pngs)])
+        rows.append(f"img/{i:06d}.png,{classes[i % len(classes)]}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+def throughput(repeats: int, batch: int, gen_sizes: list[int]) -> list[dict]:
+    """Per case: median seconds of whole audits, local / ray cold / ray warm, interleaved."""
     import ray
 
+    from auditapp.engines.ray_pool import shutdown_pools
     from auditapp.engines.spec import EngineSpec
     from auditapp.pipeline.audit import run_audit
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp)
+    out = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        store = Path(tmp) / "store"
+        cases = [("demo held-out set, 128 px PNG", HELDOUT, 1200)]
+        for n in gen_sizes:
+            cases.append(("generated 64 px PNG", generated_set(Path(tmp) / f"gen{n}", n), n))
 
-        steady: dict[str, list[float]] = {"local": [], "ray": []}
-
-        def audit(engine: object) -> None:
-            path = run_audit(DEMO, HELDOUT, store=store, device="cpu", batch_size=batch,
-                             skip=SKIP, engine=engine)  # fmt: skip
+        def audit(data: Path, engine: object) -> tuple[float, dict]:
+            seconds = timed(lambda: records.append(run_audit(
+                DEMO, data, store=store, device="cpu", batch_size=batch, skip=SKIP,
+                engine=engine)))  # fmt: skip
+            path = records.pop()
             record = json.loads((path / "audit.json").read_text())
-            inference = record["timings"]["inference_s"]
-            if "engine" in record:  # the steady rate: after the actors started
-                steady["ray"].append(inference - record["engine"]["first_result_s"])
-            else:
-                steady["local"].append(inference)
+            shutil.rmtree(path)  # the store stays small on large sets
+            return seconds, record
 
+        records: list[Path] = []
         start = timed(
             lambda: ray.init(
                 num_cpus=os.cpu_count(),
@@ -96,18 +131,32 @@ def throughput(repeats: int, batch: int) -> dict[str, float]:
             )
         )
         try:
-            audit("local")  # warm-up: page cache
-            audit(EngineSpec("ray"))
-            local, on_ray = [], []
-            for _ in range(repeats):  # interleaved: machine noise hits both alike
-                local.append(timed(lambda: audit("local")))
-                on_ray.append(timed(lambda: audit(EngineSpec("ray"))))
+            for name, data, n in cases:
+                audit(data, "local")  # warm-up: page cache, imports
+                times: dict[str, list[float]] = {"local": [], "cold": [], "warm": []}
+                first: dict[str, list[float]] = {"cold": [], "warm": []}
+                loads = []
+                for _ in range(repeats):  # interleaved: machine noise hits all alike
+                    loads.append(load_average())
+                    times["local"].append(audit(data, "local")[0])
+                    shutdown_pools()  # cold: this audit starts its actors
+                    for kind in ("cold", "warm"):
+                        seconds, record = audit(data, EngineSpec("ray"))
+                        assert record["engine"]["actors_reused"] is (kind == "warm")
+                        times[kind].append(seconds)
+                        first[kind].append(record["engine"]["first_result_s"])
+                med = {k: statistics.median(v) for k, v in times.items()}
+                out.append({
+                    "case": name, "n": n, "ray_start_s": start, "load": statistics.median(loads),
+                    **{f"{k}_s": v for k, v in med.items()},
+                    **{f"{k}_first_s": statistics.median(v) for k, v in first.items()},
+                    "cold_ratio": med["local"] / med["cold"],
+                    "warm_ratio": med["local"] / med["warm"],
+                })  # fmt: skip
+                print(json.dumps(out[-1]), file=sys.stderr)
         finally:
             ray.shutdown()
-    a, b = statistics.median(local), statistics.median(on_ray)
-    sa, sb = statistics.median(steady["local"][1:]), statistics.median(steady["ray"][1:])
-    return {"local_s": a, "ray_s": b, "ratio": a / b, "ray_start_s": start,
-            "steady_local_s": sa, "steady_ray_s": sb, "steady_ratio": sa / sb}  # fmt: skip
+    return out
 
 
 def tiny_case(root: Path, n: int) -> tuple[Path, Path]:
@@ -144,6 +193,19 @@ def tiny_case(root: Path, n: int) -> tuple[Path, Path]:
     return model, data / "manifest.csv"
 
 
+def peak_mib() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM`` where Linux has it, because
+    ``ru_maxrss`` keeps the parent's size at the fork (this bench forks its children from a
+    process that already ran large audits), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
 def child_memory(n: int, engine: str) -> None:
     """In a fresh process: one audit of ``n`` tiny images; prints peak RSS (MiB) and seconds."""
     from auditapp.engines.spec import EngineSpec
@@ -151,7 +213,7 @@ def child_memory(n: int, engine: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model, data = tiny_case(Path(tmp), n)
-        base = peak_rss_mib()
+        base = peak_mib()
         seconds = timed(
             lambda: run_audit(
                 model,
@@ -163,7 +225,7 @@ def child_memory(n: int, engine: str) -> None:
                 engine=EngineSpec(engine),
             )  # fmt: skip
         )
-        print(json.dumps({"n": n, "engine": engine, "peak_mib": peak_rss_mib(),
+        print(json.dumps({"n": n, "engine": engine, "peak_mib": peak_mib(),
                           "before_mib": base, "seconds": seconds}))  # fmt: skip
 
 
@@ -180,23 +242,30 @@ def memory(sizes: list[int], engines: list[str]) -> list[dict]:
     return out
 
 
-def report(tp: dict | None, mem: list[dict], repeats: int) -> str:
+def report(tp: list[dict], mem: list[dict], repeats: int) -> str:
     lines = [SECTION, "", f"Machine: {machine()} (shared with other jobs while measured).", ""]
-    if tp is not None:
+    if tp:
+        actors = os.cpu_count()
         lines += [
-            f"| demo CNN, 1,200 PNGs, no analyses | seconds (median of {repeats}) | images/s |",
-            "| --- | --- | --- |",
-            f"| local engine | {tp['local_s']:.2f} | {1200 / tp['local_s']:.0f} |",
-            f"| ray engine (local Ray, {os.cpu_count()} CPU actors) | {tp['ray_s']:.2f} | "
-            f"{1200 / tp['ray_s']:.0f} |",
-            f"| **ray / local throughput, whole audit** | **{tp['ratio']:.2f}** (target >= 0.8) | |",
-            f"| inference after the actors started: local | {tp['steady_local_s']:.2f} | "
-            f"{1200 / tp['steady_local_s']:.0f} |",
-            f"| inference after the actors started: ray (all but the first batch) | "
-            f"{tp['steady_ray_s']:.2f} | {1200 / tp['steady_ray_s']:.0f} |",
-            f"| **ray / local, steady rate** | **{tp['steady_ratio']:.2f}** | |",
+            f"Whole audits of the demo CNN without the analyses, seconds (median of {repeats}, "
+            f"interleaved local / cold / warm); Ray on {actors} CPU actors. Cold: the model's "
+            "first audit in the Ray session (starts its actors); warm: the next one (kept "
+            "actors). Ratio: ray throughput / local throughput (target >= 0.8).",
             "",
-            f"Ray start-up (once per session, not in the times above): {tp['ray_start_s']:.1f} s.",
+            "| case | images | load avg | local s | ray cold s (first result) | ray warm s "
+            "(first result) | **cold ratio** | **warm ratio** |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {t['case']} | {t['n']:,} | {t['load']:.1f} | {t['local_s']:.2f} | "
+            f"{t['cold_s']:.2f} ({t['cold_first_s']:.2f}) | {t['warm_s']:.2f} "
+            f"({t['warm_first_s']:.2f}) | **{t['cold_ratio']:.2f}** | **{t['warm_ratio']:.2f}** |"
+            for t in tp
+        ]
+        lines += [
+            "",
+            f"Ray start-up (`ray.init`, once per session, not in the times above): "
+            f"{tp[0]['ray_start_s']:.1f} s.",
             "",
         ]
     if mem:
@@ -209,6 +278,12 @@ def report(tp: dict | None, mem: list[dict], repeats: int) -> str:
             f"{m['seconds']:.1f} |"
             for m in mem
         ]
+        for engine in dict.fromkeys(m["engine"] for m in mem):
+            rows = sorted((m["n"], m["peak_mib"]) for m in mem if m["engine"] == engine)
+            if len(rows) > 1 and rows[-1][0] > rows[0][0]:
+                per_row = (rows[-1][1] - rows[0][1]) * 2**20 / (rows[-1][0] - rows[0][0])
+                lines.append(f"\n{engine}: {per_row:.0f} bytes per row from {rows[0][0]:,} to "
+                             f"{rows[-1][0]:,} images.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -216,8 +291,9 @@ def main() -> None:
     parser = make_parser(__doc__)
     add_repeats(parser)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--sizes", default="10000,200000")
-    parser.add_argument("--memory-engines", default="ray")
+    parser.add_argument("--gen-sizes", default="10000,50000", help="generated 64 px sets")
+    parser.add_argument("--sizes", default="10000,200000", help="memory: tiny images")
+    parser.add_argument("--memory-engines", default="local,ray")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", type=int, help=argparse_hidden())
@@ -229,7 +305,8 @@ def main() -> None:
         return
     import audits.tv  # noqa: F401 - the torchvision workaround first
 
-    tp = None if args.skip_throughput else throughput(args.repeats, args.batch_size)
+    gen = [int(x) for x in args.gen_sizes.split(",") if x]
+    tp = [] if args.skip_throughput else throughput(args.repeats, args.batch_size, gen)
     mem = (
         []
         if args.skip_memory

@@ -1,12 +1,20 @@
-"""The Ray engine's driver: a Ray Data dataset from the manifest rows, ``map_batches`` over
-``AuditActor`` (CPU or GPU actors), and the results streamed back into the local engine's
-writers in data-set order.
+"""The Ray engine's driver: the manifest's rows in calls of whole audit batches, dispatched to
+a pool of model actors (``ray_pool``: kept warm between audits of the same model), and the
+results taken back in data-set order into the local engine's writers.
 
-Batch boundaries are the local engine's (one block per audit batch, ``batch_size`` rows), so
-each image meets the same batch neighbours and, on the CPU, the numbers are bit-identical.
-Results come back with ``iter_batches`` block by block: the driver keeps per-row scalars (as
-the local engine does) and appends probabilities and embeddings to ``.npy`` files, never
-holding images or arrays for the whole set.
+Batch boundaries are the local engine's (``batch_size`` rows), so each image meets the same
+batch neighbours and, on the CPU, the numbers are bit-identical. A call carries one or more
+whole batches: the first call of each actor one (the pipeline fills sooner), then up to
+``CALL_ROWS`` rows (fewer round trips for small images). Each actor has at most ``WINDOW``
+calls queued, and the driver takes results in call order, so memory holds a few calls'
+results, never the set. Per-row data stays in numpy arrays (hashes as 32-byte digests) until
+the freeze check and the table need them.
+
+Why actors of our own rather than Ray Data's ``map_batches``: Ray Data starts a new actor
+pool for every execution, and an actor's start (a process, torch, torchvision, the model) is
+seconds, longer than a small audit; the input is a list of paths the actors read themselves,
+so Ray Data had no reading or shuffling to do. Ray core gives the rest: restarts of a dead
+actor and retries of its calls (``max_restarts``/``max_task_retries``).
 """
 
 from __future__ import annotations
@@ -14,15 +22,15 @@ from __future__ import annotations
 import copy
 import json
 import time
-import warnings
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 
+from auditapp.engines.ray_pool import Pool, acquire, begin, pool_key
 from auditapp.engines.ray_session import RaySession, ray_session
 from auditapp.engines.spec import EngineSpec, PerImage
 from audits.datasets import ImageSet
@@ -37,9 +45,10 @@ from audits.inference import (
 )
 from audits.prepare import Prepared, check_freeze
 
-#: Ray's fault tolerance for the actors: a dead actor is restarted and its batch retried.
-MAX_RESTARTS = 3
-MAX_TASK_RETRIES = 3
+#: Rows per call after each actor's first (whole batches; at least one batch).
+CALL_ROWS = 1024
+#: Calls queued per actor: one running, one waiting, so an actor never idles on the driver.
+WINDOW = 2
 
 
 def ray_per_image(
@@ -57,74 +66,83 @@ def ray_per_image(
     ``engine`` block of ``audit.json``."""
     card, items = ready.card, image_set.items
     batch_size = resolve_batch_size(batch_size, card)  # None: the local engine's automatic size
-    with ray_session(spec.address, progress) as session:
-        from ray.data import ActorPoolStrategy
+    with ray_session(spec.address) as session:
+        import ray
 
-        gpus, actors = _placement(spec, session)
+        gpus, n_actors = _placement(spec, session)
         started = time.perf_counter()
-        ds = _map(
-            _dataset(image_set, batch_size),
-            _actor_class(),
-            batch_size=batch_size,
-            batch_format="numpy",
-            compute=ActorPoolStrategy(size=actors),
-            num_cpus=spec.cpus_per_actor,
-            num_gpus=gpus or None,
-            fn_constructor_kwargs={
-                "card": card,
-                "device": "cuda" if gpus else "cpu",
-                # A model folder is rebuilt by each actor from its card; an in-memory module
-                # (the Python API) travels pickled.
-                "model": _shipped_model(ready) if model_dir is None else None,
-                "allow_pickle": allow_pickle,
-                "decode_threads": max(1, int(spec.cpus_per_actor)),
-            },
-            max_restarts=MAX_RESTARTS,
-            max_task_retries=MAX_TASK_RETRIES,
-        )
-        gathered = _gather(_blocks(ds), ready, image_set, out_dir)
+        threads = max(1, int(spec.cpus_per_actor))
+        device = "cuda" if gpus else "cpu"
+        options = {"num_cpus": spec.cpus_per_actor, **({"num_gpus": gpus} if gpus else {})}
+        kwargs = {"card": card, "device": device, "allow_pickle": allow_pickle,
+                  "decode_threads": threads}  # fmt: skip
+        # A model folder is rebuilt by each actor from its card and its actors are kept for
+        # the next audit of the same model; an in-memory module travels pickled, one-off.
+        key = None
+        if model_dir is not None:
+            key = pool_key(
+                card, device=device, gpus=gpus, cpus=spec.cpus_per_actor, threads=threads
+            )
+        else:
+            kwargs["model"] = _shipped_model(ready)
+        pool = acquire(ray, _actor_class(), key=key, n=n_actors, options=options, kwargs=kwargs)
+        try:
+            # The driver's own set-up while the actors start, then wait for them (a cold pool)
+            # and check they hold this model before any batch is sent.
+            gathered = _Gathered(ready, image_set, out_dir)
+            calls = _calls(len(items), batch_size, n_actors)
+            try:
+                infos = _ready(ray, pool)
+            except BaseException:
+                gathered.outputs.abort()
+                raise
+            results = _dispatch(ray, pool, calls, image_set, batch_size)
+            if progress:
+                from audits.progress import tracked
+
+                results = tracked(results, len(calls), f"{card.name} {card.version}", "call")
+            _gather(results, gathered)
+        finally:
+            pool.end_if_one_off(ray)
         elapsed = time.perf_counter() - started
         first = (gathered.first_at or time.perf_counter()) - started
-    frozen = check_freeze(image_set, hashes=gathered.hashes)
+    hashes = gathered.hashes()
+    frozen = check_freeze(image_set, hashes=hashes)
     preds = Predictions(
-        table=gathered.outputs.table(items, card, gathered.hashes),
+        table=gathered.outputs.table(items, card, hashes),
         probabilities=gathered.outputs.probabilities.finish(len(card.classes)),
         embeddings=gathered.outputs.embeddings.finish(gathered.outputs.emb_dim),
         skipped=gathered.skipped,
-        device=gathered.device or {},
+        device=json.loads(infos[0]["device"]),
         timings={
             "inference_s": round(elapsed, 4),
             "images_per_s": round(len(items) / elapsed, 2) if elapsed > 0 else 0.0,
         },
         embedding_source=_embedding_source(ready),
-        hashes=gathered.hashes,
+        hashes=hashes,
     )
+    reused = all(info["audits"] > 1 for info in infos)
     record = {
         "name": "ray",
         "address": session.address,
         "ray_version": session.ray_version,
-        "n_actors": actors,
+        "n_actors": n_actors,
         "cpus_per_actor": spec.cpus_per_actor,
         "gpus_per_actor": gpus,
         "cluster_cpus": session.cpus,
         "cluster_gpus": session.gpus,
         "batch_size": batch_size,
-        # Until the first batch came back: actors started (Python, torch, the model) and the
-        # first batch done. The rest of inference_s is the steady rate.
+        # Until the first batch came back: actors started (Python, torch, the model) unless
+        # reused, and the first batch done. The rest of inference_s is the steady rate.
         "first_result_s": round(first, 3),
+        # Kept actors of an earlier audit of the same model (ray_pool), or started for this one.
+        "actors_reused": reused,
+        "actor_start_s": None
+        if reused
+        else max(info["imports_s"] + info["model_s"] for info in infos if info["audits"] == 1),
         "explain": "local",  # Grad-CAM runs in this process on the selected images
     }
     return PerImage(preds=preds, frozen=frozen, record=record)
-
-
-def _map(ds: Any, fn: type, **kwargs: Any) -> Any:
-    """``map_batches``; Ray 2.60 takes ``max_restarts``/``max_task_retries`` only as the
-    deprecated ``**ray_remote_args`` (no named parameter yet), so that one warning is muted."""
-    from ray.util.annotations import RayDeprecationWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RayDeprecationWarning)
-        return ds.map_batches(fn, **kwargs)
 
 
 def _actor_class() -> type:
@@ -151,25 +169,6 @@ def _placement(spec: EngineSpec, session: RaySession) -> tuple[float, int]:
     return gpus, max(1, int(session.cpus // spec.cpus_per_actor))
 
 
-def _dataset(image_set: ImageSet, batch_size: int) -> Any:
-    """The manifest rows (row, batch, absolute path) as one block per audit batch."""
-    import ray.data
-
-    paths = [str(image_set.abspath(p)) for p in image_set.items["path"]]
-    n = len(paths)
-    tables = [
-        pa.table(
-            {
-                "row": pa.array(np.arange(s, min(s + batch_size, n), dtype=np.int64)),
-                "batch": pa.array(np.full(min(batch_size, n - s), s // batch_size, np.int64)),
-                "path": pa.array(paths[s : s + batch_size], pa.string()),
-            }
-        )
-        for s in range(0, n, batch_size)
-    ]
-    return ray.data.from_arrow(tables)
-
-
 def _shipped_model(ready: Prepared) -> Any:
     """The in-memory module for pickling; a CPU copy when it lives on a GPU (this process
     keeps using the original for the explain stage)."""
@@ -185,10 +184,67 @@ def _embedding_source(ready: Prepared) -> str:
     )
 
 
-def _blocks(ds: Any) -> Iterator[dict[str, np.ndarray]]:
-    """The actors' output, block by block, as numpy; a failure of Ray is one line."""
+def _calls(n: int, batch_size: int, n_actors: int) -> list[tuple[int, int]]:
+    """(first row, end row) of each call: whole audit batches, one per call for each actor's
+    first, then up to ``CALL_ROWS`` rows, but at least ``2 * WINDOW`` calls per actor."""
+    n_batches = -(-n // batch_size)
+    per_call = max(1, min(CALL_ROWS // batch_size, n_batches // (n_actors * 2 * WINDOW)))
+    calls, batch = [], 0
+    while batch < n_batches:
+        take = 1 if len(calls) < n_actors else per_call
+        calls.append((batch * batch_size, min(n, (batch + take) * batch_size)))
+        batch += take
+    return calls
+
+
+def _dispatch(
+    ray: Any, pool: Pool, calls: list[tuple[int, int]], image_set: ImageSet, batch_size: int
+) -> Iterator[dict[str, Any]]:
+    """The calls' results in call order; each actor has at most ``WINDOW`` calls queued, and
+    the next call goes to the actor with the fewest."""
+    paths = image_set.items["path"]
+    root = str(image_set.root)
+    queued = [0] * len(pool.actors)
+    inflight: deque[tuple[int, Any]] = deque()
+    todo = iter(calls)
+
+    def submit() -> None:
+        while min(queued) < WINDOW:
+            call = next(todo, None)
+            if call is None:
+                return
+            at = min(range(len(queued)), key=queued.__getitem__)
+            rows = np.arange(call[0], call[1], dtype=np.int64)
+            args = (root, rows, rows // batch_size, paths.iloc[call[0] : call[1]].tolist())
+            inflight.append((at, pool.actors[at].run.remote(*args)))
+            queued[at] += 1
+
+    submit()
+    while inflight:
+        at, ref = inflight.popleft()
+        result = _fetch(ray, ref)
+        queued[at] -= 1
+        submit()
+        yield result
+
+
+def _ready(ray: Any, pool: Pool) -> list[dict[str, Any]]:
+    """``ray_pool.begin`` with Ray's failures (a model that cannot load in an actor) as one
+    line."""
     try:
-        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2)
+        return begin(ray, pool)
+    except AuditError:
+        raise
+    except Exception as exc:
+        return _fetch(ray, None, exc)
+
+
+def _fetch(ray: Any, ref: Any, failed: Exception | None = None) -> Any:
+    """``ray.get``; a failure of Ray is one line, an actor's ``AuditError`` its own line."""
+    try:
+        if failed is not None:
+            raise failed
+        return ray.get(ref)
     except AuditError:
         raise
     except Exception as exc:
@@ -217,40 +273,37 @@ def _user_error(exc: BaseException) -> AuditError | None:
 
 
 class _Gathered:
-    """The driver's side: the local engine's ``Outputs`` fed in data-set order."""
+    """The driver's side: the local engine's ``Outputs`` fed in data-set order. Per row it
+    keeps numpy only (a seen flag, a 32-byte digest), as the local engine keeps its columns."""
 
     def __init__(self, ready: Prepared, image_set: ImageSet, out_dir: Path) -> None:
         items = image_set.items
-        self.paths = items["path"].tolist()
+        n = len(items)
+        self.paths = items["path"].to_numpy()  # a view of the manifest's column, not a copy
         self.outputs = Outputs(
             ready.card, label_indices(items["label"], ready.card.classes), out_dir
         )
-        self.hashes: list[str | None] = [None] * len(items)
-        self.seen = np.zeros(len(items), dtype=bool)
+        self.digests = np.zeros((n, 32), dtype=np.uint8)
+        self.hashed = np.zeros(n, dtype=bool)
+        self.seen = np.zeros(n, dtype=bool)
         self.skipped: list[dict[str, str]] = []
-        self.device: dict[str, Any] | None = None
         self.label = f"{ready.card.name}@{ready.card.version}"
         self.first_at: float | None = None
 
-    def add(self, part: dict[str, np.ndarray]) -> None:
-        """One audit batch's rows, in order."""
-        failed = [e for e in part["error"].tolist() if e]
-        if failed:  # the model's own failure in an actor: the local engine's line
-            raise AuditError(failed[0])
+    def add(self, part: dict[str, Any]) -> None:
+        """One call's rows (whole audit batches, in order)."""
+        if part["error"]:  # the model's own failure in an actor: the local engine's line
+            raise AuditError(part["error"])
         rows = part["row"]
         if self.seen[rows].any():
             raise AuditError(
                 f"--engine ray: rows {rows[self.seen[rows]][:3].tolist()} came back twice"
             )
         self.seen[rows] = True
-        for row, sha in zip(rows.tolist(), part["sha256"].tolist(), strict=True):
-            self.hashes[row] = sha
-        for described in part["device"]:
-            if described and self.device is None:
-                self.device = json.loads(described)
-        ok = part["ok"].astype(bool)
-        for row, reason in zip(rows[~ok].tolist(), part["reason"][~ok].tolist(), strict=True):
-            self.skipped.append({"path": str(self.paths[row]), "reason": str(reason)})
+        self.digests[rows] = part["sha256"]
+        self.hashed[rows] = part["hashed"]
+        self.skipped += [{"path": str(self.paths[row]), "reason": why} for row, why in part["bad"]]
+        ok = part["ok"]
         if not ok.any():
             return
         batch = ImageBatch(
@@ -261,34 +314,29 @@ class _Gathered:
         )
         logits = torch.from_numpy(np.ascontiguousarray(part["logits"][ok], dtype=np.float32))
         emb = torch.from_numpy(np.ascontiguousarray(part["emb"][ok], dtype=np.float32))
-        check_finite(logits, emb, batch, self.paths, self.label)
+        check_finite(logits, emb, batch, self.paths, self.label)  # type: ignore[arg-type]
         self.outputs.add(batch, logits, emb)
 
+    def hashes(self) -> list[str | None]:
+        """Hex sha256 per listed row (None: unreadable), the form the freeze check takes."""
+        text = self.digests.tobytes().hex()  # one string, sliced: 64 hex digits a row
+        return [
+            text[64 * i : 64 * i + 64] if h else None for i, h in enumerate(self.hashed.tolist())
+        ]
 
-def _gather(
-    blocks: Iterator[dict[str, np.ndarray]], ready: Prepared, image_set: ImageSet, out_dir: Path
-) -> _Gathered:
-    """Feed every returned audit batch to the writers in batch order (Ray keeps the order with
-    ``preserve_order``; a batch that arrives early waits here, keyed by its number)."""
-    gathered = _Gathered(ready, image_set, out_dir)
-    waiting: dict[int, dict[str, np.ndarray]] = {}
-    next_batch = 0
+
+def _gather(results: Iterator[dict[str, Any]], gathered: _Gathered) -> None:
+    """Feed every call's result to the writers, in call (data-set) order; refuse a row that
+    never came back."""
     try:
-        for block in blocks:
+        for part in results:
             if gathered.first_at is None:
                 gathered.first_at = time.perf_counter()
-            ids = block["batch"]
-            for b in dict.fromkeys(ids.tolist()):
-                at = ids == b
-                waiting[b] = {key: value[at] for key, value in block.items()}
-            while next_batch in waiting:
-                gathered.add(waiting.pop(next_batch))
-                next_batch += 1
+            gathered.add(part)
     except BaseException:
         gathered.outputs.abort()
         raise
-    if waiting or not gathered.seen.all():
+    if not gathered.seen.all():
         gathered.outputs.abort()
         missing = np.flatnonzero(~gathered.seen)[:3].tolist()
         raise AuditError(f"--engine ray: rows {missing} never came back from the Ray job")
-    return gathered

@@ -35,13 +35,12 @@ class RaySession:
 
 
 def import_ray() -> Any:
-    """``ray`` (with Ray Data), or one line saying how to install it."""
+    """``ray``, or one line saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the engine needs Ray Data, not just Ray core
     except ImportError as exc:
         raise AuditError(
-            f"--engine ray needs Ray Data ({exc}); install it with: "
+            f"--engine ray needs Ray ({exc}); install it with: "
             "pip install -r requirements-ray.txt  (ray[data]==2.60.0)"
         ) from None
     return ray
@@ -88,7 +87,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 
 @contextmanager
-def ray_session(address: str | None, progress: bool = False) -> Iterator[RaySession]:
+def ray_session(address: str | None) -> Iterator[RaySession]:
     """Ray, initialised for the engine; shut down afterwards only if started here."""
     ray = import_ray()
     started = False
@@ -96,7 +95,6 @@ def ray_session(address: str | None, progress: bool = False) -> Iterator[RaySess
         _init(ray, address)
         started = True
     try:
-        _quiet_data(progress)
         resources = ray.cluster_resources()
         yield RaySession(
             address=address or ("local" if started else "existing session"),
@@ -130,15 +128,3 @@ def _init(ray: Any, address: str | None) -> None:
             f"--ray-address {address}: cannot join the Ray cluster ({first}); check the "
             "address and that the cluster runs Ray 2.60.0 and this package"
         ) from None
-
-
-def _quiet_data(progress: bool) -> None:
-    """Ray Data's progress bars only when the audit shows progress; order kept (see engine)."""
-    from ray.data import DataContext
-
-    # Ray Data logs each execution (INFO) and that progress bars are off (WARNING).
-    logging.getLogger("ray.data").setLevel(logging.WARNING if progress else logging.ERROR)
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = progress
-    ctx.print_on_execution_start = False
-    ctx.execution_options.preserve_order = True

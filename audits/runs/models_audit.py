@@ -228,6 +228,8 @@ class EngineInfo(Part):
     cluster_gpus: Num = None
     batch_size: int | None = None
     first_result_s: Num = None  # actors started and the first batch back, in seconds
+    actors_reused: bool | None = None  # the actors of an earlier audit of this model, kept warm
+    actor_start_s: Num = None  # seconds to start (or find) the actors
     explain: str | None = None  # where Grad-CAM ran: "local" (this process)
 
 
