@@ -266,19 +266,31 @@ class ImageReader(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str, int, int, str]:
-        expected = self.expected[i] if self.expected is not None else None
-        sha = ""
+    def _read(self, i: int) -> tuple[bytes | None, str, str]:
+        """File ``i``'s bytes, their sha256 and ``""``; or None, the sha256 when the file was
+        read (else ``""``) and why it cannot be used."""
         try:
             data = read_file(os.path.join(self.root, self.paths[i]))
-            sha = bytes_sha256(data)
-            if expected and sha != expected:
-                raise BadImage("changed since the run (sha256 differs)")
-            arr, width, height = load_for_model(data, self.size, self.channels)
         except BadImage as exc:
-            blank = torch.zeros(self.channels, *self.size, dtype=torch.uint8)
-            return blank, i, str(exc), 0, 0, sha
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), i, "", width, height, sha
+            return None, "", str(exc)
+        sha = bytes_sha256(data)
+        expected = self.expected[i] if self.expected is not None else None
+        if expected and sha != expected:
+            return None, sha, "changed since the run (sha256 differs)"
+        return data, sha, ""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str, int, int, str]:
+        data, sha, reason = self._read(i)
+        if data is not None:
+            try:
+                arr, width, height = load_for_model(data, self.size, self.channels)
+            except BadImage as exc:
+                reason = str(exc)
+            else:
+                image = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+                return image, i, "", width, height, sha
+        blank = torch.zeros(self.channels, *self.size, dtype=torch.uint8)
+        return blank, i, reason, 0, 0, sha
 
 
 class ByteReader(ImageReader):
@@ -290,16 +302,13 @@ class ByteReader(ImageReader):
     size is the JPEG header's."""
 
     def __getitem__(self, i: int) -> tuple[Any, int, str, int, int, str]:
-        expected = self.expected[i] if self.expected is not None else None
-        sha = ""
+        data, sha, reason = self._read(i)
+        if data is None:
+            return None, i, reason, 0, 0, sha
+        probed = probe_jpeg(data)
+        if not isinstance(probed, str):
+            return data, i, "", probed[0], probed[1], sha
         try:
-            data = read_file(os.path.join(self.root, self.paths[i]))
-            sha = bytes_sha256(data)
-            if expected and sha != expected:
-                raise BadImage("changed since the run (sha256 differs)")
-            probed = probe_jpeg(data)
-            if not isinstance(probed, str):
-                return data, i, "", probed[0], probed[1], sha
             arr, width, height = load_for_model(data, self.size, self.channels)
         except BadImage as exc:
             return None, i, str(exc), 0, 0, sha

@@ -28,11 +28,8 @@ from audits.store import list_runs, load_run, scan_store
 from dashboard.catalog import scan
 from fixtures.synthetic_history import write_audit
 from fixtures.synthetic_store import synthetic_table
+from tests.test_runs import AUDIT, COMPARISON, DRIFT
 
-DATA = Path(__file__).parent / "data" / "runs"
-AUDIT = DATA / "20261201T175937-car-variants-1.1.0-audit-46a3ad"
-DRIFT = DATA / "20261201T180001-car-variants-1.1.0-drift-ebf50b"
-COMPARISON = DATA / "20261201T180015-car-variants-1.0.0-vs-1.1.0-comparison-ee6527"
 T0 = datetime(2026, 3, 1, 8, 0, 0)
 
 
