@@ -146,6 +146,11 @@ def torchvision_decode(datas: list[torch.Tensor], device: torch.device) -> list[
     from audits.tv import torchvision
 
     io_ = torchvision.io
+    if device.type == "cuda":
+        # torchvision's CUDA decoder allocates on our stream but writes on its own without
+        # waiting for ours (pytorch/vision#9606): memory the queued forward pass still reads
+        # could be handed to it. Let that work finish first.
+        torch.cuda.current_stream(device).synchronize()
     return io_.decode_jpeg(datas, mode=io_.ImageReadMode.RGB, device=device)
 
 

@@ -584,7 +584,9 @@ def predict(
     paths = batches.paths
     try:
         if dev.type == "cuda":
-            _overlapped(batches, predictor, outputs, paths, dev)
+            # cuda:N made current, so the loop's events and streams are that device's.
+            with torch.cuda.device(dev):
+                _overlapped(batches, predictor, outputs, paths, dev)
         else:  # the CPU loop as it always was: results bit for bit the same
             for batch in batches:
                 logits, emb = predictor(batch.images)
@@ -642,7 +644,7 @@ def _overlapped(
         host_logits.copy_(logits, non_blocking=True)
         host_emb.copy_(emb, non_blocking=True)
         done = torch.cuda.Event()
-        done.record()
+        done.record(torch.cuda.current_stream(device))
         if pending is not None:
             _finish(pending, outputs, paths, predictor.label)
         pending = (batch, host_logits, host_emb, done)

@@ -18,7 +18,7 @@ import pandas as pd
 from audits.datasets import fingerprint_rows
 from audits.errors import AuditError
 from audits.history_records import list_store
-from audits.store import load_run, warn_damaged
+from audits.store import DamagedRun, open_checked, warn_damaged
 
 
 def table_fingerprint(table: pd.DataFrame) -> str:
@@ -42,8 +42,12 @@ def other_versions(
         ident = summary.model
         if ident.name != name or ident.version == version or ident.version in seen:
             continue
+        run = open_checked(summary.path)  # a run damaged in full is skipped, as before
+        if isinstance(run, DamagedRun):
+            warn_damaged([run])
+            continue
         try:
-            table = load_run(summary.path).table
+            table = run.table
             if table_fingerprint(table) != fingerprint:
                 continue
         except (AuditError, OSError, KeyError, ValueError):

@@ -219,6 +219,7 @@ def test_batch_dates_order_the_timeline_before_run_times(store: Path) -> None:
         ("2026-05-31T14:00:00", "2026-05-31T14:00:00Z"),
         ("2026-05-31T16:00:00+02:00", "2026-05-31T14:00:00Z"),
         (" 2026-05-31T14:00:00Z ", "2026-05-31T14:00:00Z"),
+        ("20260531", "2026-05-31"),  # ISO's basic form is still a day
     ],
 )
 def test_batch_date_is_a_day_or_a_utc_time(given: str, stored: str) -> None:
@@ -227,7 +228,18 @@ def test_batch_date_is_a_day_or_a_utc_time(given: str, stored: str) -> None:
     assert check_batch_date(given) == stored
 
 
-@pytest.mark.parametrize("bad", ["31/05/2026", "May 2026", "2026-13-01", "", "2026-05-31 lunch"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "31/05/2026",
+        "May 2026",
+        "2026-13-01",
+        "",
+        "2026-05-31 lunch",
+        "0001-01-01T00:00:00+05:00",  # before year 1 in UTC: no traceback
+        "0999-01-01T00:00",  # a three-digit year would not sort as text
+    ],
+)
 def test_a_bad_batch_date_is_one_line(bad: str) -> None:
     from audits.drift.batch import check_batch_date
     from audits.errors import AuditError

@@ -32,7 +32,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default="local",
-        help="local: this process (default); ray: Ray Data actors, a local Ray or --ray-address",
+        help="local: this process (default); ray: Ray actors, a local Ray or --ray-address",
     )
     g.add_argument(
         "--decode",

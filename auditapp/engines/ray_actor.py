@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import audits.tv  # noqa: E402, F401 - the torchvision workaround before any model code imports it
+from auditapp.engines.ray_pool import pool_key  # noqa: E402
 from audits.errors import AuditError  # noqa: E402
 from audits.images import BadImage, load_for_model, read_file  # noqa: E402
 from audits.inference import BatchPredictor, describe_device, resolve_device  # noqa: E402
@@ -54,13 +55,16 @@ class AuditActor:
         allow_pickle: bool = False,
         decode_threads: int = 1,
         key: str = "",
+        placement: dict[str, Any] | None = None,
     ) -> None:
         started = time.perf_counter()
         self.device = resolve_device(device)
         if model is None:  # a model folder: each actor builds it from the card on its device
             model = load_model(card, self.device, allow_pickle=allow_pickle)
         self.card = card
-        self.key = key
+        # A kept actor's key from the weights and code as it loaded them (``ray_pool``), not
+        # the one it was sent: the driver refuses an actor whose key is not this audit's.
+        self.key = pool_key(card, **placement) if placement is not None else key
         self.predictor = BatchPredictor(model, card, self.device)
         # The embedding width, so that a batch of unreadable images has the right shape.
         blank = torch.zeros(1, card.channels, *card.size, dtype=torch.uint8)

@@ -80,9 +80,12 @@ def ray_per_image(
         # the next audit of the same model; an in-memory module travels pickled, one-off.
         key = None
         if model_dir is not None:
-            key = pool_key(
-                card, device=device, gpus=gpus, cpus=spec.cpus_per_actor, threads=threads
-            )
+            placement = {"device": device, "gpus": gpus, "cpus": spec.cpus_per_actor,
+                         "threads": threads}  # fmt: skip
+            key = pool_key(card, **placement)
+            # The actor derives its key again from the files it loaded, so a kept actor whose
+            # weights or code differ from this audit's is refused, not reused.
+            kwargs["placement"] = placement
         else:
             kwargs["model"] = _shipped_model(ready)
         pool = acquire(ray, _actor_class(), key=key, n=n_actors, options=options, kwargs=kwargs)

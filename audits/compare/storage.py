@@ -66,7 +66,8 @@ def _newest_audit(ref: str, store: str | Path, same_set_as: Run | None) -> Run:
     if picks and same_set_as is not None and same_set_as.kind == "audit":
         wanted = same_set_as.audit.dataset.fingerprint
         same = [s for s in picks if s.record.dataset.fingerprint == wanted]
-        picks = same or picks
+        # A damaged same-set run falls back to a readable run on another set, as before.
+        picks = same + [s for s in picks if s not in same]
     damaged: list[DamagedRun] = []
     for pick in picks:
         opened = open_checked(pick.path)

@@ -12,6 +12,8 @@ from audits.errors import AuditError
 #: Manifest stems that say nothing about the batch; the folder holding them names it instead.
 _GENERIC_STEMS = {"manifest", "data", "dataset", "index", "labels", "images", "list", "files"}
 MAX_LABEL = 80
+#: The earliest year a ``--batch-date`` may name (photographs, and four-digit ISO years).
+MIN_YEAR = 1900
 
 
 def batch_name(source: str | Path) -> str:
@@ -48,15 +50,26 @@ def check_batch_date(text: str | None) -> str | None:
     if text is None:
         return None
     raw = text.strip()
+    bad = AuditError(
+        f"--batch-date {text!r}: give the day the batch was taken as YYYY-MM-DD "
+        "(e.g. --batch-date 2026-05-31) or an ISO time (2026-05-31T14:00:00Z)"
+    )
     try:
-        if len(raw) == 10:
-            return date.fromisoformat(raw).isoformat()
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        day: date | None = date.fromisoformat(raw)
     except ValueError:
-        raise AuditError(
-            f"--batch-date {text!r}: give the day the batch was taken as YYYY-MM-DD "
-            "(e.g. --batch-date 2026-05-31) or an ISO time (2026-05-31T14:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        day = None
+    try:
+        if day is not None:
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise bad from None
+    if moment.year < MIN_YEAR:  # also keeps the stamps four-digit, so they sort as text
+        raise bad
+    if day is not None:
+        return day.isoformat()
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
