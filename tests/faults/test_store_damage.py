@@ -218,3 +218,15 @@ def test_dashboard_serves_a_healthy_run_beside_damaged_ones(
     assert any("cannot be read" in str(w.value) for w in at.warning)
     assert any('data-page="overview"' in str(m.value) for m in at.markdown)
     assert not at.error, [e.value for e in at.error]
+
+
+def test_a_damaged_same_set_run_falls_back_to_a_readable_run_on_another_set(damaged: dict) -> None:
+    """``compare A name@version``: the newest run of the version on A's set is damaged; the
+    readable run of that version on another set is used, as before the light listing."""
+    meta = json.loads((damaged["new"] / "audit.json").read_text())
+    meta["dataset"]["fingerprint"] = "f" * 64  # the healthy 2.0 run: another held-out set
+    (damaged["new"] / "audit.json").write_text(json.dumps(meta))
+    baseline = load_run(damaged["old"])
+    assert baseline.audit.dataset.fingerprint != "f" * 64
+    found = resolve_run("synthetic-cars@2.0", damaged["store"], same_set_as=baseline)
+    assert found.path == damaged["new"]
