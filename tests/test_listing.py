@@ -28,7 +28,7 @@ from audits.store import list_runs, load_run, scan_store
 from dashboard.catalog import scan
 from fixtures.synthetic_history import write_audit
 from fixtures.synthetic_store import synthetic_table
-from tests.test_runs import AUDIT, COMPARISON, DRIFT
+from tests.test_runs import AUDIT, COMPARISON, DRIFT, write_mixed_store
 
 T0 = datetime(2026, 3, 1, 8, 0, 0)
 
@@ -54,18 +54,9 @@ def mixed(tmp_path: Path, table) -> Path:
     """The fixture runs (an audit, its drift run and a comparison; older runs, no sidecar),
     two synthetic audits (with one) and the damaged folders ``scan_store``'s test uses."""
     store = tmp_path / "store"
-    for src in (AUDIT, DRIFT, COMPARISON):
-        shutil.copytree(src, store / src.name)
+    write_mixed_store(store)
     _audit(store, table, "1.0.0", 0)
     _audit(store, table, "1.1.0", 1)
-    (store / "bad-json").mkdir()
-    (store / "bad-json" / "audit.json").write_text("{not json")
-    (store / "a-list").mkdir()
-    (store / "a-list" / "drift.json").write_text("[1, 2]")
-    (store / "no-record").mkdir()
-    (store / ".tmp-half-written").mkdir()
-    (store / ".tmp-half-written" / "audit.json").write_text("{}")
-    (store / "loose-file.json").write_text("{}")
     return store
 
 

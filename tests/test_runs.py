@@ -274,8 +274,9 @@ def test_the_writer_takes_numpy_values_and_nan_as_today(tmp_path: Path) -> None:
 # --- the store -------------------------------------------------------------------------------
 
 
-def test_list_runs_skips_damaged_folders(tmp_path: Path) -> None:
-    store = tmp_path / "store"
+def write_mixed_store(store: Path) -> None:
+    """The fixture runs (an audit, its drift run, a comparison) beside damaged folders, a
+    half-written hidden run and a loose file."""
     for src in (AUDIT, DRIFT, COMPARISON):
         shutil.copytree(src, store / src.name)
     (store / "bad-json").mkdir()
@@ -286,6 +287,11 @@ def test_list_runs_skips_damaged_folders(tmp_path: Path) -> None:
     (store / ".tmp-half-written").mkdir()
     (store / ".tmp-half-written" / "audit.json").write_text("{}")
     (store / "loose-file.json").write_text("{}")
+
+
+def test_list_runs_skips_damaged_folders(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    write_mixed_store(store)
     runs = list_runs(store)
     assert [r.run_id for r in runs] == [COMPARISON.name, DRIFT.name, AUDIT.name]  # newest first
     assert [r.kind for r in list_runs(store, kind="drift")] == ["drift"]
