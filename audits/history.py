@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+import msgspec
 from packaging.version import InvalidVersion, Version
 
 from audits.errors import AuditError
@@ -327,21 +328,8 @@ def payload(history: History, store: str, per_class: bool = True) -> dict[str, A
 
 
 def _row_payload(r: HistoryRow) -> dict[str, Any]:
-    lineage = None
-    if r.lineage is not None:
-        lineage = {
-            "parent_fingerprint": r.lineage.parent_fingerprint,
-            "n_relabelled": r.lineage.n_relabelled,
-            "n_excluded": r.lineage.n_excluded,
-        }
-    gate = None
-    if r.gate is not None:
-        gate = {
-            "verdict": r.gate.verdict,
-            "reason": r.gate.reason,
-            "comparison_id": r.gate.comparison_id,
-            "command": r.gate.command,
-        }
+    lineage = None if r.lineage is None else msgspec.structs.asdict(r.lineage)
+    gate = None if r.gate is None else asdict(r.gate)
     return {
         "version": r.version,
         "run_id": r.run_id,

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -116,9 +116,31 @@ def _case_data(case: str, n: int, dim: int, seed: int) -> tuple[np.ndarray, np.n
     return x, y
 
 
+def _measured(
+    case: str, n: int, dim: int, permutations: int, clock: Any, gflops: float, baseline: float,
+    result: dict,
+) -> dict:  # fmt: skip
+    """The keys every timed case reports (its own follow)."""
+    import torch
+
+    return {
+        "case": case,
+        "n": n,
+        "dim": dim,
+        "permutations": permutations,
+        "seconds": clock.wall,
+        "cpu_s": clock.cpu,
+        "gemm_gflops": gflops,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_mib": baseline,
+        "p_value": result["p_value"],
+        "mmd2": result["mmd2"],
+        "threads": torch.get_num_threads(),
+    }
+
+
 def _sequential_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
     """One sequential (or, ``fixed-…``, fixed) MMD test, timed in this process."""
-    import torch
 
     from audits.mmd import mmd_permutation_test, mmd_sequential_test
 
@@ -137,23 +159,12 @@ def _sequential_case(case: str, n: int, dim: int, permutations: int, seed: int) 
     # for the permutation products (each an N/2·N triangle, two flops a term).
     bound_flop = pooled**2 * (dim + permutations)
     return {
-        "case": case,
-        "n": n,
-        "dim": dim,
-        "permutations": permutations,
-        "seconds": clock.wall,
-        "cpu_s": clock.cpu,
-        "gemm_gflops": gflops,
+        **_measured(case, n, dim, permutations, clock, gflops, baseline, result),
         "bound_s": bound_flop / (gflops * 1e9),
-        "peak_rss_mib": peak_rss_mib(),
-        "rss_before_mib": baseline,
-        "p_value": result["p_value"],
-        "mmd2": result["mmd2"],
         "used": result.get("permutations_used", result["permutations"]),
         "computed": result.get("permutations_computed", result["permutations"]),
         "passes": result.get("kernel_passes", 1),
         "cache_mib": result.get("cache_mib", 0.0),
-        "threads": torch.get_num_threads(),
         "load": os.getloadavg()[0],
     }
 
@@ -193,7 +204,6 @@ def _false_alarms(n: int, dim: int, permutations: int, splits: int) -> dict:
 
 def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
     """One measurement in this process (called in a child process by ``main``)."""
-    import torch
 
     from audits.mmd import median_bandwidth, mmd_permutation_test
 
@@ -213,21 +223,10 @@ def run_case(case: str, n: int, dim: int, permutations: int, seed: int) -> dict:
         same = mmd_permutation_test(x, y, permutations=permutations, seed=seed, device="cpu")
         result["batched_p_value"] = same["p_value"]
     return {
-        "case": case,
-        "n": n,
-        "dim": dim,
-        "permutations": permutations,
-        "seconds": clock.wall,
-        "cpu_s": clock.cpu,
-        "gemm_gflops": gflops,
-        "peak_rss_mib": peak_rss_mib(),
-        "rss_before_mib": baseline,
-        "p_value": result["p_value"],
-        "mmd2": result["mmd2"],
+        **_measured(case, n, dim, permutations, clock, gflops, baseline, result),
         "batched_p_value": result.get("batched_p_value"),
         "kernel_s": result.get("kernel_s"),
         "loop_s": result.get("loop_s"),
-        "threads": torch.get_num_threads(),
     }
 
 

@@ -66,6 +66,20 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
+def browser_tab(width: int, height: int, timeout_ms: int = 120_000) -> Iterator[object]:
+    """A page of headless Debian Chromium (``timeout_ms``: a cold start on a loaded machine
+    is slow); the browser closes on leaving."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()
+
+
+@contextmanager
 def streamlit_server(store: Path, log: Path, wait_s: float = 90) -> Iterator[str]:
     """``streamlit run`` on ``store`` at a free port; its URL; always stopped."""
     port = free_port()
@@ -112,14 +126,10 @@ def shots() -> Path:
 
 @pytest.fixture(scope="module")
 def page(server: str) -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        tab = browser.new_page(viewport={"width": 1440, "height": 1800})
-        tab.set_default_timeout(90_000)  # the first load after a cold start is slow
+    with browser_tab(1440, 1800, 90_000) as tab:
         tab.goto(server + "/")
         wait_page(tab, "overview")
         yield tab
-        browser.close()
 
 
 def wait_page(tab: object, key: str) -> None:

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from tests.test_dashboard_browser import (
-    CHROMIUM,
-    FLAGS,
     assert_no_traceback,
-    playwright_api,
+    browser_tab,
     streamlit_server,
     wait_page,
 )
@@ -35,14 +33,10 @@ def map_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tab(map_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     log = tmp_path_factory.mktemp("map-streamlit") / "server.log"
-    with streamlit_server(map_store, log) as url, playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1600})
-        page.set_default_timeout(120_000)  # a loaded machine: the first load is slow
+    with streamlit_server(map_store, log) as url, browser_tab(1440, 1600) as page:
         page.goto(url + "/embeddings")
         wait_page(page, "embedding")
         yield page
-        browser.close()
 
 
 def to_pixels(page: object, xs: list[float], ys: list[float]) -> list[list[float]]:

@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.test_dashboard_browser import (
-    CHROMIUM,
-    FLAGS,
     assert_no_traceback,
-    playwright_api,
+    browser_tab,
     streamlit_server,
     wait_page,
 )
@@ -35,14 +33,10 @@ def family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 def tab(family, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     store, _ = family
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(store, log) as url, playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1800})
-        page.set_default_timeout(120_000)  # the first load after a cold start is slow
+    with streamlit_server(store, log) as url, browser_tab(1440, 1800) as page:
         page.goto(url + "/")
         wait_page(page, "overview")
         yield page
-        browser.close()
 
 
 def test_history_page_draws_and_opens_a_pair_in_compare(tab, family) -> None:

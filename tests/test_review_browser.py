@@ -23,10 +23,8 @@ pytestmark = pytest.mark.browser
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 from tests.review_copies import copy_demo  # noqa: E402
 from tests.test_dashboard_browser import (  # noqa: E402 (skips without Chromium)
-    CHROMIUM,
-    FLAGS,
     assert_no_traceback,
-    playwright_api,
+    browser_tab,
     streamlit_server,
 )
 
@@ -51,12 +49,8 @@ def server(demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tab(server: str) -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1400})
-        page.set_default_timeout(180_000)  # a cold start on a loaded machine is slow
+    with browser_tab(1440, 1400, 180_000) as page:
         yield page
-        browser.close()
 
 
 def open_review(tab: object, server: str, run_id: str) -> None:

@@ -23,9 +23,7 @@ PAYLOADS = [
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 from tests.test_dashboard_browser import (  # noqa: E402 (skips without Chromium)
-    CHROMIUM,
-    FLAGS,
-    playwright_api,
+    browser_tab,
     streamlit_server,
 )
 
@@ -44,12 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tab(server: str) -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        page.set_default_timeout(180_000)  # a cold start on a loaded machine is slow
+    with browser_tab(1280, 1200, 180_000) as page:
         yield page
-        browser.close()
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
