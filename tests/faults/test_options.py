@@ -56,6 +56,9 @@ RUN = ["run", "--model", "m", "--data", "d"]
         (["drift", "--model", "m", "--reference", "r", "--current", "c", "--batch-date", "31/05/2026"],
          "error: argument --batch-date: give the day the batch was taken as YYYY-MM-DD "
          "(e.g. --batch-date 2026-05-31) or an ISO time (2026-05-31T14:00:00Z)"),
+        (["drift", "--model", "m", "--reference", "r", "--current", "c", "--batch-date", "0001-01-01T00:00:00+05:00"],
+         "error: argument --batch-date: give the day the batch was taken as YYYY-MM-DD "
+         "(e.g. --batch-date 2026-05-31) or an ISO time (2026-05-31T14:00:00Z)"),
         (["explain", "run", "--max", "-1"], "error: argument --max: must be 0 or more, got -1"),
         (["explain", "run", "--batch-size", "0"], "error: argument --batch-size: must be at least 1"),
         (["compare", "a", "b", "--device", "tpu"], "error: argument --device: 'tpu' is not a device"),

@@ -82,3 +82,23 @@ def test_ray_options_need_the_ray_engine(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert one_line_error(result.stderr) == "error: --ray-address needs --engine ray"
+
+
+def test_a_kept_actor_reports_the_key_of_the_files_it_loaded(tmp_path: Path) -> None:
+    """A kept actor is matched on the model it holds, not on the key it was sent: an actor
+    built from weights that differ from the driver's reports another key (and is refused)."""
+    import shutil
+
+    from auditapp.engines.ray_actor import AuditActor
+    from auditapp.engines.ray_pool import pool_key
+    from audits.model_card import load_card
+
+    model = tmp_path / "model"
+    shutil.copytree(MODEL, model)
+    card = load_card(model)
+    placement = {"device": "cpu", "gpus": 0, "cpus": 1.0, "threads": 1}
+    sent = pool_key(card, **placement)
+    # The next version's weights (same architecture) swapped in after the driver hashed them.
+    shutil.copyfile(MODEL.parent / "1.1.0" / card.weights.name, card.weights)
+    actor = AuditActor(card, "cpu", key=sent, placement=placement)  # plain class: no Ray
+    assert actor.key == pool_key(card, **placement) != sent

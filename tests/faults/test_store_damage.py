@@ -230,3 +230,22 @@ def test_a_damaged_same_set_run_falls_back_to_a_readable_run_on_another_set(dama
     assert baseline.audit.dataset.fingerprint != "f" * 64
     found = resolve_run("synthetic-cars@2.0", damaged["store"], same_set_as=baseline)
     assert found.path == damaged["new"]
+
+
+def test_label_consensus_skips_a_version_whose_record_is_damaged(
+    healthy: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The other audited versions that clear suspect labels: one whose ``audit.json`` is
+    invalid in full is left out with one warning, as the full store scan did."""
+    from audits.label_consensus import other_versions, table_fingerprint
+
+    store = tmp_path / "store"
+    shutil.copytree(healthy["store"], store)
+    old = store / healthy["old"].name
+    fingerprint = table_fingerprint(load_run(old).table)
+    assert [v for v, _ in other_versions(store, "synthetic-cars", "2.0", fingerprint)] == ["1.0"]
+    meta = json.loads((old / "audit.json").read_text())
+    meta["metrics"]["confusion"] = "x"  # a field no listing reads: only the full check sees it
+    (old / "audit.json").write_text(json.dumps(meta))
+    assert other_versions(store, "synthetic-cars", "2.0", fingerprint) == []
+    assert any(str(old) in r.getMessage() and "confusion" in r.getMessage() for r in caplog.records)
