@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _CHUNK = 1 << 20
 
@@ -20,3 +28,82 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class Digests(Sequence[str | None]):
+    """One sha256 per row of a data set, held as ``[n, 32]`` bytes (``present`` False: none),
+    read as hex strings. A list of 200,000 hex strings is 23 MB of Python objects; this is 6.6
+    MB of numpy, and the hex form exists only while it is read (``__iter__``, ``to_arrow``)."""
+
+    def __init__(self, n: int) -> None:
+        self.raw = np.zeros((n, 32), dtype=np.uint8)
+        self.present = np.zeros(n, dtype=bool)
+
+    @classmethod
+    def from_hex(cls, values: Sequence[str | None]) -> Digests:
+        out = cls(len(values))
+        for i, value in enumerate(values):
+            out.set(i, value)
+        return out
+
+    def set(self, i: int, sha: str | None) -> None:
+        """Row ``i``'s hex sha256 (``None`` or ``""``: unreadable)."""
+        if sha:
+            self.raw[i] = np.frombuffer(bytes.fromhex(sha), dtype=np.uint8)
+            self.present[i] = True
+        else:
+            self.present[i] = False
+
+    def __len__(self) -> int:
+        return len(self.present)
+
+    @overload
+    def __getitem__(self, i: int) -> str | None: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str | None]: ...
+    def __getitem__(self, i: int | slice) -> str | None | list[str | None]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.raw[i].tobytes().hex() if self.present[i] else None
+
+    def __iter__(self) -> Iterator[str | None]:
+        for start in range(0, len(self), _ROWS_PER_HEX):
+            stop = min(start + _ROWS_PER_HEX, len(self))
+            text = self.raw[start:stop].tobytes().hex()
+            for j, present in enumerate(self.present[start:stop].tolist()):
+                yield text[64 * j : 64 * j + 64] if present else None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Digests):
+            return bool(
+                np.array_equal(self.present, other.present)
+                and np.array_equal(self.raw[self.present], other.raw[other.present])
+            )
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"Digests({len(self)} rows, {int(self.present.sum())} hashed)"
+
+    def to_arrow(self, rows: np.ndarray | None = None) -> pa.StringArray:
+        """The hex strings of ``rows`` (default: all) as an Arrow string column (nulls where
+        unreadable), built from two buffers: no Python string per row."""
+        import pyarrow as pa
+
+        raw = self.raw if rows is None else self.raw[rows]
+        present = self.present if rows is None else self.present[rows]
+        n = len(present)
+        lengths = np.where(present, 64, 0).astype(np.int32)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        data = binascii.hexlify(raw[present].tobytes())
+        valid = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+        return pa.StringArray.from_buffers(
+            n, pa.py_buffer(offsets), pa.py_buffer(data), valid, null_count=int((~present).sum())
+        )
+
+
+_ROWS_PER_HEX = 65_536  # rows turned into hex at a time while iterating (8 MB of text)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits.arrow_columns import list_matrix
 from audits.calibration import DEFAULT_BINS, calibration_summary
 from audits.errors import AuditError
 from audits.intervals import proportion_with_ci, wilson_interval
@@ -221,7 +222,10 @@ def _ranked_column(
     table: pd.DataFrame, mask: np.ndarray, probabilities: np.ndarray | None, n_classes: int
 ) -> np.ndarray:
     """Top-k class indices of the labelled rows as an int64 array [n_labelled, m]."""
-    if "topk_idx" in table.columns:
+    matrix = list_matrix(table["topk_idx"]) if "topk_idx" in table.columns else None
+    if matrix is not None:  # the Arrow-backed column an audit builds: no per-row lists
+        ranked = matrix[mask].astype(np.int64, copy=False)
+    elif "topk_idx" in table.columns:
         try:
             ranked = np.array(table["topk_idx"].to_numpy()[mask].tolist(), dtype=np.int64)
         except (TypeError, ValueError) as exc:

@@ -9,6 +9,7 @@ audited and refuses weights or classes that changed since.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ class FrozenCheck:
     ``status`` says what the freeze covers and lists metadata changed since it.
     """
 
-    hashes: list[str | None]
+    hashes: Sequence[str | None]
     frozen: bool
     fingerprint: str
     status: FreezeStatus | None = None
@@ -92,7 +93,7 @@ def load_labelled(path: str | Path, card: ModelCard, *, required: bool) -> Image
 
 
 def check_freeze(
-    image_set: ImageSet, warn: bool = True, hashes: list[str | None] | None = None
+    image_set: ImageSet, warn: bool = True, hashes: Sequence[str | None] | None = None
 ) -> FrozenCheck:
     """Hash every file (unless ``hashes`` are given: those of the bytes inference decoded),
     compare with the freeze record (refusing a set that moved), fingerprint.

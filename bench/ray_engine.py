@@ -206,17 +206,19 @@ def peak_mib() -> float:
     return peak_rss_mib()
 
 
-def child_memory(n: int, engine: str) -> None:
-    """In a fresh process: one audit of ``n`` tiny images; prints peak RSS (MiB) and seconds."""
+def child_memory(case: Path, engine: str) -> None:
+    """In a fresh process: one audit of the tiny case made in ``case``; prints peak RSS (MiB)
+    and seconds. The parent makes the images, so nothing of theirs is in this process."""
     from auditapp.engines.spec import EngineSpec
     from auditapp.pipeline.audit import run_audit
 
+    data = case / "data" / "manifest.csv"
+    n = sum(1 for _ in data.open()) - 1
     with tempfile.TemporaryDirectory() as tmp:
-        model, data = tiny_case(Path(tmp), n)
         base = peak_mib()
         seconds = timed(
             lambda: run_audit(
-                model,
+                case / "tiny",
                 data,
                 store=Path(tmp) / "store",
                 device="cpu",
@@ -231,15 +233,17 @@ def child_memory(n: int, engine: str) -> None:
 
 def memory(sizes: list[int], engines: list[str]) -> list[dict]:
     out = []
-    for engine in engines:
-        for n in sizes:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(n), "--child-engine", engine],
-                capture_output=True, text=True, check=True, cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
-            )  # fmt: skip
-            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return out
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            tiny_case(Path(tmp), n)
+            for engine in engines:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", tmp, "--child-engine", engine],
+                    capture_output=True, text=True, check=True, cwd=REPO,
+                    env={**os.environ, "PYTHONPATH": str(REPO)},
+                )  # fmt: skip
+                out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return sorted(out, key=lambda m: (engines.index(m["engine"]), m["n"]))
 
 
 def report(tp: list[dict], mem: list[dict], repeats: int) -> str:
@@ -296,7 +300,7 @@ def main() -> None:
     parser.add_argument("--memory-engines", default="local,ray")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--child", type=int, help=argparse_hidden())
+    parser.add_argument("--child", type=Path, help=argparse_hidden())
     parser.add_argument("--child-engine", default="ray", help=argparse_hidden())
     add_write(parser, "also write the section of bench/RESULTS.md")
     args = parser.parse_args()

@@ -37,8 +37,7 @@ def small_heldout(root: Path) -> Path:
 
 def local_ray(**init: object) -> Iterator[None]:
     """``ray.init(num_cpus=2)`` for a test module, shut down after it."""
-    ray = pytest.importorskip("ray", reason="ray[data] is not installed (requirements-ray.txt)")
-    pytest.importorskip("ray.data", reason="Ray Data is not installed (requirements-ray.txt)")
+    ray = pytest.importorskip("ray", reason="Ray is not installed (requirements-ray.txt)")
     if ray.is_initialized():
         ray.shutdown()
     ray.init(

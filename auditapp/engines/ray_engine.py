@@ -35,6 +35,7 @@ from auditapp.engines.ray_session import RaySession, ray_session
 from auditapp.engines.spec import EngineSpec, PerImage
 from audits.datasets import ImageSet
 from audits.errors import AuditError
+from audits.hashing import Digests
 from audits.inference import (
     ImageBatch,
     Outputs,
@@ -109,7 +110,7 @@ def ray_per_image(
             pool.end_if_one_off(ray)
         elapsed = time.perf_counter() - started
         first = (gathered.first_at or time.perf_counter()) - started
-    hashes = gathered.hashes()
+    hashes = gathered.digests
     frozen = check_freeze(image_set, hashes=hashes)
     preds = Predictions(
         table=gathered.outputs.table(items, card, hashes),
@@ -286,8 +287,7 @@ class _Gathered:
         self.outputs = Outputs(
             ready.card, label_indices(items["label"], ready.card.classes), out_dir
         )
-        self.digests = np.zeros((n, 32), dtype=np.uint8)
-        self.hashed = np.zeros(n, dtype=bool)
+        self.digests = Digests(n)
         self.seen = np.zeros(n, dtype=bool)
         self.skipped: list[dict[str, str]] = []
         self.label = f"{ready.card.name}@{ready.card.version}"
@@ -303,8 +303,8 @@ class _Gathered:
                 f"--engine ray: rows {rows[self.seen[rows]][:3].tolist()} came back twice"
             )
         self.seen[rows] = True
-        self.digests[rows] = part["sha256"]
-        self.hashed[rows] = part["hashed"]
+        self.digests.raw[rows] = part["sha256"]
+        self.digests.present[rows] = part["hashed"]
         self.skipped += [{"path": str(self.paths[row]), "reason": why} for row, why in part["bad"]]
         ok = part["ok"]
         if not ok.any():
@@ -319,13 +319,6 @@ class _Gathered:
         emb = torch.from_numpy(np.ascontiguousarray(part["emb"][ok], dtype=np.float32))
         check_finite(logits, emb, batch, self.paths, self.label)  # type: ignore[arg-type]
         self.outputs.add(batch, logits, emb)
-
-    def hashes(self) -> list[str | None]:
-        """Hex sha256 per listed row (None: unreadable), the form the freeze check takes."""
-        text = self.digests.tobytes().hex()  # one string, sliced: 64 hex digits a row
-        return [
-            text[64 * i : 64 * i + 64] if h else None for i, h in enumerate(self.hashed.tolist())
-        ]
 
 
 def _gather(results: Iterator[dict[str, Any]], gathered: _Gathered) -> None:

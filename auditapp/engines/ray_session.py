@@ -41,7 +41,7 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise AuditError(
             f"--engine ray needs Ray ({exc}); install it with: "
-            "pip install -r requirements-ray.txt  (ray[data]==2.60.0)"
+            "pip install -r requirements-ray.txt  (ray==2.60.0)"
         ) from None
     return ray
 

@@ -9,6 +9,7 @@ table's reader, so no second engine is needed (see ``bench/scale.py`` for the nu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,29 @@ Filter = Sequence[tuple[str, str, Any]]
 
 
 def write_predictions(table: pd.DataFrame, path: Path) -> None:
-    """``table`` as ``path`` in row groups; a table of one group is byte-identical to
-    ``DataFrame.to_parquet(path, index=False)`` (pyarrow's default group is larger)."""
-    table.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
+    """``table`` as ``path`` in row groups, converted to Arrow one group at a time (never a
+    second whole copy of the table). The file is byte-identical to
+    ``DataFrame.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)`` of the same
+    table with its Arrow-backed columns (``audits.arrow_columns``) in their object form."""
+    schema = stored_schema(table)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, max(len(table), 1), ROW_GROUP_ROWS):
+            chunk = table.iloc[start : start + ROW_GROUP_ROWS]
+            arrow = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+            writer.write_table(arrow.replace_schema_metadata(schema.metadata))
+
+
+def stored_schema(table: pd.DataFrame) -> pa.Schema:
+    """The Arrow schema of ``table`` as stored: types inferred over every row, and pandas'
+    metadata naming an Arrow-backed column's NumPy form ``object``, as for a column of lists
+    or strings, so that ``pd.read_parquet`` gives readers the form they always had."""
+    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    meta = json.loads(schema.metadata[b"pandas"])
+    for entry in meta["columns"]:
+        name = entry["name"]
+        if name in table.columns and isinstance(table[name].dtype, pd.ArrowDtype):
+            entry["numpy_type"] = "object"
+    return schema.with_metadata({**schema.metadata, b"pandas": json.dumps(meta).encode()})
 
 
 class PredictionsWriter:

@@ -1,0 +1,133 @@
+"""Per-row data an audit holds in buffers, not Python objects (issue 16: driver memory):
+file hashes as ``Digests``, top-k lists as Arrow list columns. Each form must read, digest,
+score and store exactly as the object form it replaces."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import audits.hashing as hashing
+import audits.runs.tables as tables
+from audits.arrow_columns import list_column, list_matrix, string_column
+from audits.datasets import ImageSet, fingerprint, fingerprint_rows
+from audits.hashing import Digests
+from audits.metrics import audit_metrics
+from tests.test_metrics import class_names, random_table, sklearn_top_k
+
+
+def hexes(n: int, missing: tuple[int, ...] = ()) -> list[str | None]:
+    return [None if i in missing else hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
+
+
+def test_digests_read_as_the_hex_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing, "_ROWS_PER_HEX", 3)  # iterate across several hex chunks
+    values = hexes(10, missing=(0, 4, 9))
+    digests = Digests.from_hex(values)
+    assert list(digests) == values and digests == values and len(digests) == 10
+    assert [digests[i] for i in range(10)] == values and digests[2:7] == values[2:7]
+    assert digests == Digests.from_hex(values) and digests != hexes(10)
+    assert digests.raw.nbytes == 320  # 32 bytes a row
+    assert repr(digests) == "Digests(10 rows, 7 hashed)"
+
+
+def test_digests_to_arrow_with_nulls_and_rows() -> None:
+    values = hexes(9, missing=(1, 8))
+    digests = Digests.from_hex(values)
+    assert digests.to_arrow().to_pylist() == values
+    rows = np.array([8, 0, 1, 5, 5])
+    column = digests.to_arrow(rows)
+    assert column.to_pylist() == [values[i] for i in rows]
+    assert column.type == pa.string() and column.null_count == 2
+    column.validate(full=True)
+    assert Digests.from_hex(hexes(3)).to_arrow().null_count == 0
+
+
+def test_list_column_round_trip_and_other_forms() -> None:
+    m = np.arange(24, dtype=np.int64).reshape(8, 3)
+    column = list_column(m)
+    assert str(column.dtype) == "list<item: int64>[pyarrow]"
+    assert (list_matrix(column) == m).all()
+    assert (list_matrix(column.iloc[2:5].reset_index(drop=True)) == m[2:5]).all()
+    assert list_matrix(pd.Series(list(m))) is None  # object form: the caller's own path
+    ragged = pd.Series(pd.arrays.ArrowExtensionArray(pa.array([[1, 2], [3]])))
+    assert list_matrix(ragged) is None
+    with_null = pd.Series(pd.arrays.ArrowExtensionArray(pa.array([[1, 2], None])))
+    assert list_matrix(with_null) is None
+
+
+def test_metrics_from_the_arrow_topk_equal_the_object_form() -> None:
+    table, probs = random_table(3, 1000, 7, (2,), (5,), 0.2)
+    arrow = table.assign(topk_idx=list_column(np.stack(table["topk_idx"].to_list())))
+    classes = class_names(7)
+    a, b = audit_metrics(arrow, classes), audit_metrics(table, classes)
+    assert a == b
+    mask = table["label_idx"].to_numpy() >= 0
+    y = table["label_idx"].to_numpy()[mask]
+    for k in (1, 3, 5):
+        assert a["top_k_accuracy"][str(k)] == pytest.approx(sklearn_top_k(y, probs[mask], k))
+
+
+def object_form(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its Arrow-backed columns as Python objects (numpy arrays, str, None)."""
+    out = table.copy()
+    for name in table.columns:
+        if isinstance(table[name].dtype, pd.ArrowDtype):
+            matrix = list_matrix(table[name])
+            out[name] = (
+                list(matrix)
+                if matrix is not None
+                else table[name].astype(object).where(table[name].notna(), None)
+            )
+    return out
+
+
+@pytest.mark.parametrize("n", [0, 7, 1_234])
+def test_stored_file_is_byte_identical_to_the_object_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 500)
+    rng = np.random.default_rng(1)
+    values = hexes(n, missing=(3,))
+    top_i = rng.integers(0, 9, (n, 5))
+    top_p = rng.random((n, 5)).astype(np.float32)
+    table = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "path": [f"img/{i}.png" for i in range(n)],
+            "note": [None if i < 600 else "late" for i in range(n)],  # null in the first group
+            "topk_idx": list_column(top_i) if n else [],
+            "topk_prob": list_column(top_p) if n else [],
+            "file_sha256": string_column(Digests.from_hex(values).to_arrow()) if n else [],
+        }
+    )
+    tables.write_predictions(table, tmp_path / "a.parquet")
+    object_form(table).to_parquet(tmp_path / "b.parquet", index=False, row_group_size=500)
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    back = pd.read_parquet(tmp_path / "a.parquet")  # readers get the form they always had
+    if n:
+        assert back["topk_idx"].dtype == object and back["file_sha256"].dtype == object
+        assert (
+            isinstance(back["topk_idx"][0], np.ndarray) and (back["topk_idx"][0] == top_i[0]).all()
+        )
+        assert back["file_sha256"].tolist() == values
+        assert pq.ParquetFile(tmp_path / "a.parquet").metadata.num_row_groups == -(-n // 500)
+
+
+def test_fingerprint_with_digests_equals_the_row_fingerprint() -> None:
+    paths = ["b.png", "a.png", "c.png", "a.png", "d.png"]  # a duplicate path keeps its order
+    labels = ["x", None, "y", "z", "x"]
+    values = hexes(5, missing=(2,))
+    items = pd.DataFrame({"path": paths, "label": labels})
+    image_set = ImageSet(source=Path("."), root=Path("."), kind="manifest", items=items)
+    expected = fingerprint_rows(zip(paths, values, labels, strict=True))
+    assert fingerprint(image_set, values) == expected
+    assert fingerprint(image_set, Digests.from_hex(values)) == expected
+    with pytest.raises(ValueError, match="4 hashes for 5 rows"):
+        fingerprint(image_set, values[:4])
