@@ -54,6 +54,17 @@ class Digests(Sequence[str | None]):
         else:
             self.present[i] = False
 
+    def set_many(self, rows: Sequence[int], shas: Sequence[str | None]) -> None:
+        """``set`` for a batch: rows and their hex sha256 (``None`` or ``""``: unreadable)."""
+        present = np.fromiter((bool(sha) for sha in shas), dtype=bool, count=len(shas))
+        at = np.asarray(rows, dtype=np.int64)
+        if present.any():
+            text = "".join(sha for sha in shas if sha)
+            self.raw[at[present]] = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(
+                -1, 32
+            )
+        self.present[at] = present
+
     def __len__(self) -> int:
         return len(self.present)
 

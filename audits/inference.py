@@ -436,8 +436,7 @@ class ImageBatches:
             for images, index, reasons, width, height, shas in _unwrapped(self.loader):
                 bar.update(len(index))
                 index = index.numpy()
-                for i, sha in zip(index.tolist(), shas, strict=True):
-                    self.hashes.set(i, sha)
+                self.hashes.set_many(index, shas)
                 ok = np.array([r == "" for r in reasons], dtype=bool)
                 self.decoded["pillow"] += int(ok.sum())
                 for i in np.flatnonzero(~ok):
@@ -455,8 +454,7 @@ class ImageBatches:
         assert self.decoder is not None
         dev = self.decoder.device
         index = raw.index.numpy()
-        for i, sha in zip(index.tolist(), raw.shas, strict=True):
-            self.hashes.set(i, sha)
+        self.hashes.set_many(index, raw.shas)
         reasons = list(raw.reasons)
         width, height = raw.width.numpy().copy(), raw.height.numpy().copy()
         slots: dict[int, torch.Tensor] = {}

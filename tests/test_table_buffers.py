@@ -37,6 +37,20 @@ def test_digests_read_as_the_hex_list(monkeypatch: pytest.MonkeyPatch) -> None:
     assert repr(digests) == "Digests(10 rows, 7 hashed)"
 
 
+def test_digests_set_by_batch_equals_set_by_row() -> None:
+    values = hexes(8, missing=(2, 5))
+    by_row = Digests(8)
+    for i, value in enumerate(values):
+        by_row.set(i, value)
+    by_batch = Digests(8)
+    by_batch.set_many(np.array([7, 6, 5, 4]), [values[7], values[6], "", values[4]])
+    by_batch.set_many([0, 1, 2, 3], values[:4])
+    assert by_batch == by_row == values
+    by_batch.set_many([3], [None])  # a row read again as unreadable is unreadable
+    assert by_batch[3] is None and by_batch[4] == values[4]
+    by_batch.set_many([], [])
+
+
 def test_digests_to_arrow_with_nulls_and_rows() -> None:
     values = hexes(9, missing=(1, 8))
     digests = Digests.from_hex(values)
