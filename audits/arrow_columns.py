@@ -17,7 +17,7 @@ import pyarrow as pa
 def list_column(matrix: np.ndarray) -> pd.Series:
     """The rows of ``matrix`` ``[n, k]`` as one Arrow-backed list column."""
     n, k = matrix.shape
-    offsets = pa.array(np.arange(0, n * k + 1, max(k, 1), dtype=np.int32)[: n + 1])
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * np.int32(k))
     values = pa.array(np.ascontiguousarray(matrix).reshape(-1))
     return pd.Series(pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(offsets, values)))
 
@@ -41,6 +41,6 @@ def list_matrix(column: pd.Series) -> np.ndarray | None:
     return values.to_numpy(zero_copy_only=False).reshape(len(lists), k)
 
 
-def string_column(values: pa.Array) -> pd.Series:
+def string_column(values: pa.Array | pa.ChunkedArray) -> pd.Series:
     """An Arrow string array as a pandas column that keeps it in its buffers."""
     return pd.Series(pd.arrays.ArrowExtensionArray(values))

@@ -27,6 +27,7 @@ from audits.data_paths import Containment, refuse_outside, walk_images
 from audits.errors import AuditError
 from audits.freezing import FreezeStatus, Metadata, compare_metadata, lineage_block
 from audits.freezing import read_record as _read_record
+from audits.hashing import Digests
 from audits.hashing import file_sha256 as _sha256
 from audits.progress import tracked
 
@@ -277,6 +278,8 @@ def _digest_sorted(rows: Iterable[tuple[str, str | None, str | None]]) -> str:
 def fingerprint(image_set: ImageSet, hashes: Sequence[str | None] | None = None) -> str:
     """The data set's fingerprint (hashes every file unless given)."""
     hashes = hash_files(image_set) if hashes is None else hashes
+    if not isinstance(hashes, Digests):  # by position, whatever sequence was given
+        hashes = list(hashes)
     paths = image_set.items["path"].to_numpy(dtype=object)
     labels = image_set.items["label"].to_numpy(dtype=object)
     if len(hashes) != len(paths):

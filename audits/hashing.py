@@ -60,6 +60,8 @@ class Digests(Sequence[str | None]):
         at = np.asarray(rows, dtype=np.int64)
         if present.any():
             text = "".join(sha for sha in shas if sha)
+            if len(text) != 64 * int(present.sum()):  # a short one would shift every row after it
+                raise ValueError("a sha256 must be 64 hex digits")
             self.raw[at[present]] = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(
                 -1, 32
             )
@@ -99,22 +101,35 @@ class Digests(Sequence[str | None]):
     def __repr__(self) -> str:
         return f"Digests({len(self)} rows, {int(self.present.sum())} hashed)"
 
-    def to_arrow(self, rows: np.ndarray | None = None) -> pa.StringArray:
+    def to_arrow(self, rows: np.ndarray | None = None) -> pa.ChunkedArray:
         """The hex strings of ``rows`` (default: all) as an Arrow string column (nulls where
-        unreadable), built from two buffers: no Python string per row."""
+        unreadable), built from buffers: no Python string per row. In chunks of at most
+        ``_ROWS_PER_CHUNK`` rows, so that a chunk's int32 offsets cannot overflow."""
         import pyarrow as pa
 
         raw = self.raw if rows is None else self.raw[rows]
         present = self.present if rows is None else self.present[rows]
-        n = len(present)
-        lengths = np.where(present, 64, 0).astype(np.int32)
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
-        data = binascii.hexlify(raw[present].tobytes())
-        valid = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
-        return pa.StringArray.from_buffers(
-            n, pa.py_buffer(offsets), pa.py_buffer(data), valid, null_count=int((~present).sum())
-        )
+        chunks = [
+            _hex_strings(
+                raw[start : start + _ROWS_PER_CHUNK], present[start : start + _ROWS_PER_CHUNK]
+            )
+            for start in range(0, len(present), _ROWS_PER_CHUNK)
+        ]
+        return pa.chunked_array(chunks, type=pa.string())
+
+
+def _hex_strings(raw: np.ndarray, present: np.ndarray) -> pa.StringArray:
+    import pyarrow as pa
+
+    n = len(present)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.where(present, 64, 0), out=offsets[1:])
+    data = binascii.hexlify(raw[present].tobytes())
+    valid = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data), valid, null_count=int((~present).sum())
+    )
 
 
 _ROWS_PER_HEX = 65_536  # rows turned into hex at a time while iterating (8 MB of text)
+_ROWS_PER_CHUNK = 1 << 24  # rows per Arrow chunk: 1 GiB of hex, int32 offsets in range

@@ -526,6 +526,9 @@ class _RowWriter:
 class Predictions:
     """What inference produces for one data set."""
 
+    #: The predictions table (ARCHITECTURE.md). In memory, ``topk_idx``/``topk_prob`` and
+    #: ``file_sha256`` are Arrow-backed (cells are lists and str; a missing hash is ``pd.NA``);
+    #: the stored ``predictions.parquet`` reads back as numpy arrays, str and None.
     table: pd.DataFrame
     probabilities: np.ndarray  # float16 [n, n_classes]
     embeddings: np.ndarray  # float16 [n, d]
@@ -534,7 +537,7 @@ class Predictions:
     timings: dict[str, float] = field(default_factory=dict)
     embedding_source: str = "penultimate"
     #: sha256 of every listed file (data-set order; None: unreadable): the ones given to
-    #: ``predict``, else those of the bytes it decoded.
+    #: ``predict``, else those of the bytes it decoded (as ``Digests``).
     hashes: Sequence[str | None] = field(default_factory=list)
 
 

@@ -24,8 +24,9 @@ from audits.store import DamagedRun, open_checked, warn_damaged
 def table_fingerprint(table: pd.DataFrame) -> str:
     """The fingerprint of the rows a predictions table holds (path, file sha256, label)."""
     labels = table["label"].where(table["label"].notna(), None)
+    hashes = table["file_sha256"].astype(object).where(table["file_sha256"].notna(), None)
     return fingerprint_rows(
-        zip(table["path"], table["file_sha256"], labels, strict=True)  # type: ignore[arg-type]
+        zip(table["path"], hashes, labels, strict=True)  # type: ignore[arg-type]
     )
 
 

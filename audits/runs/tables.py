@@ -44,13 +44,16 @@ def write_predictions(table: pd.DataFrame, path: Path) -> None:
 
 def stored_schema(table: pd.DataFrame) -> pa.Schema:
     """The Arrow schema of ``table`` as stored: types inferred over every row, and pandas'
-    metadata naming an Arrow-backed column's NumPy form ``object``, as for a column of lists
-    or strings, so that ``pd.read_parquet`` gives readers the form they always had."""
+    metadata naming an Arrow-backed list or string column's NumPy form ``object`` (what a column
+    of numpy arrays or str records), so that ``pd.read_parquet`` gives readers the form they always had."""
     schema = pa.Schema.from_pandas(table, preserve_index=False)
     meta = json.loads(schema.metadata[b"pandas"])
     for entry in meta["columns"]:
         name = entry["name"]
-        if name in table.columns and isinstance(table[name].dtype, pd.ArrowDtype):
+        dtype = table[name].dtype if name in table.columns else None
+        if isinstance(dtype, pd.ArrowDtype) and (
+            pa.types.is_list(dtype.pyarrow_dtype) or pa.types.is_string(dtype.pyarrow_dtype)
+        ):
             entry["numpy_type"] = "object"
     return schema.with_metadata({**schema.metadata, b"pandas": json.dumps(meta).encode()})
 
