@@ -353,19 +353,30 @@ def check_frozen(image_set: ImageSet, hashes: Sequence[str | None]) -> bool:
 
 def _check_files(image_set: ImageSet, hashes: Sequence[str | None], record: dict) -> None:
     """Refuse a set whose files or labels moved since ``record``, naming them."""
-    now = {
-        p: (h, lab)
-        for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True)
-    }
-    then = {p: (v["sha256"], v.get("label")) for p, v in record["files"].items()}
-    added = sorted(set(now) - set(then))
-    missing = sorted(p for p in set(then) if p not in now or now[p][0] is None)
-    changed = sorted(
-        p for p in set(now) & set(then) if now[p][0] is not None and now[p][0] != then[p][0]
-    )
-    relabelled = sorted(
-        p for p in set(now) & set(then) if now[p][0] == then[p][0] and now[p][1] != then[p][1]
-    )
+    # One pass over the rows against the record (paths are unique: ``load_dataset`` refuses
+    # duplicates), not a dict of every row on each side: that was 90 MB at 200,000 rows.
+    then = record["files"]
+    added: list[str] = []
+    missing: list[str] = []
+    changed: list[str] = []
+    relabelled: list[str] = []
+    matched = 0
+    for p, h, lab in zip(image_set.items["path"], hashes, image_set.items["label"], strict=True):
+        recorded = then.get(p)
+        if recorded is None:
+            added.append(p)
+            continue
+        matched += 1
+        if h is None:
+            missing.append(p)
+        elif h != recorded["sha256"]:
+            changed.append(p)
+        elif lab != recorded.get("label"):
+            relabelled.append(p)
+    if matched < len(then):  # some recorded paths are no longer listed
+        listed = set(image_set.items["path"])
+        missing += [p for p in then if p not in listed]
+    added, missing, changed, relabelled = map(sorted, (added, missing, changed, relabelled))
     if added or missing or changed or relabelled:
         parts = []
         for name, paths in (
