@@ -42,12 +42,17 @@ class Digests(Sequence[str | None]):
     @classmethod
     def from_hex(cls, values: Sequence[str | None]) -> Digests:
         out = cls(len(values))
-        out.set_many(range(len(values)), values)
+        for i, value in enumerate(values):
+            out.set(i, value)
         return out
 
     def set(self, i: int, sha: str | None) -> None:
         """Row ``i``'s hex sha256 (``None`` or ``""``: unreadable)."""
-        self.set_many([i], [sha])
+        if sha:
+            self.raw[i] = np.frombuffer(bytes.fromhex(sha), dtype=np.uint8)
+            self.present[i] = True
+        else:
+            self.present[i] = False
 
     def set_many(self, rows: Sequence[int], shas: Sequence[str | None]) -> None:
         """``set`` for a batch: rows and their hex sha256 (``None`` or ``""``: unreadable)."""

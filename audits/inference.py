@@ -763,7 +763,7 @@ class Outputs:
         self.embeddings.abort()
 
     def table(
-        self, items: pd.DataFrame, card: ModelCard, hashes: Sequence[str | None]
+        self, items: pd.DataFrame, card: ModelCard, hashes: Sequence[str | None] | None
     ) -> pd.DataFrame:
         """The predictions table: one row per readable image, in reading order."""
         rows = self.order[: self.filled]
@@ -797,12 +797,12 @@ class Outputs:
         return table
 
 
-def _sha_column(hashes: Sequence[str | None], rows: np.ndarray) -> Any:
-    """The table's ``file_sha256`` as an Arrow string column (no Python string per row)."""
-    if not len(rows):
-        return []
-    digests = hashes if isinstance(hashes, Digests) else Digests.from_hex(hashes)
-    return string_column(digests.to_arrow(rows))
+def _sha_column(hashes: Sequence[str | None] | None, rows: np.ndarray) -> Any:
+    """The table's ``file_sha256``: from ``Digests`` an Arrow string column (no Python string
+    per row), else the given hex strings."""
+    if isinstance(hashes, Digests) and len(rows):
+        return string_column(hashes.to_arrow(rows))
+    return [hashes[i] for i in rows] if hashes is not None else [None] * len(rows)
 
 
 def describe_device(device: torch.device, amp: torch.dtype | None) -> dict[str, Any]:

@@ -34,9 +34,12 @@ def write_predictions(table: pd.DataFrame, path: Path) -> None:
     second whole copy of the table). The file is byte-identical to
     ``DataFrame.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)`` of the same
     table with its Arrow-backed columns (``audits.arrow_columns``) in their object form."""
-    with PredictionsWriter(path, schema=stored_schema(table)) as out:
+    schema = stored_schema(table)
+    with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, max(len(table), 1), ROW_GROUP_ROWS):
-            out.append(table.iloc[start : start + ROW_GROUP_ROWS])
+            chunk = table.iloc[start : start + ROW_GROUP_ROWS]
+            arrow = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+            writer.write_table(arrow.replace_schema_metadata(schema.metadata))
 
 
 def stored_schema(table: pd.DataFrame) -> pa.Schema:
@@ -59,18 +62,13 @@ class PredictionsWriter:
     """Append chunks of a predictions table to one Parquet file, one row group per chunk of at
     most ``ROW_GROUP_ROWS`` rows, so a large table is never whole in memory."""
 
-    def __init__(self, path: Path, schema: pa.Schema | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.schema = schema  # None: the first chunk's
         self._writer: pq.ParquetWriter | None = None
         self.n = 0
 
     def append(self, chunk: pd.DataFrame) -> None:
-        if self.schema is None:
-            arrow = pa.Table.from_pandas(chunk, preserve_index=False)
-        else:
-            arrow = pa.Table.from_pandas(chunk, schema=self.schema, preserve_index=False)
-            arrow = arrow.replace_schema_metadata(self.schema.metadata)
+        arrow = pa.Table.from_pandas(chunk, preserve_index=False)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, arrow.schema)
         self._writer.write_table(arrow, row_group_size=ROW_GROUP_ROWS)
