@@ -526,10 +526,8 @@ class _RowWriter:
 class Predictions:
     """What inference produces for one data set."""
 
-    #: The predictions table (ARCHITECTURE.md). In memory, ``topk_idx``/``topk_prob`` and
-    #: ``file_sha256`` are Arrow-backed (cells are lists and str; a missing hash is ``pd.NA``);
-    #: the stored ``predictions.parquet`` reads back as numpy arrays, str and None.
-    table: pd.DataFrame
+    #: The predictions table's rows; ``table`` builds the whole table from them on first use.
+    rows: PredictionRows
     probabilities: np.ndarray  # float16 [n, n_classes]
     embeddings: np.ndarray  # float16 [n, d]
     skipped: list[dict[str, str]]
@@ -539,6 +537,17 @@ class Predictions:
     #: sha256 of every listed file (data-set order; None: unreadable): the ones given to
     #: ``predict``, else those of the bytes it decoded (as ``Digests``).
     hashes: Sequence[str | None] = field(default_factory=list)
+    _table: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The predictions table (ARCHITECTURE.md), built on first use. In memory,
+        ``topk_idx``/``topk_prob`` and ``file_sha256`` are Arrow-backed (cells are lists and
+        str; a missing hash is ``pd.NA``); the stored ``predictions.parquet`` reads back as
+        numpy arrays, str and None."""
+        if self._table is None:
+            self._table = self.rows.frame()
+        return self._table
 
 
 def predict(
@@ -604,7 +613,7 @@ def predict(
         hashes = batches.hashes
     return Predictions(
         hashes=hashes,
-        table=outputs.table(items, card, hashes),
+        rows=outputs.rows(items, card, hashes),
         probabilities=outputs.probabilities.finish(len(card.classes)),
         embeddings=outputs.embeddings.finish(outputs.emb_dim),
         skipped=batches.skipped,
@@ -762,39 +771,112 @@ class Outputs:
         self.probabilities.abort()
         self.embeddings.abort()
 
+    def rows(
+        self, items: pd.DataFrame, card: ModelCard, hashes: Sequence[str | None] | None
+    ) -> PredictionRows:
+        """The predictions table's rows (one per readable image, in reading order), not yet
+        built into a frame."""
+        return PredictionRows(self, items, card, hashes)
+
     def table(
         self, items: pd.DataFrame, card: ModelCard, hashes: Sequence[str | None] | None
     ) -> pd.DataFrame:
         """The predictions table: one row per readable image, in reading order."""
-        rows = self.order[: self.filled]
-        classes = np.asarray(card.classes, dtype=object)
-        p_idx = self.pred_idx[rows]
-        l_idx = self.label_idx[rows]
-        meta = items.iloc[rows].reset_index(drop=True)
-        n = len(rows)
-        table = pd.DataFrame(
+        return self.rows(items, card, hashes).frame()
+
+
+class PredictionRows:
+    """The predictions table before it is built: the columns ``Outputs`` filled, the manifest
+    and the hashes, with the order of the readable rows. ``frame(start, stop)`` builds one
+    slice of the table. Neither the metrics (``metric_table``: four numeric columns) nor
+    storing it (``write_predictions``, a row group at a time) needs the whole table, so an
+    audit builds it only when an analysis asks (``Predictions.table``)."""
+
+    def __init__(
+        self,
+        outputs: Outputs,
+        items: pd.DataFrame,
+        card: ModelCard,
+        hashes: Sequence[str | None] | None,
+    ) -> None:
+        self.outputs = outputs
+        self.items = items
+        self.hashes = hashes
+        self.classes = np.asarray(card.classes, dtype=object)
+        self.order = outputs.order[: outputs.filled]
+        # Every row, in data-set order (the local engine's usual case): slices are views.
+        self.in_place = outputs.filled == len(outputs.pred_idx) and bool(
+            (self.order == np.arange(outputs.filled)).all()
+        )
+        extra = [c for c in items.columns if c not in ("path", "label")]
+        self.columns = [*_TABLE_COLUMNS, *extra]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def _at(self, values: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return values[start:stop] if self.in_place else values[self.order[start:stop]]
+
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> Any:
+        """One column of rows ``start:stop`` (default all), in the form the table holds it."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        start = min(start, stop)
+        n = stop - start
+        out = self.outputs
+        if name == "row":
+            return np.arange(start, stop, dtype=np.int64)
+        if name in ("path", "label") or name not in _TABLE_COLUMNS:
+            return self.items[name].to_numpy()[self.order[start:stop]]
+        if name == "pred":
+            return self.classes[self._at(out.pred_idx, start, stop)] if n else np.zeros(0, object)
+        if name == "correct":
+            p_idx, l_idx = (
+                self.column("pred_idx", start, stop),
+                self.column("label_idx", start, stop),
+            )
+            return (p_idx == l_idx) & (l_idx >= 0)
+        if name in ("topk_idx", "topk_prob"):
+            # Arrow-backed: two buffers per column, not two numpy arrays per row.
+            return list_column(self._at(getattr(out, name), start, stop)) if n else []
+        if name == "file_sha256":
+            return _sha_column(self.hashes, self.order[start:stop])
+        source = {"width": out.widths, "height": out.heights}.get(name)
+        return self._at(getattr(out, name) if source is None else source, start, stop)
+
+    def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
+        """Rows ``start:stop`` (default all) of the predictions table."""
+        return pd.DataFrame({name: self.column(name, start, stop) for name in self.columns})
+
+    def metric_table(self) -> pd.DataFrame:
+        """The columns ``audits.metrics.audit_metrics`` reads, without the rest of the table."""
+        return pd.DataFrame(
             {
-                "row": np.arange(n, dtype=np.int64),
-                "path": meta["path"].to_numpy(),
-                "label": meta["label"].to_numpy(),
-                "label_idx": l_idx,
-                "pred": classes[p_idx] if len(p_idx) else np.zeros(0, dtype=object),
-                "pred_idx": p_idx,
-                "confidence": self.confidence[rows],
-                "loss": self.loss[rows],
-                "correct": (p_idx == l_idx) & (l_idx >= 0),
-                # Arrow-backed: two buffers per column, not two numpy arrays per row.
-                "topk_idx": list_column(self.topk_idx[rows]) if n else [],
-                "topk_prob": list_column(self.topk_prob[rows]) if n else [],
-                "width": self.widths[rows],
-                "height": self.heights[rows],
-                "file_sha256": _sha_column(hashes, rows),
+                name: self.column(name)
+                for name in ("label_idx", "pred_idx", "confidence", "topk_idx")
             }
         )
-        for column in meta.columns:
-            if column not in ("path", "label"):
-                table[column] = meta[column].to_numpy()
-        return table
+
+    def n_labelled(self) -> int:
+        return int((self.column("label_idx") >= 0).sum())
+
+
+#: The predictions table's own columns, in order; the manifest's metadata columns follow.
+_TABLE_COLUMNS = (
+    "row",
+    "path",
+    "label",
+    "label_idx",
+    "pred",
+    "pred_idx",
+    "confidence",
+    "loss",
+    "correct",
+    "topk_idx",
+    "topk_prob",
+    "width",
+    "height",
+    "file_sha256",
+)
 
 
 def _sha_column(hashes: Sequence[str | None] | None, rows: np.ndarray) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -136,9 +137,12 @@ def test_small_runs_are_unchanged(tmp_path: Path) -> None:
     h.update(pd.util.hash_pandas_object(table.drop(columns=["topk_idx", "topk_prob"])).values)
     h.update(probs.tobytes())
     assert h.hexdigest() == "a854f8715b4b5201fb00dfca0f5edd70c04951c8a479c3a9eacd9e8e6f13ed9d"
-    # One row group: the file is byte for byte what to_parquet wrote before row groups.
+    # One row group: the file is byte for byte what to_parquet writes with the same encodings.
     tables.write_predictions(table, tmp_path / "a.parquet")
-    table.to_parquet(tmp_path / "b.parquet", index=False)
+    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    table.to_parquet(
+        tmp_path / "b.parquet", index=False, use_dictionary=tables.dictionary_columns(schema)
+    )
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
 
 

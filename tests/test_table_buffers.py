@@ -128,7 +128,13 @@ def test_stored_file_is_byte_identical_to_the_object_forms(
         topk_prob=list(top_p) if n else [],
         file_sha256=values if n else [],
     )
-    objects.to_parquet(tmp_path / "b.parquet", index=False, row_group_size=500)
+    schema = pa.Schema.from_pandas(objects, preserve_index=False)
+    objects.to_parquet(
+        tmp_path / "b.parquet",
+        index=False,
+        row_group_size=500,
+        use_dictionary=tables.dictionary_columns(schema),
+    )
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     back = pd.read_parquet(tmp_path / "a.parquet")  # readers get the form they always had
     if n:
@@ -151,3 +157,128 @@ def test_fingerprint_with_digests_equals_the_row_fingerprint() -> None:
     assert fingerprint(image_set, Digests.from_hex(values)) == expected
     with pytest.raises(ValueError, match="4 hashes for 5 rows"):
         fingerprint(image_set, values[:4])
+
+
+def test_stored_schema_equals_the_whole_table_inference() -> None:
+    # One column inferred at a time (object columns by walking their values) gives what
+    # pyarrow infers over the whole table, pandas metadata included.
+    n = 6
+    table = pd.DataFrame(
+        {
+            "path": [f"img/{i}.png" for i in range(n)],
+            "none": [None] * n,
+            "late_str": [None, None, None, None, "x", "y"],
+            "ints_with_none": [1, None, 3, 4, 5, 6],
+            "py_ints": pd.Series([1, 2, 3, 4, 5, 6], dtype=object),
+            "floats": np.linspace(0, 1, n, dtype=np.float32),
+            "flags": [True, False] * 3,
+            "nullable": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
+            "category": pd.Categorical(["a", "b"] * 3),
+            "when": pd.date_range("2026-01-01", periods=n, tz="UTC"),
+            "blob": [b"\x00\x01"] * n,
+        }
+    )
+    expected = pa.Schema.from_pandas(table, preserve_index=False)
+    assert tables.stored_schema(table).equals(expected, check_metadata=True)
+
+
+def _filled_outputs(n: int, order: np.ndarray, classes: list[str]) -> tuple:
+    """``Outputs`` fed the rows ``order`` (data-set positions, in reading order) in batches of
+    7, as an engine would; rows not in ``order`` were unreadable."""
+    import torch
+
+    from audits.inference import ImageBatch, Outputs, label_indices
+    from audits.model_card import ModelCard
+
+    card = ModelCard(
+        dir=Path("."), name="m", version="1", architecture="x", weights=Path("w"),
+        classes=classes, size=(8, 8), channels=3, mean=[0.0] * 3, std=[1.0] * 3,
+    )  # fmt: skip
+    rng = np.random.default_rng(3)
+    labels = [None if i % 11 == 4 else classes[i % len(classes)] for i in range(n)]
+    items = pd.DataFrame(
+        {
+            "path": [f"img/{i:04d}.png" for i in range(n)],
+            "label": labels,
+            "source": ["fan" if i % 3 else None for i in range(n)],  # metadata, with nulls
+            "score": rng.random(n),
+        }
+    )
+    outputs = Outputs(card, label_indices(items["label"], classes), None)
+    for start in range(0, len(order), 7):
+        index = order[start : start + 7]
+        batch = ImageBatch(
+            images=torch.empty(0, dtype=torch.uint8),
+            index=index,
+            width=index + 10,
+            height=index + 20,
+        )
+        logits = torch.from_numpy(rng.normal(size=(len(index), len(classes))).astype(np.float32))
+        outputs.add(batch, logits, torch.zeros(len(index), 3))
+    digests = Digests.from_hex(hexes(n, missing=tuple(set(range(n)) - set(order.tolist()))))
+    return outputs, items, card, digests
+
+
+def _object_table(outputs, items: pd.DataFrame, card, hashes: list) -> pd.DataFrame:
+    """The predictions table as it was built before ``PredictionRows`` (whole, per row)."""
+    rows = outputs.order[: outputs.filled]
+    classes = np.asarray(card.classes, dtype=object)
+    meta = items.iloc[rows].reset_index(drop=True)
+    p_idx, l_idx = outputs.pred_idx[rows], outputs.label_idx[rows]
+    return pd.DataFrame(
+        {
+            "row": np.arange(len(rows), dtype=np.int64),
+            "path": meta["path"].to_numpy(),
+            "label": meta["label"].to_numpy(),
+            "label_idx": l_idx,
+            "pred": classes[p_idx],
+            "pred_idx": p_idx,
+            "confidence": outputs.confidence[rows],
+            "loss": outputs.loss[rows],
+            "correct": (p_idx == l_idx) & (l_idx >= 0),
+            "topk_idx": list(outputs.topk_idx[rows]),
+            "topk_prob": list(outputs.topk_prob[rows]),
+            "width": outputs.widths[rows],
+            "height": outputs.heights[rows],
+            "file_sha256": [hashes[i] for i in rows],
+            "source": meta["source"].to_numpy(),
+            "score": meta["score"].to_numpy(),
+        }
+    )
+
+
+@pytest.mark.parametrize("case", ["in_place", "shuffled_with_gaps"])
+def test_prediction_rows_build_store_and_score_as_the_whole_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 50)
+    n, classes = 230, class_names(6)
+    order = np.arange(n)
+    if case == "shuffled_with_gaps":  # Ray's order, and unreadable rows left out
+        order = np.random.default_rng(0).permutation(n)[: n - 9]
+    outputs, items, card, digests = _filled_outputs(n, order, classes)
+    rows = outputs.rows(items, card, digests)
+    assert rows.in_place == (case == "in_place") and len(rows) == len(order)
+    expected = _object_table(outputs, items, card, list(digests))
+    # Any slice, and the whole table, equal the object form read back as objects.
+    for start, stop in [(0, None), (0, 50), (50, 100), (200, 400), (len(order), None)]:
+        part = rows.frame(start, stop)
+        want = expected.iloc[start:stop].reset_index(drop=True)
+        assert list(part.columns) == list(want.columns)
+        for column in want.columns:
+            got = part[column].tolist()
+            if column.startswith("topk"):
+                got = [list(v) for v in got]
+                assert got == [list(v) for v in want[column]], column
+            else:  # NaN losses (unlabelled rows) compare equal here
+                assert pd.Series(got, dtype=object).equals(
+                    pd.Series(want[column].tolist(), dtype=object)
+                ), column
+    # Stored: the same bytes as the whole object-form table, in groups of 50.
+    tables.write_predictions(rows, tmp_path / "rows.parquet")
+    tables.write_predictions(expected, tmp_path / "whole.parquet")
+    assert (tmp_path / "rows.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "rows.parquet").metadata.num_row_groups == -(-len(order) // 50)
+    # Scored from four columns: the metrics of the whole table.
+    assert audit_metrics(rows.metric_table(), classes) == audit_metrics(expected, classes)
+    assert rows.n_labelled() == int((expected["label_idx"] >= 0).sum())

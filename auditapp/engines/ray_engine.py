@@ -113,7 +113,7 @@ def ray_per_image(
     hashes = gathered.digests
     frozen = check_freeze(image_set, hashes=hashes)
     preds = Predictions(
-        table=gathered.outputs.table(items, card, hashes),
+        rows=gathered.outputs.rows(items, card, hashes),
         probabilities=gathered.outputs.probabilities.finish(len(card.classes)),
         embeddings=gathered.outputs.embeddings.finish(gathered.outputs.emb_dim),
         skipped=gathered.skipped,

@@ -86,7 +86,7 @@ def _audit_meta(
         "model": card.identity(),
         "dataset": {
             "fingerprint": frozen.fingerprint,
-            "n_images": int(len(preds.table)),
+            "n_images": len(preds.rows),
             "n_skipped": len(preds.skipped),
             "n_listed": int(len(image_set.items)),
             "path": str(image_set.source),
@@ -157,13 +157,15 @@ def run_audit(
             progress=progress,
         )
         preds, frozen = done.preds, done.frozen
-        labelled = int((preds.table["label_idx"] >= 0).sum())
+        labelled = preds.rows.n_labelled()
         if labelled == 0:
             raise AuditError(
                 f"{image_set.source}: none of the {len(image_set.items)} images could be read ({skip_reasons(preds.skipped)})"
             )
-        metrics = audit_metrics(preds.table, card.classes, train_counts=train_counts)
-        write_predictions(preds.table, tmp / "predictions.parquet")  # in row groups
+        # Neither needs the whole table: the metrics read four numeric columns, and the file
+        # is written a row group at a time.
+        metrics = audit_metrics(preds.rows.metric_table(), card.classes, train_counts=train_counts)
+        write_predictions(preds.rows, tmp / "predictions.parquet")
         meta = _audit_meta(run_id, card, image_set, frozen, preds, metrics)
         if done.record is not None:
             meta["engine"] = done.record

@@ -128,9 +128,9 @@ def _side(
         hashes=freeze.hashes,
         progress=progress,
     )
-    if len(preds.table) < 2:
+    if len(preds.rows) < 2:
         raise AuditError(
-            f"{image_set.source}: the {name} set has {len(preds.table)} readable image(s) of "
+            f"{image_set.source}: the {name} set has {len(preds.rows)} readable image(s) of "
             f"{len(image_set.items)} ({skip_reasons(preds.skipped)}); drift needs at least 2 on "
             "each side"
         )
