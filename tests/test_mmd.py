@@ -13,6 +13,7 @@ import torch
 from scipy import stats
 from scipy.spatial.distance import pdist
 
+import audits.mmd as mmd_module
 from audits.drift.embedding import embedding_drift
 from audits.mmd import (
     PermutationStream,
@@ -244,6 +245,27 @@ def test_random_halves_stop_within_a_batch_and_agree_with_the_fixed_test():
     assert seq["boundary"] == "p > alpha" and seq["permutations_used"] < 64
     assert seq["kernel_passes"] == 1  # settled in the pass that computed the kernel
     assert seq["p_value"] > 0.05 and fixed["p_value"] > 0.05
+
+
+@pytest.mark.parametrize(("shift", "first_batch"), [(1.0, 173), (0.0, 64)])
+def test_the_pilot_picks_the_first_batch_and_changes_no_result(
+    monkeypatch: pytest.MonkeyPatch, shift: float, first_batch: int
+) -> None:
+    """Samples of 2,000+ points get a pilot on 1,000 of each: a shift it already sees draws
+    the 173 permutations of the earliest clear-shift stop in the kernel's pass; otherwise 64
+    come first. The batches change what is computed, never the stop or the p-value."""
+    rng = np.random.default_rng(8)
+    x = clusters(rng, 2100, dim=8)
+    y = clusters(rng, 2000, dim=8, shift=shift) if shift else clusters(rng, 2000, dim=8)
+    with_pilot = mmd_sequential_test(x, y, max_permutations=1000, seed=3)
+    assert with_pilot["kernel_passes"] == 1
+    assert with_pilot["permutations_computed"] == first_batch
+    monkeypatch.setattr(mmd_module, "PILOT_POINTS", 10**9)  # no pilot: 64 first, as before
+    without = mmd_sequential_test(x, y, max_permutations=1000, seed=3)
+    assert without["permutations_computed"] == (173 if shift else 64)
+    assert without["kernel_passes"] == (2 if shift else 1)
+    for key in ("mmd2", "p_value", "permutations_used", "exceed", "boundary", "null_mean"):
+        assert with_pilot[key] == without[key], key
 
 
 def test_truncated_sequential_test_is_the_fixed_test():
