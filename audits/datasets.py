@@ -34,8 +34,9 @@ from audits.progress import tracked
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
 ROI_COLUMNS = ["roi_x0", "roi_y0", "roi_x1", "roi_y1"]
-#: Columns of the predictions table; manifest columns with these names are kept as meta_<name>.
-RESERVED = {
+#: The predictions table's own columns, in order (``audits.inference.PredictionRows``); manifest
+#: columns with these names are kept as meta_<name> (``RESERVED``).
+TABLE_COLUMNS = (
     "row",
     "path",
     "label",
@@ -50,7 +51,8 @@ RESERVED = {
     "width",
     "height",
     "file_sha256",
-}
+)
+RESERVED = set(TABLE_COLUMNS)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from audits.arrow_columns import list_column, string_column
-from audits.datasets import ImageSet
+from audits.datasets import TABLE_COLUMNS, ImageSet
 from audits.device_decode import DeviceDecoder, choose_decode, probe_jpeg
 from audits.errors import AuditError
 from audits.hashing import Digests, bytes_sha256
@@ -809,7 +809,7 @@ class PredictionRows:
             (self.order == np.arange(outputs.filled)).all()
         )
         extra = [c for c in items.columns if c not in ("path", "label")]
-        self.columns = [*_TABLE_COLUMNS, *extra]
+        self.columns = [*TABLE_COLUMNS, *extra]
 
     def __len__(self) -> int:
         return len(self.order)
@@ -825,7 +825,7 @@ class PredictionRows:
         out = self.outputs
         if name == "row":
             return np.arange(start, stop, dtype=np.int64)
-        if name in ("path", "label") or name not in _TABLE_COLUMNS:
+        if name in ("path", "label") or name not in TABLE_COLUMNS:
             return self.items[name].to_numpy()[self.order[start:stop]]
         if name == "pred":
             return self.classes[self._at(out.pred_idx, start, stop)] if n else np.zeros(0, object)
@@ -858,25 +858,6 @@ class PredictionRows:
 
     def n_labelled(self) -> int:
         return int((self.column("label_idx") >= 0).sum())
-
-
-#: The predictions table's own columns, in order; the manifest's metadata columns follow.
-_TABLE_COLUMNS = (
-    "row",
-    "path",
-    "label",
-    "label_idx",
-    "pred",
-    "pred_idx",
-    "confidence",
-    "loss",
-    "correct",
-    "topk_idx",
-    "topk_prob",
-    "width",
-    "height",
-    "file_sha256",
-)
 
 
 def _sha_column(hashes: Sequence[str | None] | None, rows: np.ndarray) -> Any:
