@@ -42,17 +42,12 @@ class Digests(Sequence[str | None]):
     @classmethod
     def from_hex(cls, values: Sequence[str | None]) -> Digests:
         out = cls(len(values))
-        for i, value in enumerate(values):
-            out.set(i, value)
+        out.set_many(np.arange(len(values)), values)
         return out
 
     def set(self, i: int, sha: str | None) -> None:
         """Row ``i``'s hex sha256 (``None`` or ``""``: unreadable)."""
-        if sha:
-            self.raw[i] = np.frombuffer(bytes.fromhex(sha), dtype=np.uint8)
-            self.present[i] = True
-        else:
-            self.present[i] = False
+        self.set_many([i], [sha])
 
     def set_many(self, rows: Sequence[int], shas: Sequence[str | None]) -> None:
         """``set`` for a batch: rows and their hex sha256 (``None`` or ``""``: unreadable)."""

@@ -737,8 +737,8 @@ class Outputs:
         self.loss = np.zeros(n, dtype=np.float32)
         self.topk_idx = np.zeros((n, k), dtype=np.int64)
         self.topk_prob = np.zeros((n, k), dtype=np.float32)
-        self.widths = np.zeros(n, dtype=np.int64)
-        self.heights = np.zeros(n, dtype=np.int64)
+        self.width = np.zeros(n, dtype=np.int64)
+        self.height = np.zeros(n, dtype=np.int64)
         self.probabilities = _RowWriter(out_dir / "probabilities.npy" if out_dir else None)
         self.embeddings = _RowWriter(out_dir / "embeddings.npy" if out_dir else None)
         self.emb_dim = 0
@@ -746,8 +746,8 @@ class Outputs:
     def add(self, batch: ImageBatch, logits: torch.Tensor, emb: torch.Tensor) -> None:
         """Top-k, confidence and loss (NaN without a known label) of one batch's logits."""
         idx = batch.index
-        self.widths[idx] = batch.width
-        self.heights[idx] = batch.height
+        self.width[idx] = batch.width
+        self.height[idx] = batch.height
         log_p = torch.log_softmax(logits, dim=1)
         probs = log_p.exp()
         top_p, top_i = probs.topk(self.k, dim=1)
@@ -840,8 +840,7 @@ class PredictionRows:
             return list_column(self._at(getattr(out, name), start, stop)) if n else []
         if name == "file_sha256":
             return _sha_column(self.hashes, self.order[start:stop])
-        source = {"width": out.widths, "height": out.heights}.get(name)
-        return self._at(getattr(out, name) if source is None else source, start, stop)
+        return self._at(getattr(out, name), start, stop)  # a numeric column of Outputs
 
     def frame(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """Rows ``start:stop`` (default all) of the predictions table."""
